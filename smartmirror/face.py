@@ -1,0 +1,269 @@
+"""One face tracker for every analyzer: MediaPipe FaceMesh (478 landmarks with iris), named regions, head pose.
+
+``FaceTracker.process(image_bgr)`` returns a :class:`FaceObservation` or ``None`` when no face is found (never an
+exception for an ordinary frame). Regions are named from the subject's point of view (MediaPipe's convention):
+``left_eye`` is the subject's left eye, which lies on the right of an unmirrored image.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Ordered polygons of FaceMesh landmark indices, one per named region.
+REGIONS: dict[str, tuple[int, ...]] = {
+    # between the brows' upper edge and the upper forehead (below the hairline of most people)
+    "forehead": (108, 151, 337, 299, 333, 298, 301, 293, 334, 296, 336, 9, 107, 66, 105, 63, 71, 68, 104, 69),
+    # subject's left cheek (image right), below the eye, beside the nose, above the mouth corner
+    "left_cheek": (345, 346, 347, 348, 349, 329, 371, 423, 426, 436, 432, 430, 434, 416, 376, 352),
+    # subject's right cheek (image left), the mirror of the left
+    "right_cheek": (116, 117, 118, 119, 120, 100, 142, 203, 206, 216, 212, 210, 214, 192, 147, 123),
+    "left_eye": (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249),
+    "right_eye": (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7),
+    "mouth": (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146),
+}
+
+#: The regions whose colour carries the pulse (used by rPPG).
+SKIN_REGIONS = ("forehead", "left_cheek", "right_cheek")
+
+#: Five alignment points (as used by dlib-style aligners): eye centres (iris), nose tip, mouth corners.
+LEFT_IRIS_CENTER = 473
+RIGHT_IRIS_CENTER = 468
+NOSE_TIP = 1
+MOUTH_LEFT_CORNER = 291
+MOUTH_RIGHT_CORNER = 61
+
+#: A frontal, level face in FaceMesh's own geometry (468 points, millimetres, OpenCV camera axes: x right,
+#: y down, z away from the camera), made by scripts/make_canonical_face.py (MediaPipe's wheel lacks the .obj).
+CANONICAL_FACE_PATH = Path(__file__).parent / "data" / "canonical_face.npy"
+
+
+@functools.lru_cache(maxsize=1)
+def canonical_face() -> np.ndarray:
+    """The canonical 3-D face for head pose, (468, 3) millimetres."""
+    return np.load(CANONICAL_FACE_PATH).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class FaceObservation:
+    """What the tracker saw of the main face in one frame.
+
+    Attributes
+    ----------
+    landmarks_px : ndarray, shape (478, 3), float32
+        x and y in pixels of the frame, z in the same scale relative to the face centre (MediaPipe's).
+    bbox : tuple of int
+        (x, y, width, height) of the landmarks' bounding box in pixels, clipped to the frame.
+    presence_score : float
+        Face-detector confidence 0..1 (low when the face is covered or half out of view).
+    num_faces : int
+        How many faces the tracker saw in the frame (the main face is the largest).
+    yaw_deg, pitch_deg, roll_deg : float
+        Head pose in degrees: yaw positive when the subject turns to their left, pitch positive when looking up,
+        roll positive when the head tilts clockwise in the image.
+    image_size : tuple of int
+        (height, width) of the frame.
+    """
+
+    landmarks_px: np.ndarray
+    bbox: tuple[int, int, int, int]
+    presence_score: float
+    num_faces: int
+    yaw_deg: float
+    pitch_deg: float
+    roll_deg: float
+    image_size: tuple[int, int]
+    _masks: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def region_polygon(self, name: str) -> np.ndarray:
+        """The region's outline as an (n, 2) int32 array of pixel coordinates (convex hull for skin regions)."""
+        try:
+            indices = REGIONS[name]
+        except KeyError:
+            raise ValueError(f"Unknown region {name!r}; choose one of {sorted(REGIONS)}") from None
+        polygon = np.round(self.landmarks_px[list(indices), :2]).astype(np.int32)
+        if name in SKIN_REGIONS:  # skin patches are convex; the hull is robust to landmark order and jitter
+            polygon = cv2.convexHull(polygon).reshape(-1, 2)
+        return polygon
+
+    def region_mask(self, name: str) -> np.ndarray:
+        """Boolean mask (height, width) of the region, cached per observation."""
+        mask = self._masks.get(name)
+        if mask is None:
+            mask = np.zeros(self.image_size, dtype=np.uint8)
+            cv2.fillPoly(mask, [self.region_polygon(name)], 1)
+            mask = mask.astype(bool)
+            self._masks[name] = mask
+        return mask
+
+    def points_2d(self, indices: tuple[int, ...] | list[int]) -> np.ndarray:
+        """(n, 2) float pixel coordinates of the given landmarks."""
+        return self.landmarks_px[list(indices), :2].astype(np.float64)
+
+    def alignment_points(self) -> np.ndarray:
+        """Five points (5, 2) in pixels: subject's left eye, right eye, nose tip, left and right mouth corners."""
+        return self.points_2d(
+            [LEFT_IRIS_CENTER, RIGHT_IRIS_CENTER, NOSE_TIP, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER]
+        )
+
+    @property
+    def inter_ocular_px(self) -> float:
+        """Distance between the iris centres in pixels (the face's scale)."""
+        left, right = self.points_2d([LEFT_IRIS_CENTER, RIGHT_IRIS_CENTER])
+        return float(np.linalg.norm(left - right))
+
+
+def head_pose_deg(landmarks_px: np.ndarray, image_size: tuple[int, int]) -> tuple[float, float, float]:
+    """Yaw, pitch and roll in degrees from solvePnP of 468 landmarks against the canonical 3-D face.
+
+    A pinhole camera with focal length equal to the image width and the principal point at the centre is
+    assumed (webcams are close to this; the angles are insensitive to the exact focal length).
+    """
+    height, width = image_size
+    if not CANONICAL_FACE_PATH.exists():  # only while scripts/make_canonical_face.py builds it
+        return 0.0, 0.0, 0.0
+    model = canonical_face()
+    image_points = landmarks_px[:468, :2].astype(np.float64)
+    camera = np.array([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], dtype=np.float64)
+    ok, rvec, _tvec = cv2.solvePnP(model, image_points, camera, None, flags=cv2.SOLVEPNP_SQPNP)
+    if not ok:
+        return 0.0, 0.0, 0.0
+    rotation, _ = cv2.Rodrigues(rvec)
+    angles, *_ = cv2.RQDecomp3x3(rotation)
+    pitch, yaw, roll = (float(a) for a in angles)
+    # RQDecomp3x3 returns x-angles near +-180 for a face looking at the camera; wrap to [-90, 90].
+    pitch = (pitch + 180.0) % 360.0 - 180.0
+    if pitch > 90:
+        pitch -= 180
+    elif pitch < -90:
+        pitch += 180
+    return -yaw, -pitch, roll
+
+
+class FaceTracker:
+    """MediaPipe FaceMesh (refined, 478 landmarks) with a face-detector presence score.
+
+    Parameters
+    ----------
+    static_image_mode : bool
+        False for video (landmarks tracked between frames, the fast path); True for unrelated photos.
+    max_num_faces : int
+        Faces FaceMesh looks for; 2 lets the tracker report "two faces" while following the largest.
+    min_detection_confidence, min_tracking_confidence : float
+        MediaPipe's thresholds.
+    score_every : int
+        Re-run the face detector for the presence score every this many frames in video mode
+        (every frame in static mode).
+    """
+
+    def __init__(
+        self,
+        static_image_mode: bool = False,
+        max_num_faces: int = 2,
+        min_detection_confidence: float = 0.5,
+        min_tracking_confidence: float = 0.5,
+        score_every: int = 5,
+    ):
+        self.static_image_mode = static_image_mode
+        self.max_num_faces = max_num_faces
+        self.min_detection_confidence = min_detection_confidence
+        self.min_tracking_confidence = min_tracking_confidence
+        self.score_every = score_every
+        self._lock = threading.Lock()
+        self._mesh = None
+        self._detector = None
+        self._frames_seen = 0
+        self._last_score = 0.0
+
+    def _ensure_models(self) -> None:
+        if self._mesh is not None:
+            return
+        import mediapipe as mp
+
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=self.static_image_mode,
+            max_num_faces=self.max_num_faces,
+            refine_landmarks=True,
+            min_detection_confidence=self.min_detection_confidence,
+            min_tracking_confidence=self.min_tracking_confidence,
+        )
+        self._detector = mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.3)
+
+    def _presence_score(self, image_rgb: np.ndarray) -> float:
+        result = self._detector.process(image_rgb)
+        if not result.detections:
+            return 0.0
+        return float(max(d.score[0] for d in result.detections))
+
+    def process(self, image_bgr: np.ndarray) -> FaceObservation | None:
+        """Track the face in one BGR uint8 frame; None when no face is seen.
+
+        Raises
+        ------
+        ValueError
+            When the image is not an (h, w, 3) uint8 array.
+        """
+        if not isinstance(image_bgr, np.ndarray) or image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+            raise ValueError("FaceTracker.process expects an (height, width, 3) BGR image")
+        if image_bgr.dtype != np.uint8:
+            raise ValueError(f"FaceTracker.process expects uint8 pixels, got {image_bgr.dtype}")
+        height, width = image_bgr.shape[:2]
+        image_rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
+        with self._lock:
+            self._ensure_models()
+            result = self._mesh.process(image_rgb)
+            faces = result.multi_face_landmarks or []
+            if not faces:
+                self._frames_seen = 0
+                return None
+            if self.static_image_mode or self._frames_seen % self.score_every == 0:
+                self._last_score = self._presence_score(image_rgb)
+            self._frames_seen += 1
+            score = self._last_score
+        scale = np.array([width, height, width], dtype=np.float32)
+        all_landmarks = [
+            np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float32) * scale for face in faces
+        ]
+        areas = [np.ptp(lm[:, 0]) * np.ptp(lm[:, 1]) for lm in all_landmarks]
+        landmarks = all_landmarks[int(np.argmax(areas))]
+        x0, y0 = np.clip(landmarks[:, :2].min(axis=0), 0, [width - 1, height - 1]).astype(int)
+        x1, y1 = np.clip(landmarks[:, :2].max(axis=0), 0, [width - 1, height - 1]).astype(int)
+        yaw, pitch, roll = head_pose_deg(landmarks, (height, width))
+        return FaceObservation(
+            landmarks_px=landmarks,
+            bbox=(int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1)),
+            presence_score=score,
+            num_faces=len(faces),
+            yaw_deg=yaw,
+            pitch_deg=pitch,
+            roll_deg=roll,
+            image_size=(height, width),
+        )
+
+    def reset(self) -> None:
+        """Forget tracking state (next frame is a fresh detection)."""
+        with self._lock:
+            self.close()
+
+    def close(self) -> None:
+        """Release MediaPipe's graphs; the tracker re-creates them on next use."""
+        if self._mesh is not None:
+            self._mesh.close()
+            self._detector.close()
+        self._mesh = None
+        self._detector = None
+        self._frames_seen = 0
+
+    def __enter__(self) -> FaceTracker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
