@@ -1,4 +1,4 @@
-"""Build smartmirror/data/canonical_face.npy: a frontal, level 3-D face in FaceMesh's landmark geometry.
+"""Build weights/canonical_face.npy: a frontal, level 3-D face in FaceMesh's landmark geometry.
 
 MediaPipe 0.10.21's wheel does not ship canonical_face_model.obj, so head pose uses a canonical face made here:
 FaceMesh's 478 refined landmarks (x, y in pixels, z in the same scale) of the public-domain astronaut portrait
@@ -33,7 +33,7 @@ def main() -> None:
         rotation, _ = cv2.Rodrigues(rvec)
         canonical = canonical @ rotation.T  # apply the portrait's rotation to the model
         print("residual rotation (deg):", np.round(np.rad2deg(np.linalg.norm(rvec)), 3))
-    out = Path(__file__).resolve().parents[1] / "smartmirror" / "data" / "canonical_face.npy"
+    out = Path(__file__).resolve().parents[1] / "weights" / "canonical_face.npy"
     np.save(out, canonical[:468].astype(np.float32))
     print(f"wrote {out} (468 points, mm, OpenCV camera axes)")
 

@@ -11,10 +11,11 @@ import functools
 import logging
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
+
+from smartmirror.paths import WEIGHTS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ MOUTH_RIGHT_CORNER = 61
 
 #: A frontal, level face in FaceMesh's own geometry (468 points, millimetres, OpenCV camera axes: x right,
 #: y down, z away from the camera), made by scripts/make_canonical_face.py (MediaPipe's wheel lacks the .obj).
-CANONICAL_FACE_PATH = Path(__file__).parent / "data" / "canonical_face.npy"
+CANONICAL_FACE_PATH = WEIGHTS_DIR / "canonical_face.npy"
 
 
 @functools.lru_cache(maxsize=1)
@@ -182,6 +183,7 @@ class FaceTracker:
         self._detector = None
         self._frames_seen = 0
         self._last_score = 0.0
+        self._last_detected = 0
 
     def _ensure_models(self) -> None:
         if self._mesh is not None:
@@ -197,11 +199,13 @@ class FaceTracker:
         )
         self._detector = mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.3)
 
-    def _presence_score(self, image_rgb: np.ndarray) -> float:
-        result = self._detector.process(image_rgb)
-        if not result.detections:
-            return 0.0
-        return float(max(d.score[0] for d in result.detections))
+    def _detect(self, image_rgb: np.ndarray) -> tuple[float, int]:
+        """Best face-detector score and the number of confident detections."""
+        detections = self._detector.process(image_rgb).detections or []
+        if not detections:
+            return 0.0, 0
+        scores = [float(d.score[0]) for d in detections]
+        return max(scores), sum(score >= 0.5 for score in scores)
 
     def process(self, image_bgr: np.ndarray) -> FaceObservation | None:
         """Track the face in one BGR uint8 frame; None when no face is seen.
@@ -225,9 +229,9 @@ class FaceTracker:
                 self._frames_seen = 0
                 return None
             if self.static_image_mode or self._frames_seen % self.score_every == 0:
-                self._last_score = self._presence_score(image_rgb)
+                self._last_score, self._last_detected = self._detect(image_rgb)
             self._frames_seen += 1
-            score = self._last_score
+            score, detected = self._last_score, self._last_detected
         scale = np.array([width, height, width], dtype=np.float32)
         all_landmarks = [
             np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float32) * scale for face in faces
@@ -241,7 +245,7 @@ class FaceTracker:
             landmarks_px=landmarks,
             bbox=(int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1)),
             presence_score=score,
-            num_faces=len(faces),
+            num_faces=max(len(faces), detected),
             yaw_deg=yaw,
             pitch_deg=pitch,
             roll_deg=roll,

@@ -259,6 +259,7 @@ def write_video(path: str | Path, packets: Iterator[FramePacket], *, fps: float,
         stream = container.add_stream(codec_name, rate=rate)
         stream.pix_fmt = pix_fmt
         stream.time_base = Fraction(1, 1) / rate if is_avi else Fraction(1, 1000)
+        stream.codec_context.time_base = stream.time_base  # else the encoder rounds pts to its 1/fps grid
         if codec == "mjpeg":
             stream.options = {"qscale": "2"}
             stream.codec_context.qmin = 1

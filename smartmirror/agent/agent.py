@@ -267,7 +267,7 @@ class InterventionAgent:
             self.pending_.popitem(last=False)
         row = suggestion.to_dict()
         del row["title"], row["message"]
-        self.recent_history_.append({**row, "reward": None, "feedback_at_s": None})
+        self.recent_history_.append({**row, "profile": self.profile, "reward": None, "feedback_at_s": None})
         self._save(suggestion=row)
         return suggestion
 

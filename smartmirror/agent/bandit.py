@@ -15,6 +15,7 @@ recommendation. WWW '10.
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Sequence
 from typing import Any, Self
@@ -38,9 +39,9 @@ class LinUCB:
             raise ValueError(f"arms must be distinct and non-empty, got {self.arms!r}")
         if not (isinstance(self.n_features, int) and self.n_features > 0):
             raise ValueError(f"n_features must be a positive int, got {self.n_features!r}")
-        if not (math.isfinite(self.alpha) and self.alpha >= 0):
+        if not (isinstance(self.alpha, int | float) and math.isfinite(self.alpha) and self.alpha >= 0):
             raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
-        if not (math.isfinite(self.l2_lambda) and self.l2_lambda > 0):
+        if not (isinstance(self.l2_lambda, int | float) and math.isfinite(self.l2_lambda) and self.l2_lambda > 0):
             raise ValueError(f"l2_lambda must be a finite number > 0, got {self.l2_lambda!r}")
         n, d = len(self.arms), self.n_features
         self.arm_index_ = {arm: i for i, arm in enumerate(self.arms)}
@@ -88,12 +89,12 @@ class LinUCB:
         return self
 
     def get_state(self) -> dict[str, Any]:
-        """JSON-able learned state (floats survive a JSON round trip exactly)."""
+        """JSON-able learned state; the arrays are little-endian float64/int64 bytes in base64 (exact and fast)."""
         return {
             "arms": list(self.arms),
-            "A": self.A_.tolist(),
-            "b": self.b_.tolist(),
-            "counts": self.counts_.tolist(),
+            "A": _encode(self.A_, "<f8"),
+            "b": _encode(self.b_, "<f8"),
+            "counts": _encode(self.counts_, "<i8"),
         }
 
     def set_state(self, state: dict[str, Any]) -> Self:
@@ -101,13 +102,25 @@ class LinUCB:
         self.reset()
         if list(state.get("arms", [])) != list(self.arms):
             raise ValueError(f"saved arms {state.get('arms')!r} differ from {list(self.arms)!r}")
-        a = np.asarray(state["A"], dtype=np.float64)
-        b = np.asarray(state["b"], dtype=np.float64)
-        counts = np.asarray(state["counts"], dtype=np.int64)
-        if a.shape != self.A_.shape or b.shape != self.b_.shape or counts.shape != self.counts_.shape:
-            raise ValueError("saved bandit arrays have the wrong shape")
+        a = _decode(state["A"], "<f8", self.A_.shape).astype(np.float64)
+        b = _decode(state["b"], "<f8", self.b_.shape).astype(np.float64)
+        counts = _decode(state["counts"], "<i8", self.counts_.shape).astype(np.int64)
         if not (np.isfinite(a).all() and np.isfinite(b).all()):
             raise ValueError("saved bandit arrays contain non-finite values")
         self.A_, self.b_, self.counts_ = a, b, counts
         self._refresh(range(len(self.arms)))
         return self
+
+
+def _encode(array: np.ndarray, dtype: str) -> dict[str, Any]:
+    return {"shape": list(array.shape), "base64": base64.b64encode(array.astype(dtype).tobytes()).decode("ascii")}
+
+
+def _decode(saved: dict[str, Any], dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    if list(saved.get("shape", [])) != list(shape):
+        raise ValueError(f"saved bandit array has shape {saved.get('shape')!r}, expected {list(shape)!r}")
+    try:
+        raw = base64.b64decode(saved["base64"], validate=True)
+        return np.frombuffer(raw, dtype=dtype).reshape(shape)
+    except (ValueError, TypeError) as error:  # binascii.Error is a ValueError
+        raise ValueError(f"saved bandit array is unreadable: {error}") from None

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -107,7 +107,7 @@ class AgentContext:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able dict with the contract's key names."""
-        return asdict(self)
+        return dict(vars(self))
 
 
 def _missing(value: Any) -> bool:

@@ -1,6 +1,6 @@
 """SQLite persistence for the agent: per-profile learned state and the suggestion/feedback history.
 
-One file (default ``<user data dir>/smartmirror/agent.sqlite3`` from platformdirs), WAL journal, so a process
+One file (default ``agent.sqlite3`` in ``smartmirror.paths.user_data_dir()``), WAL journal, so a process
 killed in the middle of a write leaves the last committed state intact; ``synchronous=NORMAL`` (an OS crash or
 power loss may lose the last few commits, never corrupt the file). Each suggestion or feedback is one
 transaction that writes the state and the history row together.
@@ -84,10 +84,11 @@ class AgentStore:
 
     @classmethod
     def default(cls, *, timeout_s: float = 2.0) -> AgentStore:
-        """The store in the user's data directory (``platformdirs.user_data_path("smartmirror")``)."""
-        import platformdirs
+        """The store in the user's data folder (``smartmirror.paths.user_data_dir()``: platformdirs'
+        ``user_data_dir("smartmirror")``, or ``$SMARTMIRROR_DATA_DIR``)."""
+        from smartmirror.paths import user_data_dir
 
-        return cls(platformdirs.user_data_path("smartmirror", appauthor=False) / DEFAULT_FILENAME, timeout_s=timeout_s)
+        return cls(user_data_dir() / DEFAULT_FILENAME, timeout_s=timeout_s)
 
     def __repr__(self) -> str:
         return f"AgentStore({str(self.path)!r})"
@@ -162,9 +163,11 @@ class AgentStore:
         """The saved state of ``profile``, or None when it has none."""
         with self._lock:
             try:
-                row = self._connection().execute(
-                    "SELECT state_json FROM agent_state WHERE profile = ?", (profile,)
-                ).fetchone()
+                row = (
+                    self._connection()
+                    .execute("SELECT state_json FROM agent_state WHERE profile = ?", (profile,))
+                    .fetchone()
+                )
                 return None if row is None else json.loads(row[0])
             except (sqlite3.Error, ValueError) as error:
                 raise self._fail(f"read the state of profile {profile!r}", error) from error
@@ -212,16 +215,23 @@ class AgentStore:
         """Whether ``suggestion_id`` was made for ``profile`` and has no feedback yet."""
         with self._lock:
             try:
-                row = self._connection().execute(
-                    "SELECT reward IS NULL FROM history WHERE id = ? AND profile = ?", (suggestion_id, profile)
-                ).fetchone()
+                row = (
+                    self._connection()
+                    .execute(
+                        "SELECT reward IS NULL FROM history WHERE id = ? AND profile = ?", (suggestion_id, profile)
+                    )
+                    .fetchone()
+                )
             except sqlite3.Error as error:
                 raise self._fail("read the history", error) from error
         return bool(row and row[0])
 
     def history(self, profile: str, limit: int | None = 100) -> list[dict[str, Any]]:
         """The newest ``limit`` history rows of ``profile`` (all when None), oldest first, JSON decoded."""
-        sql = f"SELECT {', '.join(_HISTORY_COLUMNS)} FROM history WHERE profile = ? ORDER BY created_at_s DESC, rowid DESC"
+        sql = (
+            f"SELECT {', '.join(_HISTORY_COLUMNS)} FROM history WHERE profile = ? "
+            "ORDER BY created_at_s DESC, rowid DESC"
+        )
         params: tuple[Any, ...] = (profile,)
         if limit is not None:
             sql += " LIMIT ?"

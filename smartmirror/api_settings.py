@@ -1,0 +1,130 @@
+"""Settings of the REST API: a frozen dataclass read from ``SMARTMIRROR_*`` environment variables.
+
+Every limit has a unit in its name. ``ApiSettings.from_env()`` raises ``ValueError`` naming the variable when a
+value cannot be parsed, so a typo stops the server at start-up instead of silently using a default.
+
+=====================================  ===========================  ================================================
+variable                               field                        default
+=====================================  ===========================  ================================================
+SMARTMIRROR_API_KEY                    api_key                      unset: no key needed; set: header ``X-API-Key``
+SMARTMIRROR_CORS_ORIGINS               cors_origins                 empty (comma-separated allow-list, or ``*``)
+SMARTMIRROR_MAX_SESSIONS               max_sessions                 100
+SMARTMIRROR_SESSION_EXPIRY_S           session_expiry_s             300 (inactivity)
+SMARTMIRROR_SWEEP_INTERVAL_S           sweep_interval_s             15
+SMARTMIRROR_SESSION_BUFFER_FRAMES      buffer_frames                200 (also the most frames in one batch)
+SMARTMIRROR_SESSION_BUFFER_S           buffer_seconds               20
+SMARTMIRROR_MAX_UPLOAD_MB              max_upload_bytes             50 MB (any request body)
+SMARTMIRROR_MAX_CLIP_S                 max_clip_seconds             120
+SMARTMIRROR_MAX_IMAGE_PX               max_image_side_px            4096 (width and height)
+SMARTMIRROR_REQUEST_TIMEOUT_S          request_timeout_s            30 (every request but clips)
+SMARTMIRROR_VIDEO_TIMEOUT_S            video_timeout_s              180 (clip uploads and their analysis)
+SMARTMIRROR_MAX_CONCURRENT_VIDEOS      max_concurrent_videos        1 (clip analyses at once; more get 503)
+SMARTMIRROR_PULSE_METHOD               pulse_method                 unset: the vitals package's default
+=====================================  ===========================  ================================================
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+ENV_PREFIX = "SMARTMIRROR_"
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Limits and switches of the REST API (units in the names)."""
+
+    api_key: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    max_sessions: int = 100
+    session_expiry_s: float = 300.0
+    sweep_interval_s: float = 15.0
+    buffer_frames: int = 200
+    buffer_seconds: float = 20.0
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_clip_seconds: float = 120.0
+    max_image_side_px: int = 4096
+    request_timeout_s: float = 30.0
+    video_timeout_s: float = 180.0
+    max_concurrent_videos: int = 1
+    pulse_method: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ApiSettings:
+        """Read the settings from ``environ`` (default ``os.environ``); keyword overrides win.
+
+        Raises
+        ------
+        ValueError
+            Naming the variable whose value is not valid.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, field_name, parse in _ENV_FIELDS:
+            raw = environ.get(ENV_PREFIX + name)
+            if raw is None or raw.strip() == "":
+                continue
+            try:
+                values[field_name] = parse(raw.strip())
+            except ValueError as exc:
+                raise ValueError(f"{ENV_PREFIX}{name}={raw!r} is not valid: {exc}") from None
+        settings = cls(**{**values, **overrides})
+        settings.check()
+        return settings
+
+    def with_overrides(self, **changes: Any) -> ApiSettings:
+        """A copy with some fields changed (checked)."""
+        settings = replace(self, **changes)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Raise ``ValueError`` when a limit is out of range."""
+        positive = ("max_sessions", "session_expiry_s", "sweep_interval_s", "buffer_frames", "buffer_seconds",
+                    "max_upload_bytes", "max_clip_seconds", "max_image_side_px", "request_timeout_s",
+                    "video_timeout_s", "max_concurrent_videos")
+        for name in positive:
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if self.api_key is not None and not self.api_key:
+            raise ValueError("api_key must be a non-empty string or None")
+
+    def public_limits(self) -> dict[str, Any]:
+        """The limits a client may see (no secrets)."""
+        hidden = {"api_key", "cors_origins"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in hidden}
+
+
+def _parse_origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ValueError(f"origin {origin!r} must start with http:// or https://")
+    return origins
+
+
+def _parse_megabytes(raw: str) -> int:
+    return int(float(raw) * 1024 * 1024)
+
+
+_ENV_FIELDS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
+    ("API_KEY", "api_key", str),
+    ("CORS_ORIGINS", "cors_origins", _parse_origins),
+    ("MAX_SESSIONS", "max_sessions", int),
+    ("SESSION_EXPIRY_S", "session_expiry_s", float),
+    ("SWEEP_INTERVAL_S", "sweep_interval_s", float),
+    ("SESSION_BUFFER_FRAMES", "buffer_frames", int),
+    ("SESSION_BUFFER_S", "buffer_seconds", float),
+    ("MAX_UPLOAD_MB", "max_upload_bytes", _parse_megabytes),
+    ("MAX_CLIP_S", "max_clip_seconds", float),
+    ("MAX_IMAGE_PX", "max_image_side_px", int),
+    ("REQUEST_TIMEOUT_S", "request_timeout_s", float),
+    ("VIDEO_TIMEOUT_S", "video_timeout_s", float),
+    ("MAX_CONCURRENT_VIDEOS", "max_concurrent_videos", int),
+    ("PULSE_METHOD", "pulse_method", str),
+)

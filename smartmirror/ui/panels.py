@@ -1,0 +1,232 @@
+"""The live panels: heart rate and vitals, stress, emotion, fatigue, the suggestion card and the breathing pacer.
+
+Each ``render_*`` function draws one panel from a store snapshot (``{name: StateEntry}``); a part marked
+unavailable shows why instead of numbers; nothing here waits on a model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import streamlit as st
+
+from smartmirror.engine import STATUS_OK, STATUS_UNAVAILABLE, Engine, StateEntry, stress_score
+from smartmirror.ui.format import (
+    DASH,
+    clip01,
+    heart_rate_text,
+    measuring_text,
+    number,
+    percent_text,
+    unit_text,
+)
+
+EMOTION_CLASSES = ("neutral", "happy", "sad", "angry", "surprise", "disgust", "fear", "tired")
+TITLES = {"vitals": "Vitals", "emotion": "Emotion", "fatigue": "Fatigue", "identity": "Identity",
+          "agent": "Suggestions", "face": "Face tracker"}
+STALE_AFTER_S = 5.0
+
+
+def _state(snapshot: Mapping[str, StateEntry], name: str) -> tuple[dict[str, Any] | None, StateEntry | None]:
+    entry = snapshot.get(name)
+    if entry is None or entry.status != STATUS_OK:
+        return None, entry
+    return entry.state or {}, entry
+
+
+def unavailable_note(name: str, entry: StateEntry | None) -> bool:
+    """Show "<Part> unavailable: why" when the part failed; True when it did."""
+    if entry is not None and entry.status == STATUS_UNAVAILABLE:
+        st.warning(f"{TITLES.get(name, name.title())} unavailable: {entry.error or 'unknown error'}", icon="⚠️")
+        return True
+    return False
+
+
+def render_status(snapshot: Mapping[str, StateEntry], engine: Engine, callback_p95_ms: float | None) -> None:
+    """One line under the mirror: frame rates, face present, parts that are unavailable."""
+    face, face_entry = _state(snapshot, "face")
+    stats = engine.stats()
+    parts = [f"{stats['delivered_fps']:.1f} fps shown", f"{stats['tracked_fps']:.1f} fps analysed"]
+    if callback_p95_ms is not None:
+        parts.append(f"callback p95 {callback_p95_ms:.1f} ms")
+    if face is None or face_entry is None or face_entry.age_s() > STALE_AFTER_S:
+        parts.append("no video yet" if stats["frames_submitted"] == 0 else "video paused")
+    else:
+        parts.append("face found" if face.get("face_present") else "no face in view")
+    st.caption(" · ".join(parts))
+    down = [n for n, e in snapshot.items() if e.status == STATUS_UNAVAILABLE]
+    for name in down:
+        unavailable_note(name, snapshot[name])
+
+
+def _waveform(vitals: Mapping[str, Any]) -> list[float] | None:
+    for key in ("pulse_waveform", "pulse_tail", "pulse", "waveform"):
+        value = vitals.get(key)
+        if isinstance(value, Mapping):
+            value = value.get("values") or value.get("signal") or value.get("y")
+        if isinstance(value, list | tuple) and len(value) > 1:
+            return [v for v in (number(x) for x in value) if v is not None]
+    return None
+
+
+def _warmup_left(vitals: Mapping[str, Any], what: str) -> float | None:
+    for key in ("warmup_s_left", "warmup_left_s", "warmup_seconds_left", "warmup_s"):
+        value = vitals.get(key)
+        if isinstance(value, Mapping):
+            for name in (what, f"{what}_s", f"{what}_rate", f"{what}_rate_bpm", f"{what}_percent"):
+                if name in value:
+                    return number(value[name])
+    for key in (f"{what}_warmup_s_left", f"{what}_warmup_left_s", f"{what}_warmup_s"):
+        if key in vitals:
+            return number(vitals[key])
+    return None
+
+
+def render_vitals(snapshot: Mapping[str, StateEntry]) -> None:
+    """Heart rate metric ("72 bpm" / "—"), confidence, pulse plot, HRV / respiration / SpO2, stress bar."""
+    st.subheader("Heart and breathing")
+    vitals, entry = _state(snapshot, "vitals")
+    if unavailable_note("vitals", entry):
+        st.metric("Heart rate", DASH)
+        return
+    vitals = vitals or {}
+    confidence = number(vitals.get("heart_rate_confidence"))
+    heart_rate = vitals.get("heart_rate_bpm")
+    col_hr, col_conf = st.columns(2)
+    col_hr.metric("Heart rate", heart_rate_text(heart_rate),
+                  help="Remote photoplethysmography from skin colour; a wellness estimate, not a medical reading.")
+    col_conf.metric("Confidence", percent_text(confidence))
+    wave = _waveform(vitals)
+    if wave:
+        st.line_chart({"pulse": wave[-240:]}, height=120, x_label="recent frames", y_label="pulse")
+    else:
+        st.caption("pulse waveform: " + (measuring_text(vitals.get("warmup_s_left_hr")) if vitals else "waiting"))
+    col_hrv, col_resp, col_spo2 = st.columns(3)
+    hrv = vitals.get("hrv") if isinstance(vitals.get("hrv"), Mapping) else {}
+    rmssd = number(hrv.get("rmssd_ms")) if hrv else number(vitals.get("rmssd_ms"))
+    col_hrv.metric("HRV (RMSSD)", unit_text(rmssd, "ms") if rmssd is not None else measuring_text(
+        _warmup_left(vitals, "hrv")))
+    respiration = number(vitals.get("respiration_rate_bpm"))
+    col_resp.metric("Respiration", unit_text(respiration, "br/min") if respiration is not None else measuring_text(
+        _warmup_left(vitals, "respiration")))
+    spo2 = number(vitals.get("spo2_percent"))
+    col_spo2.metric("SpO2", unit_text(spo2, "%") if spo2 is not None else measuring_text(
+        _warmup_left(vitals, "spo2")), help="Experimental from an RGB camera; not a pulse oximeter.")
+    render_stress(vitals)
+
+
+def render_stress(vitals: Mapping[str, Any]) -> None:
+    """The stress bar: level and score 0..100."""
+    score = stress_score(vitals)
+    stress = vitals.get("stress") if isinstance(vitals.get("stress"), Mapping) else {}
+    level = stress.get("level") if isinstance(stress.get("level"), str) else None
+    if score is None:
+        st.progress(0.0, text="Stress: measuring...")
+    else:
+        st.progress(clip01(score / 100.0), text=f"Stress: {level or ''} ({score:.0f}/100)".replace(":  (", ": ("))
+
+
+def render_emotion(snapshot: Mapping[str, StateEntry]) -> None:
+    """Emotion label and confidence, the 8-class distribution as bars, valence and arousal."""
+    st.subheader("Emotion")
+    emotion, entry = _state(snapshot, "emotion")
+    if unavailable_note("emotion", entry):
+        return
+    emotion = emotion or {}
+    label = emotion.get("label") if isinstance(emotion.get("label"), str) else None
+    confidence = number(emotion.get("confidence"))
+    st.progress(clip01(confidence), text=f"Emotion: {label or 'measuring...'} ({percent_text(confidence)})")
+    probabilities = emotion.get("probabilities") if isinstance(emotion.get("probabilities"), Mapping) else {}
+    classes = list(EMOTION_CLASSES) + [c for c in probabilities if c not in EMOTION_CLASSES]
+    left, right = st.columns(2)
+    for i, name in enumerate(classes):
+        p = number(probabilities.get(name))
+        (left if i % 2 == 0 else right).progress(clip01(p), text=f"{name} {percent_text(p)}")
+    valence, arousal = number(emotion.get("valence")), number(emotion.get("arousal"))
+    left, right = st.columns(2)
+    left.progress(clip01(None if valence is None else (valence + 1) / 2),
+                  text=f"Valence {DASH if valence is None else f'{valence:+.2f}'} (unpleasant to pleasant)")
+    right.progress(clip01(None if arousal is None else (arousal + 1) / 2),
+                   text=f"Arousal {DASH if arousal is None else f'{arousal:+.2f}'} (calm to excited)")
+
+
+def render_fatigue(snapshot: Mapping[str, StateEntry], *, driver: bool = False) -> None:
+    """Drowsiness %, PERCLOS, blinks/min, yawns (driver mode: alerts on top)."""
+    st.subheader("Fatigue")
+    fatigue, entry = _state(snapshot, "fatigue")
+    if unavailable_note("fatigue", entry):
+        return
+    fatigue = fatigue or {}
+    if driver and fatigue.get("microsleep"):
+        st.error("Microsleep detected: pull over somewhere safe and rest.", icon="🚨")
+    elif driver and fatigue.get("alert"):
+        st.error("You look drowsy: take a break soon.", icon="🚨")
+    drowsiness = number(fatigue.get("drowsiness_probability"))
+    st.progress(clip01(drowsiness), text=f"Drowsiness {percent_text(drowsiness)}")
+    perclos = number(fatigue.get("perclos"))
+    st.progress(clip01(perclos), text=f"PERCLOS (eyes closed) {percent_text(perclos)}")
+    col_blinks, col_yawns = st.columns(2)
+    col_blinks.metric("Blinks", unit_text(fatigue.get("blinks_per_min"), "/min"))
+    yawns = number(fatigue.get("yawns"))
+    col_yawns.metric("Yawns", DASH if yawns is None else f"{yawns:.0f}")
+
+
+def render_suggestion(snapshot: Mapping[str, StateEntry], engine: Engine) -> dict[str, Any] | None:
+    """The current suggestion with "Helpful" / "Not helpful" buttons feeding the agent; returns it."""
+    st.subheader("Suggestion")
+    agent, entry = _state(snapshot, "agent")
+    if unavailable_note("agent", entry):
+        return None
+    suggestion = (agent or {}).get("suggestion")
+    answered = st.session_state.get("answered_suggestion")
+    if not suggestion:
+        if answered:
+            st.caption(f"Thanks: your answer to \"{answered['title']}\" was {answered['kind'].replace('_', ' ')}.")
+        else:
+            st.caption("No suggestion right now.")
+        return None
+    with st.container(border=True):
+        st.markdown(f"**{suggestion['title']}**  \n{suggestion['message']}")
+        helpful, not_helpful = st.columns(2)
+        sid = suggestion["id"]
+        kind = None
+        if helpful.button("👍 Helpful", key=f"helpful-{sid}", use_container_width=True):
+            kind = "helpful"
+        if not_helpful.button("👎 Not helpful", key=f"not_helpful-{sid}", use_container_width=True):
+            kind = "not_helpful"
+        if kind is not None:
+            from smartmirror.agent import explicit_reward
+
+            if engine.feedback(sid, explicit_reward(kind)):
+                st.session_state["answered_suggestion"] = {"title": suggestion["title"], "kind": kind}
+                if suggestion["action"] == "breathing" and kind == "helpful":
+                    st.session_state["pacer_started_at"] = time.time()
+                st.toast(f"Thanks: recorded as {kind.replace('_', ' ')}.")
+            return None
+    if suggestion["action"] == "breathing" and "pacer_started_at" not in st.session_state:
+        st.session_state["pacer_started_at"] = time.time()
+    return suggestion
+
+
+def render_pacer(started_at: float, *, duration_s: float = 64.0) -> bool:
+    """Box-breathing pacer (4 s in, hold, out, hold); returns False once ``duration_s`` has passed."""
+    from smartmirror.agent import box_breathing_phase
+
+    elapsed = time.time() - started_at
+    if elapsed > duration_s:
+        return False
+    phase = box_breathing_phase(elapsed)
+    size = 40 + int(120 * phase.scale)
+    st.markdown(
+        f"""<div style="display:flex;align-items:center;gap:1.5rem;margin:.5rem 0 1rem 0">
+  <div style="width:170px;height:170px;display:flex;align-items:center;justify-content:center">
+    <div style="width:{size}px;height:{size}px;border-radius:18%;background:#4f9dde;opacity:.85;
+                transition:all .3s linear"></div></div>
+  <div><div style="font-size:1.6rem;font-weight:600">{phase.label.capitalize()}</div>
+       <div>{phase.seconds_left:.0f} s · cycle {phase.cycle + 1} of {int(duration_s // 16)}</div></div>
+</div>""",
+        unsafe_allow_html=True,
+    )
+    return True

@@ -1,0 +1,179 @@
+"""One browser session's live objects: the engine, the video callback, server-side source tracks, history.
+
+Kept in ``st.session_state`` so they survive Streamlit reruns. The video callback is a bound method of
+:class:`MirrorSession`; it runs on streamlit-webrtc's worker thread, never calls ``st.*`` and never waits on a
+model: it timestamps the frame (``frame.time``, the source clock), hands it to the engine and draws the newest
+overlay.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import av
+import numpy as np
+
+from smartmirror.engine import Engine, default_specs
+from smartmirror.frames import FramePacket
+from smartmirror.ui.history import HistoryError, HistoryStore
+from smartmirror.ui.overlay import mirror_view
+from smartmirror.ui.sources import PacketVideoTrack
+
+log = logging.getLogger(__name__)
+
+
+def _stop_engine(engine: Engine | None) -> None:
+    if engine is not None:
+        engine.stop(timeout_s=2.0)
+
+
+class MirrorSession:
+    """The live part of one page session.
+
+    Attributes set from the page (plain values, read by the callback thread): ``show_landmarks``, ``demo``.
+    """
+
+    def __init__(self, *, engine_factory: Callable[[str, bool], Engine] | None = None):
+        self.engine_factory = engine_factory or make_engine
+        self.engine: Engine | None = None
+        self.mode: str | None = None
+        self.keep_history: bool | None = None
+        self.show_landmarks = True
+        self.demo = False
+        self.callback_ms: deque[float] = deque(maxlen=300)
+        self._tracks: dict[str, PacketVideoTrack] = {}
+        self._lock = threading.Lock()
+        self._finalizer = weakref.finalize(self, _stop_engine, None)
+
+    # --- engine -------------------------------------------------------------------------------------------------
+
+    def ensure_engine(self, mode: str, keep_history: bool) -> Engine:
+        """The running engine for ``mode``; a new one (fresh analyzers and agent) when the mode or the history
+        choice changed."""
+        with self._lock:
+            if self.engine is None or self.mode != mode or self.keep_history != keep_history:
+                old = self.engine
+                self.engine = self.engine_factory(mode, keep_history).start()
+                self.mode = mode
+                self.keep_history = keep_history
+                self._finalizer.detach()
+                self._finalizer = weakref.finalize(self, _stop_engine, self.engine)
+                if old is not None:
+                    threading.Thread(target=old.stop, name="smartmirror-engine-stop", daemon=True).start()
+            return self.engine
+
+    def close(self) -> None:
+        """Stop the engine and the server-side tracks."""
+        with self._lock:
+            for track in self._tracks.values():
+                track.stop()
+            self._tracks.clear()
+            if self.engine is not None:
+                self.engine.stop()
+                self.engine = None
+
+    # --- the video callback -------------------------------------------------------------------------------------
+
+    def video_frame_callback(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """streamlit-webrtc's callback: submit the frame with its source time, return the mirror with overlay."""
+        start = time.perf_counter()
+        image = frame.to_ndarray(format="bgr24")
+        engine = self.engine
+        lines: tuple[str, ...] = ()
+        overlay = None
+        if engine is not None:
+            engine.submit(FramePacket(t=frame.time, image=image))
+            overlay = engine.overlay()
+            lines = (f"{engine.delivered_fps.rate():4.1f} fps shown | {engine.tracked_fps.rate():4.1f} fps analysed",)
+            alert = _driver_alert(engine)
+            if alert:
+                lines += (alert,)
+        view = mirror_view(image, overlay, show_landmarks=self.show_landmarks, show_regions=self.show_landmarks,
+                           lines=lines, demo=self.demo)
+        out = av.VideoFrame.from_ndarray(view, format="bgr24")
+        self.callback_ms.append((time.perf_counter() - start) * 1000.0)
+        return out
+
+    def callback_p95_ms(self) -> float | None:
+        """95th percentile of the callback's own time over the last 300 frames (milliseconds)."""
+        values = list(self.callback_ms)
+        return float(np.percentile(values, 95)) if values else None
+
+    # --- server-side sources ------------------------------------------------------------------------------------
+
+    def track(self, key: str, packets_factory: Callable[[], Iterator[FramePacket]]) -> PacketVideoTrack:
+        """The server-side track for source ``key``, made once (a new one after the old one ended)."""
+        with self._lock:
+            track = self._tracks.get(key)
+            if track is None or track.readyState != "live":
+                for old_key in [k for k in self._tracks if k != key]:
+                    self._tracks.pop(old_key).stop()
+                track = PacketVideoTrack(packets_factory, name=key.split(":")[0])
+                self._tracks[key] = track
+            return track
+
+    def track_error(self, key: str) -> str | None:
+        """Why the server-side track for ``key`` ended, if it did."""
+        track = self._tracks.get(key)
+        return None if track is None else track.error
+
+
+def _driver_alert(engine: Engine) -> str | None:
+    if engine.mode != "driver":
+        return None
+    fatigue = engine.store.state("fatigue") or {}
+    if fatigue.get("microsleep"):
+        return "ALERT: microsleep - pull over and rest"
+    if fatigue.get("alert"):
+        return "ALERT: drowsy - take a break"
+    return None
+
+
+def make_engine(mode: str, keep_history: bool) -> Engine:
+    """The app's engine: the default analyzers, the intervention agent, and the history recorder.
+
+    Kiosk mode and ``keep_history=False`` keep nothing on disk (the agent learns in memory only).
+    """
+    from smartmirror.paths import user_data_dir
+
+    persist = keep_history and mode != "kiosk"
+    data_dir = user_data_dir() if persist else None
+
+    def agent_factory() -> Any:
+        from smartmirror.agent import AgentStore, InterventionAgent
+
+        store = AgentStore(data_dir / "agent.sqlite3") if data_dir is not None else None
+        return InterventionAgent(mode=mode, seed=0, store=store)
+
+    on_sample = None
+    if data_dir is not None:
+        recorder = HistoryRecorder(HistoryStore(data_dir / "history.sqlite3"), mode)
+        on_sample = recorder.record
+    return Engine(default_specs(mode), mode=mode, agent_factory=agent_factory, on_sample=on_sample)
+
+
+class HistoryRecorder:
+    """Starts a history session at the first sample and records every sample after it (errors logged once)."""
+
+    def __init__(self, store: HistoryStore, mode: str):
+        self.store = store
+        self.mode = mode
+        self.session_id: int | None = None
+        self.error: str | None = None
+
+    def record(self, sample: dict[str, Any]) -> None:
+        if self.error is not None:
+            return
+        try:
+            if self.session_id is None:
+                self.session_id = self.store.start_session(self.mode, sample.get("t_wall"))
+            self.store.record(self.session_id, sample)
+        except HistoryError as error:
+            self.error = str(error)
+            log.warning("session history disabled: %s", error)

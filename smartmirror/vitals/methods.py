@@ -1,0 +1,85 @@
+"""The registry of pulse-extraction methods, selectable by name (``--method``).
+
+Two kinds of method exist:
+
+- ``"trace"``: unsupervised signal methods (GREEN, CHROM, POS, ICA) that map skin-ROI mean colours to a pulse,
+  ``fn(rgb: ndarray (n, 3), *, sampling_rate: float) -> ndarray (n,)``;
+- ``"frames"``: learned models that look at face crops,
+  ``fn(frames_rgb: ndarray (n, h, w, 3) uint8, *, sampling_rate: float) -> ndarray (n,)``; the model's own
+  preprocessing (crop size, frame rate, normalisation, chunking) happens inside ``fn``.
+
+``realtime`` says whether the method keeps up with 30 fps on 2 cores (the live app offers only those).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PulseFn = Callable[..., np.ndarray]
+
+
+@dataclass(frozen=True)
+class PulseMethod:
+    """One registered pulse extractor."""
+
+    name: str
+    kind: Literal["trace", "frames"]
+    fn: PulseFn
+    realtime: bool = True
+    description: str = ""
+    input_size: tuple[int, int] | None = None  # (height, width) of face crops, for "frames" methods
+
+
+_METHODS: dict[str, PulseMethod] = {}
+_LAZY_MODULES = ("smartmirror.vitals.rppg", "smartmirror.vitals.neural")
+
+
+def register_method(method: PulseMethod) -> PulseMethod:
+    """Add a method under its (lower-case) name; a duplicate name replaces the old entry with a warning."""
+    key = method.name.lower()
+    if key in _METHODS and _METHODS[key].fn is not method.fn:
+        log.warning("pulse method %r registered twice; the later one wins", key)
+    _METHODS[key] = method
+    return method
+
+
+def _load_builtin_methods() -> None:
+    import importlib
+
+    for module in _LAZY_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:  # a method family whose optional parts are missing stays unavailable
+            log.debug("pulse methods in %s unavailable: %s", module, exc)
+
+
+def list_methods(kind: str | None = None, realtime_only: bool = False) -> list[str]:
+    """Names of the registered methods, optionally only of one kind or only those fast enough for live use."""
+    _load_builtin_methods()
+    return sorted(
+        name
+        for name, m in _METHODS.items()
+        if (kind is None or m.kind == kind) and (not realtime_only or m.realtime)
+    )
+
+
+def get_method(name: str) -> PulseMethod:
+    """Look a method up by name (case-insensitive).
+
+    Raises
+    ------
+    ValueError
+        Listing the valid names when ``name`` is unknown.
+    """
+    _load_builtin_methods()
+    try:
+        return _METHODS[name.lower()]
+    except KeyError:
+        raise ValueError(f"Unknown pulse method {name!r}; choose one of {', '.join(list_methods())}") from None
