@@ -206,7 +206,7 @@ def _fatigue_factory(mode: str) -> Callable[[], Analyzer]:
     def make() -> Analyzer:
         from smartmirror.fatigue import FatigueAnalyzer
 
-        return FatigueAnalyzer(mode="driver" if mode == "driver" else "wellness")
+        return FatigueAnalyzer(mode=mode)
 
     return make
 

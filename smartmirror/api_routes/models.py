@@ -51,7 +51,9 @@ class SessionCreate(BaseModel):
     pulse_method: str | None = Field(
         default=None, max_length=64, description="rPPG method name (see GET /status); default: the server's"
     )
-    fatigue_mode: Literal["wellness", "driver"] = Field(default="wellness", description="Fatigue analyzer mode")
+    fatigue_mode: Literal["wellness", "driver", "kiosk"] = Field(
+        default="wellness", description="Fatigue analyzer mode"
+    )
 
 
 class SessionCreated(BaseModel):

@@ -99,9 +99,16 @@ class EmotionPredictor:
     def _ensure_model(self):
         with self._lock:
             if self.model_ is None:
-                from smartmirror.emotion.model import load_model
+                import torch
 
-                self.model_ = load_model(self.model).to(self.device).eval()
+                from smartmirror.emotion.model import fuse_batchnorm, load_model
+
+                model = load_model(self.model)
+                cfg = model.cfg
+                # BN folded into the convs and NHWC tensors: ~2x faster on CPU for this small net
+                model = fuse_batchnorm(model).to(self.device, memory_format=torch.channels_last).eval()
+                model.cfg = cfg
+                self.model_ = model
         return self.model_
 
     @property
@@ -134,7 +141,8 @@ class EmotionPredictor:
 
         model = self._ensure_model()
         with torch.inference_mode():
-            output = model(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device))
+            inputs = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+            output = model(inputs.contiguous(memory_format=torch.channels_last))
             heads = output if isinstance(output, dict) else {"logits": output}
             probabilities = torch.softmax(heads["logits"].float(), dim=1).cpu().numpy()
             valence = heads["valence"].float().cpu().numpy().reshape(-1) if "valence" in heads else None

@@ -36,7 +36,8 @@ class Baseline:
     relearn_tau_s : float
         Time constant (seconds) of the re-learning; ``inf`` freezes the calibrated value.
     min_fraction : float or None
-        The re-learned baseline never falls below this fraction of the calibrated one (None: no floor).
+        For a positive signal: the re-learned baseline never falls below this fraction of the calibrated one
+        (None: no floor).
     sample_every_s : float
         Decimation of the re-learning window (seconds between kept samples).
     relearn_every_s : float
@@ -53,10 +54,6 @@ class Baseline:
         sample_every_s: float = 0.2,
         relearn_every_s: float = 1.0,
     ):
-        if not 0.0 <= percentile <= 100.0:
-            raise ValueError(f"percentile must be in [0, 100], got {percentile!r}")
-        if not calibration_s > 0:
-            raise ValueError(f"calibration_s must be > 0 seconds, got {calibration_s!r}")
         self.percentile = percentile
         self.calibration_s = calibration_s
         self.window_s = window_s
@@ -68,11 +65,16 @@ class Baseline:
 
     def reset(self) -> None:
         """Forget the person (a new calibration starts with the next sample)."""
+        if not 0.0 <= self.percentile <= 100.0:
+            raise ValueError(f"percentile must be in [0, 100], got {self.percentile!r}")
+        if not self.calibration_s > 0:
+            raise ValueError(f"calibration_s must be > 0 seconds, got {self.calibration_s!r}")
         self.value_: float | None = None
         self.calibrated_value_: float | None = None
         self.face_time_s_ = 0.0
         self._calibration_samples: list[float] = []
-        self._recent: deque[tuple[float, float]] = deque()
+        self._recent_t: deque[float] = deque()
+        self._recent_v: deque[float] = deque()
         self._last_t: float | None = None
         self._last_kept_t = -math.inf
         self._last_relearn_t = -math.inf
@@ -100,20 +102,23 @@ class Baseline:
             if self.face_time_s_ >= self.calibration_s:
                 self.calibrated_value_ = self.value_
                 for sample in samples[-int(self.window_s / max(self.sample_every_s, 1e-3)) :]:
-                    self._recent.append((t, sample))
+                    self._recent_t.append(t)
+                    self._recent_v.append(sample)
                 self._calibration_samples = []
                 self._last_kept_t = t
                 self._last_relearn_t = t
             return self.value_
         if t - self._last_kept_t >= self.sample_every_s:
-            self._recent.append((t, value))
+            self._recent_t.append(t)
+            self._recent_v.append(value)
             self._last_kept_t = t
-            while self._recent and self._recent[0][0] < t - self.window_s:
-                self._recent.popleft()
-        if t - self._last_relearn_t >= self.relearn_every_s and self._recent:
+            while self._recent_t and self._recent_t[0] < t - self.window_s:
+                self._recent_t.popleft()
+                self._recent_v.popleft()
+        if t - self._last_relearn_t >= self.relearn_every_s and self._recent_v:
             elapsed = t - self._last_relearn_t
             self._last_relearn_t = t
-            target = float(np.percentile([v for _, v in self._recent], self.percentile))
+            target = float(np.percentile(np.fromiter(self._recent_v, float, len(self._recent_v)), self.percentile))
             step = 1.0 - math.exp(-elapsed / self.relearn_tau_s) if math.isfinite(self.relearn_tau_s) else 0.0
             value_now = self.value_ + step * (target - self.value_)
             if self.min_fraction is not None:

@@ -1,8 +1,8 @@
 """Per-frame fatigue features from FaceMesh landmarks: eye and mouth aspect ratios, head tilt and pitch.
 
-All functions are pure numpy on one :class:`~smartmirror.face.FaceObservation`; nothing here keeps state. The
-landmark choices follow seed 003 (``Fatigue/fatigue_module.py``) so a model trained on its 5-D feature vector
-reads the same numbers:
+All functions are pure (numpy and math) on one :class:`~smartmirror.face.FaceObservation`; nothing here keeps
+state. The landmark choices follow seed 003 (``Fatigue/fatigue_module.py``) so a model trained on its 5-D
+feature vector reads the same numbers:
 
 - eye aspect ratio (EAR), Soukupova & Cech's six points per eye;
 - mouth aspect ratio (MAR): outer-lip height (landmarks 0 to 17) over mouth-corner width (61 to 291);
@@ -148,17 +148,14 @@ def fatigue_features(face: FaceObservation) -> FatigueFeatures:
     landmarks = face.landmarks_px
     if landmarks.ndim != 2 or landmarks.shape[0] < 468 or landmarks.shape[1] < 2:
         raise ValueError(f"expected FaceMesh landmarks of shape (478, 3), got {landmarks.shape}")
-    points = landmarks[_INDICES, :2].astype(np.float64)
-    # points rows: 0-5 right eye p1..p6, 6-11 left eye p1..p6, 12 upper lip, 13 lower lip, 14-15 corners, 16 nose,
-    # 17 chin. One vectorised pass for the nine distances that EAR, MAR and the pitch ratio need.
-    a = points[[1, 2, 0, 7, 8, 6, 12, 14, 16]]
-    b = points[[5, 4, 3, 11, 10, 9, 13, 15, 17]]
-    d = np.sqrt(((a - b) ** 2).sum(axis=1))
-    ear_right = (d[0] + d[1]) / (2.0 * d[2] + _EPS)
-    ear_left = (d[3] + d[4]) / (2.0 * d[5] + _EPS)
-    mar = d[6] / (d[7] + _EPS)
-    eye_corner_left, eye_corner_right = points[9], points[0]  # 263, 33
-    eye_width = math.dist(eye_corner_left, eye_corner_right)
+    # rows: 0-5 right eye p1..p6, 6-11 left eye p1..p6, 12 upper lip, 13 lower lip, 14-15 corners, 16 nose, 17 chin
+    p = landmarks[_INDICES, :2].tolist()  # plain floats: math.dist on 18 points beats numpy's per-call overhead
+    dist = math.dist
+    ear_right = (dist(p[1], p[5]) + dist(p[2], p[4])) / (2.0 * dist(p[0], p[3]) + _EPS)
+    ear_left = (dist(p[7], p[11]) + dist(p[8], p[10])) / (2.0 * dist(p[6], p[9]) + _EPS)
+    mar = dist(p[12], p[13]) / (dist(p[14], p[15]) + _EPS)
+    eye_corner_left, eye_corner_right = p[9], p[0]  # 263, 33
+    eye_width = dist(eye_corner_left, eye_corner_right)
     tilt = math.degrees(
         math.atan2(eye_corner_right[1] - eye_corner_left[1], eye_corner_right[0] - eye_corner_left[0])
     )
@@ -173,7 +170,7 @@ def fatigue_features(face: FaceObservation) -> FatigueFeatures:
         mar=float(mar),
         yawn_flag=bool(mar > STATIC_YAWN_MAR),
         tilt_deg=float(tilt),
-        pitch_ratio=float(d[8] / (eye_width + _EPS)),
+        pitch_ratio=float(dist(p[16], p[17]) / (eye_width + _EPS)),
         head_roll_deg=float(face.roll_deg),
         head_pitch_deg=float(face.pitch_deg),
         head_yaw_deg=float(face.yaw_deg),

@@ -115,7 +115,7 @@ def read_manifest(weights_dir: Path) -> tuple[dict[str, ChipModelCfg], RuntimeCf
         cfgs = {task: _model_cfg(task, manifest["models"][task]) for task in ("age", "gender")}
         runtime = RuntimeCfg(**manifest["runtime"])
     except FileNotFoundError:
-        raise IdentityModelError(f"Missing {path}; run `python {FETCH_SCRIPT}` to fetch the age/gender models") from None
+        raise IdentityModelError(f"Missing {path}; run `python {FETCH_SCRIPT}` to fetch the models") from None
     except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
         raise IdentityModelError(f"Unreadable age/gender manifest {path}: {error!r}") from None
     if padding != CHIP_PADDING:
@@ -157,7 +157,9 @@ def prepare_chips(chips_rgb: np.ndarray, cfg: ChipModelCfg) -> np.ndarray:
     chips_rgb = np.asarray(chips_rgb)
     size = cfg.chip_size
     if chips_rgb.dtype != np.uint8 or chips_rgb.ndim != 4 or chips_rgb.shape[1:] != (size, size, 3):
-        raise ValueError(f"{cfg.task} chips must be uint8 (n, {size}, {size}, 3), got {chips_rgb.dtype} {chips_rgb.shape}")
+        raise ValueError(
+            f"{cfg.task} chips must be uint8 (n, {size}, {size}, 3), got {chips_rgb.dtype} {chips_rgb.shape}"
+        )
     values = chips_rgb.astype(np.float32) - np.asarray(cfg.means, dtype=np.float32)
     values *= np.float32(cfg.scale)  # 1/256: exact in float32
     return np.ascontiguousarray(values.transpose(0, 3, 1, 2))
@@ -206,13 +208,14 @@ class AgeGenderModel:
 
         path = self.weights_dir / cfg.file
         if not path.is_file():
-            raise IdentityModelError(f"Missing {path}; run `python {FETCH_SCRIPT}` to fetch the age/gender models")
+            raise IdentityModelError(f"Missing {path}; run `python {FETCH_SCRIPT}` to fetch the models")
         actual = _sha256(path)
         if actual != cfg.sha256:
             raise IdentityModelError(f"{path} has sha256 {actual}, the manifest expects {cfg.sha256}; re-fetch it")
         options = ort.SessionOptions()
         try:
-            options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, self.runtime.graph_optimization_level)
+            level = getattr(ort.GraphOptimizationLevel, self.runtime.graph_optimization_level)
+            options.graph_optimization_level = level
             options.intra_op_num_threads = self.runtime.intra_op_num_threads
             options.inter_op_num_threads = self.runtime.inter_op_num_threads
             session = ort.InferenceSession(str(path), sess_options=options, providers=[self.runtime.provider])
@@ -220,7 +223,7 @@ class AgeGenderModel:
             raise IdentityModelError(f"onnxruntime cannot load {path}: {error}") from None
         names = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
         if names != ([cfg.input_name], [cfg.output_name]):
-            raise IdentityModelError(f"{path} has inputs/outputs {names}, the manifest says {cfg.input_name}/{cfg.output_name}")
+            raise IdentityModelError(f"{path} has inputs/outputs {names}, not {cfg.input_name}/{cfg.output_name}")
         return session
 
     def chip_size(self, task: str) -> int:
@@ -243,7 +246,7 @@ class AgeGenderModel:
             raise ValueError(f"{len(age_p)} age chips but {len(gender_p)} gender chips")
         ages = expected_age(age_p, self.cfgs["age"].age_weights)
         return [
-            FaceAttributes(age_years=float(age), age_probabilities=probs.astype(np.float64), female_probability=float(g[0]))
+            FaceAttributes(float(age), probs.astype(np.float64), female_probability=float(g[0]))
             for age, probs, g in zip(ages, age_p, gender_p, strict=True)
         ]
 

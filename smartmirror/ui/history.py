@@ -144,7 +144,8 @@ class HistoryStore:
         writer.writerow(header)
         for row in rows:
             iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(row["t_wall_s"]))
-            writer.writerow([row["session_id"], iso, f"{row['t_wall_s']:.3f}", *(_cell(row[c]) for c in SAMPLE_COLUMNS)])
+            cells = (_cell(row[c]) for c in SAMPLE_COLUMNS)
+            writer.writerow([row["session_id"], iso, f"{row['t_wall_s']:.3f}", *cells])
         return out.getvalue()
 
     def clear(self) -> None:

@@ -39,7 +39,7 @@ def _state(snapshot: Mapping[str, StateEntry], name: str) -> tuple[dict[str, Any
 def unavailable_note(name: str, entry: StateEntry | None) -> bool:
     """Show "<Part> unavailable: why" when the part failed; True when it did."""
     if entry is not None and entry.status == STATUS_UNAVAILABLE:
-        st.warning(f"{TITLES.get(name, name.title())} unavailable: {entry.error or 'unknown error'}", icon="⚠️")
+        st.warning(f"{TITLES.get(name, name.title())} unavailable: {entry.error or 'unknown error'}")
         return True
     return False
 
@@ -56,9 +56,9 @@ def render_status(snapshot: Mapping[str, StateEntry], engine: Engine, callback_p
     else:
         parts.append("face found" if face.get("face_present") else "no face in view")
     st.caption(" · ".join(parts))
-    down = [n for n, e in snapshot.items() if e.status == STATUS_UNAVAILABLE]
-    for name in down:
-        unavailable_note(name, snapshot[name])
+    down = [TITLES.get(n, n) for n, e in snapshot.items() if e.status == STATUS_UNAVAILABLE]
+    if down:
+        st.caption("Unavailable right now: " + ", ".join(sorted(down)) + " (the rest keeps running).")
 
 
 def _waveform(vitals: Mapping[str, Any]) -> list[float] | None:
@@ -160,9 +160,9 @@ def render_fatigue(snapshot: Mapping[str, StateEntry], *, driver: bool = False) 
         return
     fatigue = fatigue or {}
     if driver and fatigue.get("microsleep"):
-        st.error("Microsleep detected: pull over somewhere safe and rest.", icon="🚨")
+        st.error("Microsleep detected: pull over somewhere safe and rest.")
     elif driver and fatigue.get("alert"):
-        st.error("You look drowsy: take a break soon.", icon="🚨")
+        st.error("You look drowsy: take a break soon.")
     drowsiness = number(fatigue.get("drowsiness_probability"))
     st.progress(clip01(drowsiness), text=f"Drowsiness {percent_text(drowsiness)}")
     perclos = number(fatigue.get("perclos"))
@@ -192,9 +192,9 @@ def render_suggestion(snapshot: Mapping[str, StateEntry], engine: Engine) -> dic
         helpful, not_helpful = st.columns(2)
         sid = suggestion["id"]
         kind = None
-        if helpful.button("👍 Helpful", key=f"helpful-{sid}", use_container_width=True):
+        if helpful.button("Helpful", key=f"helpful-{sid}", use_container_width=True):
             kind = "helpful"
-        if not_helpful.button("👎 Not helpful", key=f"not_helpful-{sid}", use_container_width=True):
+        if not_helpful.button("Not helpful", key=f"not_helpful-{sid}", use_container_width=True):
             kind = "not_helpful"
         if kind is not None:
             from smartmirror.agent import explicit_reward

@@ -1,0 +1,16 @@
+"""SmartMirror: the Streamlit app (``streamlit run app.py``). A wellness demo, not a medical device.
+
+All the work lives in ``smartmirror.ui.page`` (layout and panels) and ``smartmirror.engine`` (threads and state).
+"""
+
+import logging
+import os
+
+os.environ.setdefault("GLOG_minloglevel", "2")  # quieter MediaPipe
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from smartmirror.ui.page import main  # noqa: E402
+
+logging.basicConfig(level=os.environ.get("SMARTMIRROR_LOG_LEVEL", "INFO"),
+                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+main()

@@ -1,0 +1,145 @@
+"""Make the parity fixtures of the open-rppg ports (tests/fixtures/open_rppg_*.npz).
+
+Two steps, two Python environments (the project never depends on the second one):
+
+1. In the project venv, the inputs: 36 x 36 RGB face crops of a synthetic-pulse clip of the astronaut portrait
+   (smartmirror.synth + FaceMesh + smartmirror.vitals.neural.crop_faces) and a deterministic pattern clip::
+
+       .venv/bin/python scripts/open_rppg_reference.py inputs
+
+2. In a throwaway venv with the original package (python3.11 -m venv /tmp/openrppg-venv;
+   /tmp/openrppg-venv/bin/pip install "setuptools<81" open-rppg==0.1.1), the reference outputs of the original
+   Keras/JAX models, run exactly as ``rppg.Model`` runs them (FacePhys frame by frame through its jitted
+   ``step``; ME in 160-frame chunks with its state, the last chunk padded), once with the package's own
+   mixed-float16 policy ("shipped") and once with every layer in float32 ("float32")::
+
+       /tmp/openrppg-venv/bin/python scripts/open_rppg_reference.py reference
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
+INPUTS = FIXTURES / "open_rppg_inputs.npz"
+N_FRAMES = 192  # one full 160-frame ME chunk plus a padded partial one
+MODELS = {"facephys_rlap": "FacePhys.rlap", "me_rlap": "ME-chunk.rlap", "me_pure": "ME-chunk.pure"}
+
+
+def pattern_clip(n_frames: int = N_FRAMES) -> np.ndarray:
+    """A deterministic (n, 36, 36, 3) uint8 clip: smooth texture, a 78 bpm colour pulse, pseudo-noise."""
+    t = np.arange(n_frames)[:, None, None, None] / 30.0
+    i = np.arange(36)[None, :, None, None]
+    j = np.arange(36)[None, None, :, None]
+    c = np.arange(3)[None, None, None, :]
+    base = 128 + 50 * np.sin(0.31 * i + 0.7 * c) * np.cos(0.23 * j - 0.4 * c)
+    pulse = 4.0 * np.sin(2 * np.pi * 1.3 * t + 0.05 * i) * (1.0 + 0.3 * (c == 1))
+    texture = 6.0 * np.sin(1.7 * i * j + 2.3 * c + 11.0 * t)
+    return np.clip(np.round(base + pulse + texture), 0, 255).astype(np.uint8)
+
+
+def pattern_sha1() -> str:
+    """Checksum of :func:`pattern_clip` (the tests rebuild the clip rather than store it)."""
+    import hashlib
+
+    return hashlib.sha1(pattern_clip().tobytes()).hexdigest()
+
+
+def make_inputs() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from smartmirror.face import FaceTracker
+    from smartmirror.synth import SynthConfig, generate_frames
+    from smartmirror.vitals.neural import crop_faces
+
+    config = SynthConfig(duration_s=N_FRAMES / 30.0, width=320, height=240, heart_rate_bpm=84.0,
+                         pulse_amplitude=0.02, head_motion_px=1.0, seed=7)
+    packets, truth = generate_frames(config)
+    packets = list(packets)
+    with FaceTracker() as tracker:
+        faces = [tracker.process(p.image) for p in packets]
+    crops, has_face = crop_faces(packets, faces)
+    assert has_face.all(), "the synthetic face must be found in every frame"
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(INPUTS, face=crops, ppg=np.asarray(truth.ppg, np.float32),
+                        heart_rate_bpm=np.float64(truth.heart_rate_bpm), pattern_sha1=np.array(pattern_sha1()))
+    print(f"wrote {INPUTS} ({INPUTS.stat().st_size} bytes)")
+
+
+def _run_original(model_name: str, frames: np.ndarray, float32: bool) -> np.ndarray:
+    import rppg.models as original  # sets KERAS_BACKEND=jax before Keras loads
+
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32" if float32 else "mixed_float16")
+    loader = {
+        "FacePhys.rlap": original.load_FacePhys_rlap,
+        "ME-chunk.rlap": original.load_ME_chunk_rlap,
+        "ME-chunk.pure": original.load_ME_chunk_pure,
+    }[model_name]
+    loader.cache_clear()
+    if float32:  # layers built with an explicit mixed dtype too
+        import functools
+
+        original_build = keras.layers.Layer.__init__
+
+        @functools.wraps(original_build)
+        def init_float32(self, *args, **kwargs):
+            if "dtype" in kwargs:
+                kwargs["dtype"] = "float32"
+            original_build(self, *args, **kwargs)
+
+        keras.layers.Layer.__init__ = init_float32
+        try:
+            call, state, meta = loader()
+        finally:
+            keras.layers.Layer.__init__ = original_build
+    else:
+        call, state, meta = loader()
+    length = meta["input"][0]
+    out = []
+    for start in range(0, len(frames), length):
+        chunk = frames[start:start + length]
+        valid = len(chunk)
+        if valid < length:  # rppg.Model: pad with the last frame, state not kept
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], length - valid, axis=0)])
+            result, _ = call(chunk, state)
+        else:
+            result, state = call(chunk, state)
+        out.append(np.asarray(result["bvp"], dtype=np.float64)[:valid])
+    return np.concatenate(out)
+
+
+def make_reference(which: str, precision: str) -> None:
+    inputs = dict(np.load(INPUTS))
+    assert str(inputs["pattern_sha1"]) == pattern_sha1()
+    inputs["pattern"] = pattern_clip()
+    name = MODELS[which]
+    float32 = precision == "float32"
+    path = FIXTURES / f"open_rppg_{which}.npz"
+    results = dict(np.load(path)) if path.exists() else {}
+    for clip in ("face", "pattern"):
+        results[f"{precision}_{clip}"] = _run_original(name, inputs[clip], float32).astype(np.float32)
+        print(which, precision, clip, results[f"{precision}_{clip}"][:4])
+    import importlib.metadata as md
+
+    results["package"] = np.array(f"open-rppg {md.version('open-rppg')}, jax {md.version('jax')}, "
+                                  f"keras {md.version('keras')}")
+    np.savez_compressed(path, **results)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["inputs"]:
+        make_inputs()
+    elif sys.argv[1:2] == ["reference"] and len(sys.argv) == 2:
+        import subprocess
+
+        for model in MODELS:  # one process per model and precision: Keras's global policy and caches
+            for precision in ("shipped", "float32"):
+                subprocess.run([sys.executable, __file__, "reference", model, precision], check=True)
+    elif sys.argv[1:2] == ["reference"]:
+        make_reference(sys.argv[2], sys.argv[3])
+    else:
+        raise SystemExit(__doc__)

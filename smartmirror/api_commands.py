@@ -1,0 +1,75 @@
+"""``smartmirror serve``: the REST API on uvicorn (heavy imports inside the function)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+
+log = logging.getLogger(__name__)
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind; keep 127.0.0.1 unless you set SMARTMIRROR_API_KEY")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free port)")] = 8000,
+) -> None:
+    """Serve the REST API (OpenAPI docs at /docs). Limits come from SMARTMIRROR_* environment variables."""
+    import uvicorn
+
+    from smartmirror.api import create_app
+    from smartmirror.api_settings import ApiSettings
+
+    try:
+        settings = ApiSettings.from_env()
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if host not in LOOPBACK_HOSTS and not settings.api_key:
+        typer.echo(f"warning: serving on {host} without SMARTMIRROR_API_KEY; anyone who can reach it may use it",
+                   err=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+
+
+@contextmanager
+def running_server(app, host: str = "127.0.0.1", port: int = 0, start_timeout_s: float = 60.0) -> Iterator[str]:
+    """Run ``app`` on uvicorn in a background thread (for tests and benchmarks); yields its base URL.
+
+    ``port=0`` binds a free ephemeral port. The server stops (lifespan shutdown included) when the block ends.
+
+    Raises
+    ------
+    RuntimeError
+        When the server does not start within ``start_timeout_s``.
+    """
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound_port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="smartmirror-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            sock.close()
+            raise RuntimeError("the API server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{bound_port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()

@@ -1,0 +1,295 @@
+"""The vitals analyzer: frames in, live vitals state out (engine and API sessions), clip report at the end.
+
+Per frame it only measures the skin ROI's mean colour, the face's presence, skin share and vertical position
+(well under a millisecond). About once per second of source time it reads the heart rate from the latest
+window; every few seconds it refreshes HRV, respiration, SpO2 and stress from the current stretch of face data.
+Memory is bounded by ``max_seconds`` of per-frame numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from smartmirror.face import FaceObservation
+from smartmirror.frames import FramePacket
+from smartmirror.vitals import heart, hrv, pipeline, quality, respiration, spo2, stress
+from smartmirror.vitals.methods import get_method
+from smartmirror.vitals.rppg import DEFAULT_METHOD
+from smartmirror.vitals.signal import GRID_RATE_HZ, bandpass, face_crop, skin_roi_mean_rgb
+
+log = logging.getLogger(__name__)
+
+#: Seconds of face data each vital needs before its first value (shown as warm-up in the live state).
+WARMUP_S = {
+    "heart_rate": heart.MIN_WINDOW_S,
+    "spo2": heart.WINDOW_S,
+    "respiration": respiration.MIN_RESPIRATION_S,
+    "hrv": hrv.MIN_CLEAN_S + 2.0,
+}
+#: After a gap without a face longer than this (seconds), the heart-rate track starts afresh.
+TRACK_RESET_GAP_S = 2.0
+
+
+def face_vertical_position(face: FaceObservation) -> float:
+    """Mean landmark height in inter-ocular distances (breathing moves it a little)."""
+    scale = max(face.inter_ocular_px, 1.0)
+    return float(face.landmarks_px[:, 1].mean() / scale)
+
+
+class VitalsAnalyzer:
+    """Heart rate, HRV, stress, respiration, SpO2, quality and liveness from face frames.
+
+    Parameters
+    ----------
+    method : str
+        Pulse method name from :mod:`smartmirror.vitals.methods` (default: the best measured, POS).
+    live : bool
+        Compute the live state during :meth:`update` (engine, API). The clip report sets False: it only needs
+        :meth:`summary`, so per-frame work stays at the ROI means.
+    max_seconds : float
+        Seconds of per-frame data kept (bounded memory; LF/HF needs >= 120 s).
+    resting_heart_rate_bpm : float, optional
+        The person's resting rate, for the heart-rate stress basis; learned in long sessions when None.
+    spo2_calibration_path : str, optional
+        Where the SpO2 calibration is read from (default: the user config dir, see :mod:`.spo2`).
+    update_every_s, slow_update_every_s : float
+        Source-clock seconds between heart-rate updates and between HRV/respiration/SpO2 updates.
+    waveform_s : float
+        Seconds of pulse waveform returned in the live state (for plotting).
+    """
+
+    name = "vitals"
+
+    def __init__(
+        self,
+        method: str = DEFAULT_METHOD,
+        live: bool = True,
+        max_seconds: float = 300.0,
+        resting_heart_rate_bpm: float | None = None,
+        spo2_calibration_path: str | None = None,
+        update_every_s: float = 1.0,
+        slow_update_every_s: float = 5.0,
+        waveform_s: float = 6.0,
+    ):
+        self.method = method
+        self.live = live
+        self.max_seconds = max_seconds
+        self.resting_heart_rate_bpm = resting_heart_rate_bpm
+        self.spo2_calibration_path = spo2_calibration_path
+        self.update_every_s = update_every_s
+        self.slow_update_every_s = slow_update_every_s
+        self.waveform_s = waveform_s
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Forget all frames and readings (new person or new clip); validates the configuration."""
+        self.method_ = get_method(self.method)  # ValueError listing the valid names
+        if self.max_seconds < heart.WINDOW_S:
+            raise ValueError(f"max_seconds must be >= {heart.WINDOW_S}, got {self.max_seconds!r}")
+        self.times_: deque[float] = deque()
+        self.rgb_: deque[np.ndarray] = deque()
+        self.presence_: deque[float] = deque()
+        self.skin_: deque[float] = deque()
+        self.face_y_: deque[float] = deque()
+        self.crops_: deque[np.ndarray | None] | None = deque() if self.method_.kind == "frames" else None
+        self.tracker_ = heart.HeartRateTracker()
+        self.resting_ = stress.RestingHeartRate()
+        self.calibration_ = spo2.load_calibration(self.spo2_calibration_path)
+        self.next_update_t_: float | None = None
+        self.next_slow_t_: float | None = None
+        self.last_face_t_: float | None = None
+        self.run_start_t_: float | None = None
+        self.reading_: heart.HeartRateReading | None = None
+        self.slow_: dict[str, Any] = {}
+        self.waveform_: list[float] = []
+        self.state_: dict[str, Any] | None = None
+
+    def _append(self, t: float, rgb: np.ndarray, presence: float, skin: float, face_y: float,
+                crop: np.ndarray | None) -> None:
+        self.times_.append(t)
+        self.rgb_.append(rgb)
+        self.presence_.append(presence)
+        self.skin_.append(skin)
+        self.face_y_.append(face_y)
+        if self.crops_ is not None:
+            self.crops_.append(crop)
+        while self.times_ and t - self.times_[0] > self.max_seconds:
+            self.times_.popleft()
+            self.rgb_.popleft()
+            self.presence_.popleft()
+            self.skin_.popleft()
+            self.face_y_.popleft()
+            if self.crops_ is not None:
+                self.crops_.popleft()
+
+    def trace(self) -> pipeline.VitalsTrace:
+        """The per-frame data held now, as arrays."""
+        n = len(self.times_)
+        return pipeline.VitalsTrace(
+            times_s=np.fromiter(self.times_, dtype=np.float64, count=n),
+            rgb=np.array(self.rgb_, dtype=np.float64).reshape(n, 3),
+            presence=np.fromiter(self.presence_, dtype=np.float64, count=n),
+            skin_fraction=np.fromiter(self.skin_, dtype=np.float64, count=n),
+            face_y=np.fromiter(self.face_y_, dtype=np.float64, count=n),
+            crops=None if self.crops_ is None else list(self.crops_),
+        )
+
+    # ------------------------------------------------------------------ per frame
+    def update(self, packet: FramePacket, face: FaceObservation | None) -> dict[str, Any] | None:
+        """Measure one frame; in live mode, refresh the readings when they are due. Returns the live state."""
+        t = float(packet.t)
+        if self.times_ and t <= self.times_[-1]:
+            log.debug("vitals: frame at %.3f s is not after %.3f s; ignored", t, self.times_[-1])
+            return self.state_
+        message = quality.presence_message(None if face is None else face.presence_score)
+        if face is None:
+            self._append(t, np.full(3, np.nan), np.nan, np.nan, np.nan, None)
+        else:
+            sample = skin_roi_mean_rgb(packet.image, face)
+            crop = None
+            if self.crops_ is not None:
+                crop = face_crop(packet.image, face, self.method_.input_size or (72, 72))
+            self._append(t, sample.rgb, float(face.presence_score), sample.skin_fraction,
+                         face_vertical_position(face), crop)
+            message = quality.presence_message(face.presence_score, sample.skin_fraction)
+            if self.last_face_t_ is not None and t - self.last_face_t_ > TRACK_RESET_GAP_S:
+                self.tracker_.reset()
+            if self.last_face_t_ is None or t - self.last_face_t_ > pipeline.MAX_GAP_S:
+                self.run_start_t_ = t
+            self.last_face_t_ = t
+        if not self.live:
+            self.state_ = {"face_present": face is not None, "message": message}
+            return self.state_
+        if self.next_update_t_ is None:
+            self.next_update_t_ = t + self.update_every_s
+            self.next_slow_t_ = t + self.slow_update_every_s
+        if t >= self.next_update_t_:
+            self.next_update_t_ = t + self.update_every_s
+            self._update_heart_rate()
+        if t >= self.next_slow_t_:
+            self.next_slow_t_ = t + self.slow_update_every_s
+            self._update_slow()
+        self.state_ = self._live_state(t, face is not None, message)
+        return self.state_
+
+    def _current_segment_trace(self, seconds: float) -> pipeline.VitalsTrace | None:
+        """The last ``seconds`` of the current run of face frames (None when the face is not in view now).
+
+        Gaps up to ``pipeline.MAX_GAP_S`` are bridged by resampling; a longer one ends the run.
+        """
+        trace = self.trace()
+        times = trace.times_s
+        valid = np.flatnonzero(np.all(np.isfinite(trace.rgb), axis=1))
+        if len(valid) == 0 or times[-1] - times[valid[-1]] > pipeline.MAX_GAP_S:
+            return None
+        breaks = np.flatnonzero(np.diff(times[valid]) > pipeline.MAX_GAP_S)
+        start = valid[breaks[-1] + 1] if len(breaks) else valid[0]
+        start = max(int(start), int(np.searchsorted(times, times[-1] - seconds)))
+        pick = slice(start, int(valid[-1]) + 1)
+        return pipeline.VitalsTrace(
+            times_s=times[pick], rgb=trace.rgb[pick], presence=trace.presence[pick],
+            skin_fraction=trace.skin_fraction[pick], face_y=trace.face_y[pick],
+            crops=None if trace.crops is None else trace.crops[pick],
+        )
+
+    def _face_seconds(self, t: float) -> float:
+        return 0.0 if self.run_start_t_ is None else max(0.0, t - self.run_start_t_)
+
+    def _update_heart_rate(self) -> None:
+        trace = self._current_segment_trace(heart.WINDOW_S + 2.0)
+        if trace is None:
+            self.reading_ = None
+            self.waveform_ = []
+            return
+        segments = pipeline.build_segments(trace, self.method)
+        if not segments:
+            self.reading_ = None
+            return
+        segment = segments[-1]
+        window = int(heart.WINDOW_S * GRID_RATE_HZ)
+        estimate = heart.estimate_window(segment.pulse[-window:], segment.rgb[-window:], sampling_rate=GRID_RATE_HZ,
+                                         t_end_s=float(segment.grid_s[-1]))
+        self.reading_ = heart.track_window(self.tracker_, estimate)
+        self.resting_.add(self.reading_.heart_rate_bpm)
+        tail = int(self.waveform_s * GRID_RATE_HZ)
+        filtered = bandpass(segment.pulse, sampling_rate=GRID_RATE_HZ, low_hz=0.6, high_hz=4.0)[-tail:]
+        scale = float(np.max(np.abs(filtered))) or 1.0
+        self.waveform_ = [round(float(v), 3) for v in filtered / scale]
+
+    def _update_slow(self) -> None:
+        trace = self._current_segment_trace(self.max_seconds)
+        if trace is None or self.reading_ is None or self.reading_.tracked_bpm is None:
+            self.slow_ = {}
+            return
+        seconds = float(trace.times_s[-1] - trace.times_s[0])
+        if seconds < WARMUP_S["spo2"]:
+            return
+        segments = pipeline.build_segments(trace, self.method)
+        if not segments:
+            return
+        segment = segments[-1]
+        rate = self.reading_.tracked_bpm
+        result: dict[str, Any] = {}
+        signature = heart.pulse_signature(segment.rgb, sampling_rate=GRID_RATE_HZ, bpm=rate)
+        ratio = None if signature is None else spo2.ratio_of_ratios(signature.amplitudes_rgb)
+        result["spo2"] = spo2.estimate_spo2(ratio, quality=self.reading_.confidence, calibration=self.calibration_)
+        beats = hrv.detect_beats(segment.pulse, sampling_rate=GRID_RATE_HZ, heart_rate_bpm=rate,
+                                 t0_s=float(segment.grid_s[0]))
+        if segment.seconds >= respiration.MIN_RESPIRATION_S:
+            result["respiration"] = pipeline.respiration_from_segment(segment, beats)
+        if segment.seconds >= hrv.MIN_CLEAN_S:
+            result["hrv"] = hrv.hrv_from_beats(beats)
+        self.slow_ = result
+
+    def _live_state(self, t: float, face_present: bool, message: str | None) -> dict[str, Any]:
+        reading = self.reading_
+        face_s = self._face_seconds(t) if face_present else 0.0
+        hrv_result: hrv.HRV | None = self.slow_.get("hrv")
+        resp: respiration.RespirationEstimate | None = self.slow_.get("respiration")
+        oxygen: spo2.SpO2Estimate | None = self.slow_.get("spo2")
+        heart_rate = None if reading is None else reading.heart_rate_bpm
+        resting = self.resting_heart_rate_bpm if self.resting_heart_rate_bpm is not None else self.resting_.resting_bpm
+        stress_estimate = stress.estimate_stress(
+            stress_index=None if hrv_result is None else hrv_result.stress_index, heart_rate_bpm=heart_rate,
+            resting_heart_rate_bpm=resting,
+        )
+        return {
+            "face_present": face_present,
+            "message": message,
+            "heart_rate_bpm": heart_rate,
+            "heart_rate_confidence": 0.0 if reading is None else reading.confidence,
+            "pulse_snr_db": None if reading is None else reading.snr_db,
+            "pulse_waveform": list(self.waveform_),
+            "pulse_waveform_rate_hz": GRID_RATE_HZ,
+            "warmup_s_left": {name: round(max(0.0, need - face_s), 1) for name, need in WARMUP_S.items()},
+            "hrv": None if hrv_result is None else hrv_result.report(),
+            "respiration_rate_bpm": None if resp is None else resp.rate_bpm,
+            "spo2_percent": None if oxygen is None else oxygen.percent,
+            "spo2_calibrated": self.calibration_.calibrated,
+            "stress": None if stress_estimate is None else stress_estimate.report(),
+            "liveness": None if reading is None else bool(reading.confidence >= heart.CONFIDENCE_GATE),
+            "method": self.method_.name,
+        }
+
+    # ------------------------------------------------------------------ clip
+    def summary(self) -> dict[str, Any] | None:
+        """The report's vitals keys computed over everything held (None before any frame)."""
+        if not self.times_:
+            return None
+        resting = self.resting_heart_rate_bpm if self.resting_heart_rate_bpm is not None else self.resting_.resting_bpm
+        result = pipeline.analyze_trace(self.trace(), method=self.method_.name, resting_heart_rate_bpm=resting,
+                                        spo2_calibration=self.calibration_)
+        return result.report()
+
+    def result(self) -> pipeline.VitalsResult | None:
+        """The full clip result (readings, segments) for callers that need more than the report keys."""
+        if not self.times_:
+            return None
+        resting = self.resting_heart_rate_bpm if self.resting_heart_rate_bpm is not None else self.resting_.resting_bpm
+        return pipeline.analyze_trace(self.trace(), method=self.method_.name, resting_heart_rate_bpm=resting,
+                                      spo2_calibration=self.calibration_)

@@ -1,0 +1,90 @@
+"""Small building blocks shared by the ported open-rppg networks.
+
+The originals are Keras 3 models; these helpers reproduce Keras semantics that PyTorch lacks
+(TensorFlow "same" padding for strided convolutions) and the polynomial ``exp``/``sin``/``cos`` that
+FacePhys uses in its per-frame step (the "NPU hack" of the original: it changes results by up to ~1e-3
+relative, so the port keeps it to match the reference).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_INV_PI_HALF = 0.6366197723675813
+_PI_HALF = 1.5707963267948966
+_LN2 = 0.69314718056
+_INV_LN2 = 1.44269504089
+_EXP_TABLE_MIN, _EXP_TABLE_MAX = -20, 20
+
+
+def approx_exp(x: torch.Tensor) -> torch.Tensor:
+    """FacePhys's table-and-polynomial ``exp`` (k = trunc(x/ln2 + 0.5), 5th-order Taylor of the rest)."""
+    k = torch.trunc(x * _INV_LN2 + 0.5)
+    r = x - k * _LN2
+    poly = 1 + r * (1.0 + r * (0.5 + r * (0.166666667 + r * (0.041666667 + r * 0.008333333))))
+    k = k.clamp(_EXP_TABLE_MIN, _EXP_TABLE_MAX - 1)
+    return poly * torch.exp2(k)
+
+
+def approx_sin(x: torch.Tensor) -> torch.Tensor:
+    """FacePhys's range-reduced polynomial ``sin``."""
+    q = torch.round(x * _INV_PI_HALF)
+    r = x - q * _PI_HALF
+    r2 = r * r
+    m_cos = q - 2.0 * torch.floor(q * 0.5)
+    rem4 = q - 4.0 * torch.floor(q * 0.25)
+    m_neg = torch.floor(rem4 * 0.5)
+    s_c1, s_c2 = -0.166666667, 0.008333333
+    c_c1, c_c2 = -0.500000000, 0.041666667
+    c1 = s_c1 + m_cos * (c_c1 - s_c1)
+    c2 = s_c2 + m_cos * (c_c2 - s_c2)
+    head = r + m_cos * (1.0 - r)
+    sign = 1.0 - 2.0 * m_neg
+    return sign * head * (1.0 + r2 * (c1 + r2 * c2))
+
+
+def approx_cos(x: torch.Tensor) -> torch.Tensor:
+    """FacePhys's ``cos`` (its ``sin`` shifted by pi/2, with the original's constant)."""
+    return approx_sin(x + 1.57079632679)
+
+
+class SameConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with TensorFlow/Keras ``padding="same"`` (extra pixel at the bottom/right when odd)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        pad_h = max((math.ceil(height / sh) - 1) * sh + kh - height, 0)
+        pad_w = max((math.ceil(width / sw) - 1) * sw + kw - width, 0)
+        if pad_h or pad_w:
+            x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def causal_depthwise_conv(sequence: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Depthwise causal convolution over time.
+
+    ``sequence`` is (n, channels), already prefixed with the carried state; ``weight`` is (channels, 1, k).
+    Returns (n - k + 1, channels): output i covers inputs i .. i + k - 1 ("valid" convolution).
+    """
+    out = F.conv1d(sequence.t().unsqueeze(0), weight, bias, groups=weight.shape[0])
+    return out[0].t()
+
+
+def lower_triangular_decay(decay: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights of an exponential moving average over ``length`` steps, per channel.
+
+    For ``m_t = (1 - d) x_t + d m_{t-1}``: returns ``W`` (C, L, L) with ``W[c, t, s] = (1 - d) d^(t - s)`` for
+    ``s <= t`` and ``carry`` (C, L) with ``carry[c, t] = d^(t + 1)``, so ``m = W @ x + carry * m_{-1}``.
+    Built in float64 for accuracy.
+    """
+    d = decay.double()[:, None, None]
+    t = torch.arange(length, dtype=torch.float64, device=decay.device)
+    lag = t[:, None] - t[None, :]
+    weights = torch.where(lag >= 0, (1 - d) * d ** lag.clamp(min=0), torch.zeros((), dtype=torch.float64))
+    carry = decay.double()[:, None] ** (t[None, :] + 1)
+    return weights.to(decay.dtype), carry.to(decay.dtype)

@@ -1,0 +1,387 @@
+"""Learned pulse extractors ("frames" methods): open-rppg's pretrained FacePhys and ME, ported to PyTorch.
+
+Registered in :mod:`smartmirror.vitals.methods` as ``facephys-rlap``, ``me-rlap`` and ``me-pure``. Each method's
+``fn(frames_rgb, *, sampling_rate)`` takes face crops (n, h, w, 3) RGB uint8 and returns one pulse sample per
+crop; inside it does what open-rppg 0.1.1 does before its networks:
+
+- crops resized to 36 x 36 with ``cv2.INTER_AREA`` (a no-op for crops made by :func:`crop_faces`), scaled by 1/255;
+- frames re-timed to the networks' 30 frames/s by open-rppg's nearest-frame rule (a frame is repeated or
+  skipped), the output mapped back onto the input frames;
+- FacePhys runs continuously (its state carried over the whole clip); ME runs on 160-frame chunks carrying its
+  state from the learned initial state, the last partial chunk padded with its last frame.
+
+The face crop itself matches open-rppg's: its BlazeFace box ``(cx +- 0.45 s, cy - 0.6 s .. cy + 0.5 s)`` rebuilt
+from FaceMesh landmarks (:func:`face_box`), refreshed every 5th frame through the same per-coordinate Kalman
+filter and the same 2 % move threshold (:class:`FaceCropper`), so the crop stays still while the head does.
+
+Weights: ``weights/rppg_*.pt`` made by ``scripts/convert_open_rppg.py`` from the open-rppg wheel (see
+weights/README.md for licence terms). Checkpoints trained here with ``smartmirror train rppg`` that output a
+pulse can join the registry with :func:`register_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from smartmirror.face import FaceObservation
+from smartmirror.frames import FramePacket
+from smartmirror.vitals.methods import PulseMethod, register_method
+
+log = logging.getLogger(__name__)
+
+#: Input size (height, width) and frame rate of the ported networks.
+MODEL_INPUT_SIZE = (36, 36)
+MODEL_FPS = 30.0
+
+#: FaceMesh -> BlazeFace box: BlazeFace's (square) box has a side of 1.05 x the height of the 468 landmarks and
+#: its centre 4 % of that height below the landmarks' centre (measured against MediaPipe's BlazeFace
+#: short-range, the model open-rppg ships, on the astronaut portrait at three positions: within +-5 %).
+BLAZE_SIDE_PER_LANDMARK_HEIGHT = 1.05
+BLAZE_CENTRE_DROP = 0.04
+
+
+@dataclass(frozen=True)
+class PretrainedCfg:
+    """One ported open-rppg model: weights file and the preprocessing contract."""
+
+    name: str
+    file: str
+    network: str  # "facephys" or "me"
+    source: str
+    realtime: bool
+    description: str
+    input_size: tuple[int, int] = MODEL_INPUT_SIZE
+    fps: float = MODEL_FPS
+
+
+#: ``realtime`` from benchmarks/rppg_methods.py on this project's 2-core CPU: FacePhys ~1,000 frames/s and ME
+#: ~1,300 frames/s on crops, far above 30 fps; both are offered live.
+PRETRAINED: dict[str, PretrainedCfg] = {
+    "facephys-rlap": PretrainedCfg(
+        "facephys-rlap", "rppg_facephys_rlap.pt", "facephys", "open-rppg 0.1.1 FacePhys.rlap", True,
+        "FacePhys (streaming state-space network, trained on RLAP), open-rppg port",
+    ),
+    "me-rlap": PretrainedCfg(
+        "me-rlap", "rppg_me_rlap.pt", "me", "open-rppg 0.1.1 ME-chunk.rlap", True,
+        "ME (state-space network, 160-frame chunks, trained on RLAP), open-rppg port",
+    ),
+    "me-pure": PretrainedCfg(
+        "me-pure", "rppg_me_pure.pt", "me", "open-rppg 0.1.1 ME-chunk.pure", True,
+        "ME (state-space network, 160-frame chunks, trained on PURE), open-rppg port",
+    ),
+}
+
+
+# ----------------------------------------------------------------------------------------------- face crop
+
+
+def face_box(face: FaceObservation) -> tuple[int, int, int, int]:
+    """open-rppg's face box ``(x0, y0, x1, y1)`` in pixels (may reach outside the frame), from FaceMesh.
+
+    BlazeFace's box (centre cx, cy; side s) is rebuilt from the landmarks, then widened as open-rppg does:
+    x from cx - 0.45 s to cx + 0.45 s, y from cy - 0.6 s to cy + 0.5 s.
+    """
+    points = face.landmarks_px[:468, :2].astype(np.float64)
+    (x_min, y_min), (x_max, y_max) = points.min(axis=0), points.max(axis=0)
+    height = y_max - y_min
+    side = BLAZE_SIDE_PER_LANDMARK_HEIGHT * height
+    cx = (x_min + x_max) / 2
+    cy = (y_min + y_max) / 2 + BLAZE_CENTRE_DROP * height
+    box = np.array([cx - 0.45 * side, cy - 0.6 * side, cx + 0.45 * side, cy + 0.5 * side])
+    x0, y0, x1, y1 = (int(v) for v in np.round(box))
+    return x0, y0, x1, y1
+
+
+def _crop_box(image_bgr: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray | None:
+    x0, y0, x1, y1 = (max(0, v) for v in box)  # open-rppg clips negative coordinates to 0; slicing clips the rest
+    crop = image_bgr[y0:y1, x0:x1]
+    if crop.shape[0] < 2 or crop.shape[1] < 2:
+        return None
+    crop = cv2.resize(crop, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+
+
+def face_crop(
+    image_bgr: np.ndarray, face: FaceObservation, size: tuple[int, int] = MODEL_INPUT_SIZE
+) -> np.ndarray | None:
+    """One frame's crop (height, width, 3) RGB uint8 in open-rppg's geometry (no temporal smoothing).
+
+    Returns None when the box lies outside the frame.
+    """
+    return _crop_box(image_bgr, face_box(face), size)
+
+
+class _Kalman1D:
+    """open-rppg's scalar Kalman filter for one box coordinate (process noise scaled by the frame interval)."""
+
+    def __init__(self, value: float, process_noise: float = 0.01, measurement_noise: float = 0.5):
+        self.estimate = value
+        self.error = 1.0
+        self.process_noise = process_noise
+        self.measurement_noise = measurement_noise
+
+    def update(self, measurement: float, time_scale: float = 1.0) -> float:
+        error = self.error + self.process_noise * time_scale**2
+        gain = error / (error + self.measurement_noise)
+        self.estimate = self.estimate + gain * (measurement - self.estimate)
+        self.error = (1 - gain) * error
+        return self.estimate
+
+
+class FaceCropper:
+    """Stable face crops for a video, as open-rppg makes them.
+
+    The face box is measured every ``measure_every`` frames; every frame feeds the last measurement to a
+    Kalman filter per coordinate; the crop box moves to the filtered box (on measurement frames) only when
+    its centre has moved more than ``move_threshold`` (open-rppg's relative test). Frames more than 1 s after
+    the last face are flagged as face-less.
+
+    Parameters
+    ----------
+    size : tuple of int
+        (height, width) of the crops.
+    measure_every : int
+        Frames between box measurements (open-rppg: 5).
+    move_threshold : float
+        Relative centre move that shifts the crop box (open-rppg: 0.02).
+    """
+
+    def __init__(self, size: tuple[int, int] = MODEL_INPUT_SIZE, measure_every: int = 5,
+                 move_threshold: float = 0.02):
+        self.size = size
+        self.measure_every = measure_every
+        self.move_threshold = move_threshold
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the box and filters (a new clip)."""
+        if self.measure_every < 1:
+            raise ValueError(f"measure_every must be >= 1, got {self.measure_every!r}")
+        self.frames_seen_ = 0
+        self.filters_: list[_Kalman1D] | None = None
+        self.measured_: np.ndarray | None = None  # last raw box ((y0, y1), (x0, x1)), open-rppg's layout
+        self.box_: np.ndarray | None = None
+        self.last_face_t_: float | None = None
+
+    def update(self, packet: FramePacket, face: FaceObservation | None) -> tuple[np.ndarray | None, bool]:
+        """Crop for this frame (RGB uint8, or None before any face) and whether a face is present."""
+        if face is not None:
+            self.last_face_t_ = packet.t
+        if self.frames_seen_ % self.measure_every == 0:
+            if face is not None:
+                x0, y0, x1, y1 = face_box(face)
+                measured = np.maximum(np.array([[y0, y1], [x0, x1]], dtype=np.float64), 0)
+                if self.filters_ is None:
+                    self.filters_ = [_Kalman1D(v) for v in measured.ravel()]
+                    filtered = measured
+                else:
+                    filtered = np.array([round(k.update(v)) for k, v in zip(self.filters_, measured.ravel(),
+                                                                                strict=True)]).reshape(2, 2)
+                self.measured_ = measured
+                if self.box_ is None or self._moved(filtered):
+                    self.box_ = filtered
+        elif self.filters_ is not None and self.measured_ is not None:
+            for k, v in zip(self.filters_, self.measured_.ravel(), strict=True):
+                k.update(v)
+        self.frames_seen_ += 1
+        has_face = self.last_face_t_ is not None and packet.t - self.last_face_t_ <= 1.0
+        if self.box_ is None:
+            return None, has_face
+        (y0, y1), (x0, x1) = self.box_.astype(int)
+        return _crop_box(packet.image, (x0, y0, x1, y1), self.size), has_face
+
+    def _moved(self, filtered: np.ndarray) -> bool:
+        # open-rppg: max(|centre(kbox) - centre(box)| / mean(box, axis=0)) > 0.02
+        shift = np.abs(filtered.mean(axis=1) - self.box_.mean(axis=1)) / np.maximum(self.box_.mean(axis=0), 1.0)
+        return bool(np.max(shift) > self.move_threshold)
+
+
+def crop_faces(
+    packets: Sequence[FramePacket] | Iterable[FramePacket],
+    faces: Sequence[FaceObservation | None] | Iterable[FaceObservation | None],
+    size: tuple[int, int] = MODEL_INPUT_SIZE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Face crops of a clip for the "frames" methods.
+
+    Parameters
+    ----------
+    packets : sequence of FramePacket
+        The clip's frames (BGR).
+    faces : sequence of FaceObservation or None
+        The tracker's result for each packet.
+    size : tuple of int
+        (height, width) of the crops.
+
+    Returns
+    -------
+    crops : ndarray, shape (n, height, width, 3), uint8
+        RGB crops; frames before the first face are black (as open-rppg feeds them).
+    has_face : ndarray, shape (n,), bool
+        False where no face was seen for more than 1 s (open-rppg zeroes the pulse there).
+    """
+    cropper = FaceCropper(size)
+    crops, flags = [], []
+    for packet, face in zip(packets, faces, strict=True):
+        crop, has_face = cropper.update(packet, face)
+        crops.append(np.zeros((*size, 3), np.uint8) if crop is None else crop)
+        flags.append(has_face and crop is not None)
+    if not crops:
+        return np.zeros((0, *size, 3), np.uint8), np.zeros(0, bool)
+    return np.stack(crops), np.asarray(flags, dtype=bool)
+
+
+# ------------------------------------------------------------------------------------------- re-timing
+
+
+def model_rate_slots(n_frames: int, sampling_rate: float, fps: float = MODEL_FPS) -> np.ndarray:
+    """Index of the input frame that fills each slot of the model's fixed-rate grid (open-rppg's rule).
+
+    Slot j takes the first frame at or after time (j - 0.3) / fps; frames of a faster source are skipped,
+    those of a slower one repeated.
+    """
+    if sampling_rate <= 0 or not np.isfinite(sampling_rate):
+        raise ValueError(f"sampling_rate must be a positive number of frames/s, got {sampling_rate!r}")
+    times = np.arange(n_frames) / sampling_rate
+    n_slots = int(np.floor(times[-1] * fps + 0.3 + 1e-9)) + 1 if n_frames else 0
+    slot_times = (np.arange(n_slots) - 0.3) / fps
+    return np.minimum(np.searchsorted(times, slot_times - 1e-9, side="left"), n_frames - 1)
+
+
+def _validate_frames(frames_rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    frames = np.asarray(frames_rgb)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected face crops of shape (n, height, width, 3), got {frames.shape}")
+    if len(frames) == 0:
+        raise ValueError("no face crops given")
+    if frames.dtype != np.uint8:
+        raise ValueError(f"expected uint8 RGB face crops, got {frames.dtype}")
+    if frames.shape[1:3] != tuple(size):
+        frames = np.stack([cv2.resize(f, (size[1], size[0]), interpolation=cv2.INTER_AREA) for f in frames])
+    return frames
+
+
+# ------------------------------------------------------------------------------------------------ models
+
+
+@functools.lru_cache(maxsize=None)
+def load_pretrained(name: str):
+    """The ported network for ``name`` (a key of :data:`PRETRAINED`), weights loaded, in eval mode."""
+    import torch
+
+    from smartmirror.paths import weights_path
+    from smartmirror.vitals.nets import FacePhys, MENet
+
+    try:
+        cfg = PRETRAINED[name]
+    except KeyError:
+        raise ValueError(f"Unknown pretrained rPPG model {name!r}; choose one of {sorted(PRETRAINED)}") from None
+    network = FacePhys() if cfg.network == "facephys" else MENet()
+    checkpoint = torch.load(weights_path(cfg.file), map_location="cpu", weights_only=True)
+    network.load_state_dict(checkpoint["state_dict"])
+    return network.eval()
+
+
+def run_network(network, frames_rgb: np.ndarray, *, chunk_frames: int, pad_last: bool) -> np.ndarray:
+    """Run a state-carrying network over (n, 36, 36, 3) uint8 RGB frames already at the model's rate.
+
+    Chunks of ``chunk_frames`` pass in order with the state carried; with ``pad_last`` the last partial chunk
+    is padded by repeating its last frame (ME's fixed chunk length), otherwise it runs as it is.
+    """
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        x = torch.from_numpy(np.ascontiguousarray(frames_rgb)).permute(0, 3, 1, 2).float() / 255.0
+        state = network.init_state()
+        for start in range(0, len(x), chunk_frames):
+            chunk = x[start:start + chunk_frames]
+            valid = len(chunk)
+            if pad_last and valid < chunk_frames:
+                chunk = torch.cat([chunk, chunk[-1:].expand(chunk_frames - valid, -1, -1, -1)])
+            y, state = network(chunk, state)
+            out.append(y[:valid])
+    return torch.cat(out).double().numpy()
+
+
+def pretrained_pulse(name: str, frames_rgb: np.ndarray, *, sampling_rate: float) -> np.ndarray:
+    """Pulse (n,) from face crops (n, h, w, 3) RGB uint8 with the ported model ``name``.
+
+    Raises
+    ------
+    ValueError
+        For crops of the wrong shape or type, or a non-positive sampling rate.
+    """
+    cfg = PRETRAINED[name]
+    frames = _validate_frames(frames_rgb, cfg.input_size)
+    slots = model_rate_slots(len(frames), sampling_rate, cfg.fps)
+    network = load_pretrained(name)
+    if cfg.network == "me":
+        pulse = run_network(network, frames[slots], chunk_frames=network.chunk_frames, pad_last=True)
+    else:
+        pulse = run_network(network, frames[slots], chunk_frames=64, pad_last=False)
+    if len(slots) == len(frames) and np.array_equal(slots, np.arange(len(frames))):
+        return pulse
+    return np.interp(np.arange(len(frames)) / sampling_rate, np.arange(len(slots)) / cfg.fps, pulse)
+
+
+def pulse_facephys_rlap(frames_rgb: np.ndarray, *, sampling_rate: float) -> np.ndarray:
+    """FacePhys (RLAP weights): pulse (n,) from face crops (n, h, w, 3) RGB uint8; arbitrary units."""
+    return pretrained_pulse("facephys-rlap", frames_rgb, sampling_rate=sampling_rate)
+
+
+def pulse_me_rlap(frames_rgb: np.ndarray, *, sampling_rate: float) -> np.ndarray:
+    """ME, chunk mode (RLAP weights): pulse (n,) from face crops (n, h, w, 3) RGB uint8; arbitrary units."""
+    return pretrained_pulse("me-rlap", frames_rgb, sampling_rate=sampling_rate)
+
+
+def pulse_me_pure(frames_rgb: np.ndarray, *, sampling_rate: float) -> np.ndarray:
+    """ME, chunk mode (PURE weights): pulse (n,) from face crops (n, h, w, 3) RGB uint8; arbitrary units."""
+    return pretrained_pulse("me-pure", frames_rgb, sampling_rate=sampling_rate)
+
+
+_PULSE_FNS = {"facephys-rlap": pulse_facephys_rlap, "me-rlap": pulse_me_rlap, "me-pure": pulse_me_pure}
+
+
+def register_checkpoint(path: str | Path, name: str | None = None) -> PulseMethod:
+    """Register a pulse checkpoint trained with ``smartmirror train rppg`` (arch ``resnet_tcn``) as a method.
+
+    Raises
+    ------
+    ValueError
+        When the checkpoint's network does not output a pulse (UltraLightNet outputs a heart rate).
+    """
+    from smartmirror.vitals.training import load_trained, trained_pulse
+
+    model, info = load_trained(path)
+    if info["arch"] != "resnet_tcn":
+        raise ValueError(f"{path}: arch {info['arch']!r} predicts a heart rate, not a pulse; it cannot be a method")
+    size = tuple(info["input_size"])
+
+    def fn(frames_rgb: np.ndarray, *, sampling_rate: float) -> np.ndarray:
+        return trained_pulse(model, _validate_frames(frames_rgb, size), sampling_rate=sampling_rate,
+                             fps=info["fps"])
+
+    method = PulseMethod(name=name or Path(path).stem, kind="frames", fn=fn, realtime=False,
+                         description=f"ResNet-18 + temporal conv trained here ({Path(path).name})", input_size=size)
+    return register_method(method)
+
+
+def _register_pretrained() -> None:
+    from smartmirror.paths import WEIGHTS_DIR
+
+    for name, cfg in PRETRAINED.items():
+        if not (WEIGHTS_DIR / cfg.file).exists():
+            log.info("learned pulse method %s unavailable: weights/%s missing", name, cfg.file)
+            continue
+        register_method(PulseMethod(name=name, kind="frames", fn=_PULSE_FNS[name], realtime=cfg.realtime,
+                                    description=cfg.description, input_size=cfg.input_size))
+
+
+_register_pretrained()

@@ -1,0 +1,235 @@
+"""Per-frame measurements in, every vital out: the clip-level computation shared by the report, the live
+analyzer's summary, ``extract_rppg_signal`` and dataset evaluation. Pure numpy; no I/O, no threads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from smartmirror.vitals import heart, hrv, quality, respiration, spo2, stress
+from smartmirror.vitals.methods import get_method
+from smartmirror.vitals.rppg import DEFAULT_METHOD, extract_pulse, orient_and_scale
+from smartmirror.vitals.signal import (
+    GRID_RATE_HZ,
+    bandpass,
+    gap_mask,
+    normalise_channels,
+    resample_even,
+)
+
+#: Longest gap in the face data (seconds) bridged by interpolation; longer gaps split the trace into segments.
+MAX_GAP_S = 0.5
+
+
+@dataclass
+class VitalsTrace:
+    """Per-frame measurements of one clip or session; arrays of equal length, NaN where no face.
+
+    Attributes
+    ----------
+    times_s : ndarray, shape (n,)
+        Frame times on the source clock, seconds.
+    rgb : ndarray, shape (n, 3)
+        Mean skin R, G, B (NaN without a face or skin).
+    presence : ndarray, shape (n,)
+        Face-detector confidence (NaN without a face).
+    skin_fraction : ndarray, shape (n,)
+        Share of ROI pixels that passed the skin test (NaN without a face).
+    face_y : ndarray, shape (n,)
+        Vertical position of the face (landmark mean, in inter-ocular distances; NaN without a face).
+    crops : list of ndarray or None
+        Face crops (RGB uint8) per frame for "frames" methods (None entries without a face).
+    """
+
+    times_s: np.ndarray
+    rgb: np.ndarray
+    presence: np.ndarray
+    skin_fraction: np.ndarray
+    face_y: np.ndarray
+    crops: list | None = None
+
+    @property
+    def face_found(self) -> np.ndarray:
+        return np.isfinite(self.presence)
+
+    @property
+    def frames(self) -> int:
+        return len(self.times_s)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of continuous face data resampled to the even grid."""
+
+    grid_s: np.ndarray
+    rgb: np.ndarray
+    face_y: np.ndarray
+    pulse: np.ndarray          # blood-volume oriented, unit sd (unfiltered method output)
+
+    @property
+    def seconds(self) -> float:
+        return float(len(self.grid_s) / GRID_RATE_HZ)
+
+
+@dataclass
+class VitalsResult:
+    """Everything measured on a trace (the report's vitals keys come from :meth:`report`)."""
+
+    heart_rate: heart.ClipHeartRate
+    readings: list[heart.HeartRateReading]
+    hrv: hrv.HRV | None
+    respiration: respiration.RespirationEstimate | None
+    spo2: spo2.SpO2Estimate | None
+    stress: stress.StressEstimate | None
+    face: quality.FaceQuality
+    liveness: bool | None
+    frames: int
+    fps: float | None
+    method: str
+    segments: list[Segment] = field(default_factory=list, repr=False)
+
+    def report(self) -> dict:
+        """The report's top-level vitals keys (DESIGN.md), plus ``spo2`` details and the method used."""
+        hrv_section = self.hrv.report() if self.hrv is not None else {
+            "sdnn_ms": None, "rmssd_ms": None, "pnn50": None, "lf_hf": None, "stress_index": None}
+        return {
+            "heart_rate_bpm": self.heart_rate.heart_rate_bpm,
+            "heart_rate_confidence": self.heart_rate.confidence,
+            "pulse_snr_db": self.heart_rate.snr_db,
+            "hrv": hrv_section,
+            "respiration_rate_bpm": None if self.respiration is None else self.respiration.rate_bpm,
+            "spo2_percent": None if self.spo2 is None else self.spo2.percent,
+            "spo2": None if self.spo2 is None else self.spo2.report(),
+            "stress": None if self.stress is None else self.stress.report(),
+            "quality": {
+                "face_detected_ratio": self.face.face_detected_ratio,
+                "obstruction": self.face.obstruction,
+                "liveness": self.liveness,
+                "frames": self.frames,
+                "fps": self.fps,
+                "message": self.face.message,
+            },
+            "pulse_method": self.method,
+        }
+
+
+def measured_fps(times_s: np.ndarray) -> float | None:
+    """Frames per second from the timestamps (median interval), None with fewer than 2 frames."""
+    times_s = np.asarray(times_s, dtype=np.float64)
+    if len(times_s) < 2:
+        return None
+    step = float(np.median(np.diff(times_s)))
+    return round(1.0 / step, 2) if step > 0 else None
+
+
+def _pulse_from_crops(method: str, crops: list[np.ndarray], times_s: np.ndarray, grid_s: np.ndarray) -> np.ndarray:
+    spec = get_method(method)
+    frames = np.stack(crops)
+    rate = measured_fps(times_s) or GRID_RATE_HZ
+    per_frame = np.asarray(spec.fn(frames, sampling_rate=rate), dtype=np.float64)
+    return np.interp(grid_s, times_s, per_frame)
+
+
+def build_segments(trace: VitalsTrace, method: str = DEFAULT_METHOD, *, min_seconds: float = heart.MIN_WINDOW_S
+                   ) -> list[Segment]:
+    """Split the trace at gaps longer than :data:`MAX_GAP_S`, resample each part and extract its pulse."""
+    valid = np.all(np.isfinite(trace.rgb), axis=1)
+    if valid.sum() < 2:
+        return []
+    grid, rgb = resample_even(trace.times_s, trace.rgb)
+    inside = gap_mask(trace.times_s, valid, grid, max_gap_s=MAX_GAP_S)
+    padded = np.concatenate([[False], inside, [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    spec = get_method(method)
+    segments = []
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        if (stop - start) / GRID_RATE_HZ < min_seconds:
+            continue
+        seg_grid, seg_rgb = grid[start:stop], rgb[start:stop]
+        seg_y = np.interp(seg_grid, trace.times_s[valid], trace.face_y[valid])
+        if spec.kind == "trace":
+            pulse = extract_pulse(seg_rgb, sampling_rate=GRID_RATE_HZ, method=method)
+        else:
+            near = (trace.times_s >= seg_grid[0] - MAX_GAP_S) & (trace.times_s <= seg_grid[-1] + MAX_GAP_S)
+            in_segment = valid & near
+            indices = [i for i in np.flatnonzero(in_segment) if trace.crops and trace.crops[i] is not None]
+            if len(indices) < 2:
+                continue
+            raw = _pulse_from_crops(method, [trace.crops[i] for i in indices], trace.times_s[indices], seg_grid)
+            pulse = orient_and_scale(raw, seg_rgb, sampling_rate=GRID_RATE_HZ)
+        segments.append(Segment(seg_grid, seg_rgb, seg_y, pulse))
+    return segments
+
+
+def refine_clip_rate(segments: list[Segment], tracked_bpm: float) -> float:
+    """The whole-segment spectrum's peak nearest the tracked mean (within 4 beats/min), else the tracked mean.
+
+    One long spectrum counts every beat of the clip, so it measures the mean rate more exactly than the average
+    of overlapping windows does.
+    """
+    longest = max(segments, key=lambda s: len(s.grid_s))
+    filtered = bandpass(longest.pulse, sampling_rate=GRID_RATE_HZ, low_hz=0.6, high_hz=4.0)
+    freqs, power = heart.pulse_spectrum(filtered, sampling_rate=GRID_RATE_HZ)
+    peaks = heart.spectral_peaks(freqs, power, top=8)
+    near = [p for p in peaks if abs(p.bpm - tracked_bpm) <= 4.0]
+    if not near:
+        return tracked_bpm
+    return max(near, key=lambda p: p.power).bpm
+
+
+def analyze_trace(
+    trace: VitalsTrace,
+    *,
+    method: str = DEFAULT_METHOD,
+    resting_heart_rate_bpm: float | None = None,
+    spo2_calibration: spo2.SpO2Calibration | None = None,
+) -> VitalsResult:
+    """All vitals of one trace (a clip, or a live session's buffer)."""
+    face = quality.face_quality(trace.face_found, trace.presence, trace.skin_fraction)
+    fps = measured_fps(trace.times_s)
+    segments = build_segments(trace, method)
+    readings: list[heart.HeartRateReading] = []
+    for segment in segments:
+        readings += heart.heart_rate_series(segment.pulse, segment.rgb, sampling_rate=GRID_RATE_HZ,
+                                            t0_s=float(segment.grid_s[0]))
+    clip = heart.clip_heart_rate(readings)
+    if clip.tracked_bpm is not None and segments:
+        refined = refine_clip_rate(segments, clip.tracked_bpm)
+        clip = heart.ClipHeartRate(None if clip.heart_rate_bpm is None else round(refined, 1), refined,
+                                   clip.confidence, clip.snr_db)
+    liveness = quality.pulse_liveness(readings)
+    rate_for_beats = clip.tracked_bpm
+    hrv_result = respiration_result = spo2_result = None
+    if segments and rate_for_beats is not None:
+        beats = [hrv.detect_beats(s.pulse, sampling_rate=GRID_RATE_HZ, heart_rate_bpm=rate_for_beats,
+                                  t0_s=float(s.grid_s[0])) for s in segments]
+        if clip.heart_rate_bpm is not None:
+            hrv_result = hrv.hrv_from_beats(beats)
+            longest = int(np.argmax([len(s.grid_s) for s in segments]))
+            respiration_result = respiration_from_segment(segments[longest], beats[longest])
+            signature = heart.pulse_signature(segments[longest].rgb, sampling_rate=GRID_RATE_HZ,
+                                              bpm=rate_for_beats)
+            ratio = None if signature is None else spo2.ratio_of_ratios(signature.amplitudes_rgb)
+            spo2_result = spo2.estimate_spo2(ratio, quality=clip.confidence, calibration=spo2_calibration)
+    stress_result = stress.estimate_stress(
+        stress_index=None if hrv_result is None else hrv_result.stress_index,
+        heart_rate_bpm=clip.heart_rate_bpm, resting_heart_rate_bpm=resting_heart_rate_bpm,
+    )
+    return VitalsResult(
+        heart_rate=clip, readings=readings, hrv=hrv_result, respiration=respiration_result, spo2=spo2_result,
+        stress=stress_result, face=face, liveness=liveness, frames=trace.frames, fps=fps, method=method,
+        segments=segments,
+    )
+
+
+def respiration_from_segment(segment: Segment, beats: np.ndarray) -> respiration.RespirationEstimate:
+    """Respiration rate over one segment: the pulse's three modulations fused with the face's vertical motion."""
+    if segment.seconds < respiration.MIN_RESPIRATION_S:
+        return respiration.RespirationEstimate(None, 0.0)
+    green = normalise_channels(segment.rgb)[:, 1]
+    series = respiration.respiratory_series(segment.grid_s, green, segment.pulse, beats,
+                                            sampling_rate=GRID_RATE_HZ)
+    series["motion"] = (segment.grid_s, segment.face_y)
+    return respiration.respiration_rate(series, t_start=float(segment.grid_s[0]), t_end=float(segment.grid_s[-1]))

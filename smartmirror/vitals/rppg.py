@@ -1,0 +1,238 @@
+"""Unsupervised pulse extraction from skin-ROI colour traces: GREEN, CHROM, POS and ICA.
+
+Each method maps the mean R, G, B of the skin per sample, on an even time grid, to a pulse signal:
+``fn(rgb: ndarray (n, 3), *, sampling_rate: float) -> ndarray (n,)``. They are registered by name in
+:mod:`smartmirror.vitals.methods`. :func:`extract_pulse` adds what every caller needs: the blood-volume
+orientation (peaks up = more blood = darker skin) and a zero mean.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from smartmirror.vitals.methods import PulseMethod, get_method, register_method
+from smartmirror.vitals.signal import bandpass, normalise_channels
+
+#: The method used when none is named (chosen by measurement: see benchmarks/vitals.py and the README).
+DEFAULT_METHOD = "pos"
+
+#: Pulse band for filtering, Hz (36-240 beats/min: wider than the 40-200 search band so edges are not cut).
+PULSE_BAND_HZ = (0.6, 4.0)
+
+
+def _window_length(n: int, sampling_rate: float, window_s: float) -> int:
+    return int(max(2, min(n, int(np.ceil(window_s * sampling_rate)))))
+
+
+def _overlap_add(segments: np.ndarray, n: int) -> np.ndarray:
+    """Sum segments (m, l) that start at samples 0, 1, ..., m - 1 into a signal of length n."""
+    m, length = segments.shape
+    out = np.zeros(n)
+    for j in range(length):
+        out[j:j + m] += segments[:, j]
+    return out
+
+
+def rppg_green(rgb: np.ndarray, *, sampling_rate: float) -> np.ndarray:
+    """The green channel's relative change (Verkruysse et al. 2008).
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (n_samples, 3)
+        Mean R, G, B of the skin ROI, one row per sample of an even grid.
+    sampling_rate : float
+        Rate of the grid in Hz (samples/second).
+
+    Returns
+    -------
+    ndarray, shape (n_samples,)
+        Zero-mean signal, relative units (brighter = positive).
+    """
+    return normalise_channels(rgb)[:, 1]
+
+
+def rppg_pos(rgb: np.ndarray, *, sampling_rate: float, window_s: float = 1.6) -> np.ndarray:
+    """Plane-Orthogonal-to-Skin pulse (Wang et al. 2017), sliding windows of ``window_s`` overlap-added.
+
+    Per window, colours are divided by their temporal mean, projected on the plane orthogonal to skin tone
+    (``S1 = G - B``, ``S2 = G + B - 2R``), combined as ``S1 + (std S1 / std S2) S2`` (alpha tuning), made
+    zero-mean, and added into the output.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (n_samples, 3)
+        Mean R, G, B of the skin ROI on an even grid.
+    sampling_rate : float
+        Rate of the grid in Hz (samples/second).
+    window_s : float
+        Window length in seconds (1.6 s: about one cardiac cycle at 40 beats/min).
+
+    Returns
+    -------
+    ndarray, shape (n_samples,)
+        Pulse signal, arbitrary units.
+
+    References
+    ----------
+    Wang, den Brinker, Stuijk, de Haan (2017). Algorithmic principles of remote PPG. IEEE TBME 64(7).
+    """
+    rgb = np.asarray(rgb, dtype=np.float64)
+    n = len(rgb)
+    length = _window_length(n, sampling_rate, window_s)
+    windows = sliding_window_view(rgb, length, axis=0)  # (m, 3, length)
+    mean = windows.mean(axis=2, keepdims=True)
+    mean[mean == 0] = 1.0
+    normalised = windows / mean
+    s1 = normalised[:, 1] - normalised[:, 2]
+    s2 = normalised[:, 1] + normalised[:, 2] - 2.0 * normalised[:, 0]
+    sd2 = s2.std(axis=1)
+    alpha = np.divide(s1.std(axis=1), sd2, out=np.zeros_like(sd2), where=sd2 > 0)
+    h = s1 + alpha[:, None] * s2
+    h -= h.mean(axis=1, keepdims=True)
+    return _overlap_add(h, n)
+
+
+def rppg_chrom(rgb: np.ndarray, *, sampling_rate: float, window_s: float = 1.6) -> np.ndarray:
+    """Chrominance-based pulse (de Haan & Jeanne 2013).
+
+    Colours are divided by their moving mean (``window_s``), combined into ``X = 3R - 2G`` and
+    ``Y = 1.5R + G - 1.5B``, band-passed, and per half-overlapping Hann window combined as
+    ``X - (std X / std Y) Y`` and overlap-added.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (n_samples, 3)
+        Mean R, G, B of the skin ROI on an even grid.
+    sampling_rate : float
+        Rate of the grid in Hz (samples/second).
+
+    Returns
+    -------
+    ndarray, shape (n_samples,)
+        Pulse signal, arbitrary units.
+
+    References
+    ----------
+    de Haan, Jeanne (2013). Robust pulse rate from chrominance-based rPPG. IEEE TBME 60(10).
+    """
+    rgb = np.asarray(rgb, dtype=np.float64)
+    n = len(rgb)
+    length = _window_length(n, sampling_rate, window_s)
+    kernel = np.ones(length) / length
+    padded = np.pad(rgb, ((length // 2, length - 1 - length // 2), (0, 0)), mode="edge")
+    moving_mean = np.stack([np.convolve(padded[:, k], kernel, mode="valid") for k in range(3)], axis=1)
+    moving_mean[moving_mean == 0] = 1.0
+    r, g, b = (rgb / moving_mean).T
+    x = bandpass(3 * r - 2 * g, sampling_rate=sampling_rate, low_hz=PULSE_BAND_HZ[0], high_hz=PULSE_BAND_HZ[1])
+    y = bandpass(1.5 * r + g - 1.5 * b, sampling_rate=sampling_rate, low_hz=PULSE_BAND_HZ[0],
+                 high_hz=PULSE_BAND_HZ[1])
+    length += length % 2
+    if n < length:
+        sd_y = y.std()
+        return x - (x.std() / sd_y if sd_y > 0 else 0.0) * y
+    step = length // 2
+    starts = np.arange(0, n - length + 1, step)
+    hann = np.hanning(length)
+    out = np.zeros(n)
+    for start in starts:
+        xs, ys = x[start:start + length], y[start:start + length]
+        sd_y = ys.std()
+        segment = xs - (xs.std() / sd_y if sd_y > 0 else 0.0) * ys
+        out[start:start + length] += hann * (segment - segment.mean())
+    tail = starts[-1] + length
+    if tail < n:  # the last partial window
+        xs, ys = x[tail - step:], y[tail - step:]
+        sd_y = ys.std()
+        segment = xs - (xs.std() / sd_y if sd_y > 0 else 0.0) * ys
+        out[tail - step:] += segment - segment.mean()
+    return out
+
+
+def rppg_ica(rgb: np.ndarray, *, sampling_rate: float, random_state: int = 0) -> np.ndarray:
+    """Independent component analysis of the three channels (Poh, McDuff, Picard 2010).
+
+    Channels are normalised, band-passed and z-scored; FastICA separates three sources, and the one with the
+    most peaked spectrum in the pulse band (largest fraction of power at its peak) is the pulse.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (n_samples, 3)
+        Mean R, G, B of the skin ROI on an even grid.
+    sampling_rate : float
+        Rate of the grid in Hz (samples/second).
+
+    Returns
+    -------
+    ndarray, shape (n_samples,)
+        Pulse signal, unit variance.
+
+    References
+    ----------
+    Poh, McDuff, Picard (2010). Non-contact, automated cardiac pulse measurements using video imaging and blind
+    source separation. Optics Express 18(10).
+    """
+    import warnings
+
+    from scipy.signal import periodogram
+    from sklearn.decomposition import FastICA
+    from sklearn.exceptions import ConvergenceWarning
+
+    x = bandpass(normalise_channels(rgb), sampling_rate=sampling_rate, low_hz=PULSE_BAND_HZ[0],
+                 high_hz=PULSE_BAND_HZ[1])
+    sd = x.std(axis=0)
+    if len(x) < 8 or np.any(sd == 0):
+        return x[:, 1] if len(x) else np.zeros(0)
+    x = (x - x.mean(axis=0)) / sd
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sources = FastICA(n_components=3, whiten="unit-variance", random_state=random_state,
+                          max_iter=400).fit_transform(x)
+    freqs, power = periodogram(sources, fs=sampling_rate, axis=0, nfft=max(1024, len(sources)))
+    band = (freqs >= 40 / 60) & (freqs <= 200 / 60)
+    peakiness = power[band].max(axis=0) / np.maximum(power[band].sum(axis=0), 1e-12)
+    return sources[:, int(np.argmax(peakiness))]
+
+
+def extract_pulse(rgb: np.ndarray, *, sampling_rate: float, method: str = DEFAULT_METHOD) -> np.ndarray:
+    """Run a registered trace method and orient the result as blood volume (peaks = more blood = darker).
+
+    The sign is set from the data: the pulse must vary against the (band-passed) green channel, since blood
+    absorbs green light. Raises ``ValueError`` for an unknown method or a "frames" method (those need crops).
+
+    Returns
+    -------
+    ndarray, shape (n_samples,)
+        Zero-mean pulse, unit standard deviation (all zeros when the input is constant).
+    """
+    spec = get_method(method)
+    if spec.kind != "trace":
+        raise ValueError(f"pulse method {spec.name!r} works on face crops, not on colour traces")
+    rgb = np.asarray(rgb, dtype=np.float64)
+    pulse = np.asarray(spec.fn(rgb, sampling_rate=sampling_rate), dtype=np.float64)
+    return orient_and_scale(pulse, rgb, sampling_rate=sampling_rate)
+
+
+def orient_and_scale(pulse: np.ndarray, rgb: np.ndarray, *, sampling_rate: float) -> np.ndarray:
+    """Zero mean, unit sd, sign flipped so the pulse anti-correlates with the green channel in the pulse band."""
+    pulse = np.asarray(pulse, dtype=np.float64) - np.mean(pulse)
+    sd = pulse.std()
+    if not np.isfinite(sd) or sd == 0:
+        return np.zeros_like(pulse)
+    pulse = pulse / sd
+    if len(pulse) > 16:
+        green = bandpass(normalise_channels(rgb)[:, 1], sampling_rate=sampling_rate, low_hz=PULSE_BAND_HZ[0],
+                         high_hz=PULSE_BAND_HZ[1])
+        filtered = bandpass(pulse, sampling_rate=sampling_rate, low_hz=PULSE_BAND_HZ[0], high_hz=PULSE_BAND_HZ[1])
+        if float(np.dot(filtered, green)) > 0:
+            pulse = -pulse
+    return pulse
+
+
+for _name, _fn, _text in (
+    ("green", rppg_green, "Green channel (Verkruysse 2008)"),
+    ("chrom", rppg_chrom, "Chrominance (de Haan & Jeanne 2013)"),
+    ("pos", rppg_pos, "Plane orthogonal to skin (Wang 2017)"),
+    ("ica", rppg_ica, "FastICA of R, G, B (Poh 2010)"),
+):
+    register_method(PulseMethod(name=_name, kind="trace", fn=_fn, realtime=True, description=_text))
