@@ -5,12 +5,18 @@ All the work lives in ``smartmirror.ui.page`` (layout and panels) and ``smartmir
 
 import logging
 import os
+import sys
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # quieter MediaPipe
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from smartmirror.engine import APP_SWITCH_INTERVAL_S  # noqa: E402
 from smartmirror.ui.page import main  # noqa: E402
+
+sys.setswitchinterval(APP_SWITCH_INTERVAL_S)  # the video callback gets the GIL back quickly (see engine.py)
 
 logging.basicConfig(level=os.environ.get("SMARTMIRROR_LOG_LEVEL", "INFO"),
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+for noisy in ("aioice", "aiortc", "streamlit_webrtc"):  # ICE candidate chatter at INFO
+    logging.getLogger(noisy).setLevel(logging.WARNING)
 main()

@@ -1,0 +1,32 @@
+"""SmartMirror: emotion, fatigue, stress and rPPG vitals from a face video (a wellness demo, not a medical device).
+
+Seed 001's two calls are available at the top level and imported on first use, so ``import smartmirror`` stays
+light: ``times, signal = smartmirror.extract_rppg_signal(video_path, method="pos", frames=None)`` and
+``smartmirror.evaluate_dataset(path, method="pos")``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from smartmirror.dataset import evaluate_dataset
+    from smartmirror.vitals.video import extract_rppg_signal
+
+__all__ = ["evaluate_dataset", "extract_rppg_signal"]
+
+_LAZY = {
+    "extract_rppg_signal": "smartmirror.vitals.video",
+    "evaluate_dataset": "smartmirror.dataset",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'smartmirror' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 #: Order in which analyzers see a frame: emotion uses the fatigue analyzer's state of the same frame.
 ANALYZER_ORDER = ("fatigue", "emotion", "vitals")
 
+#: Analyzers that need not see every frame, with their least source-clock interval between updates (seconds);
+#: in between, their latest state stands. Heart rate and blinks need every frame; expressions change slowly.
+DEFAULT_ANALYZER_INTERVALS_S = {"emotion": 0.2}
+
 #: How many expired session ids are remembered (to answer 410 rather than 404).
 EXPIRED_IDS_KEPT = 10_000
 
@@ -162,6 +166,7 @@ class Session:
         buffer_seconds: float,
         pulse_method: str | None,
         fatigue_mode: str,
+        analyzer_intervals_s: dict[str, float] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.session_id = session_id
@@ -171,6 +176,8 @@ class Session:
         self.buffer_seconds = buffer_seconds
         self.pulse_method = pulse_method
         self.fatigue_mode = fatigue_mode
+        self.analyzer_intervals_s = DEFAULT_ANALYZER_INTERVALS_S if analyzer_intervals_s is None \
+            else analyzer_intervals_s
         self._clock = clock
         self.lock = threading.Lock()
         self.created_wall_s = time.time()
@@ -183,6 +190,7 @@ class Session:
         self.last_t: float | None = None
         self.records: deque[FrameRecord] = deque()
         self.latest: dict[str, dict[str, Any] | None] = {}
+        self.last_update_t: dict[str, float] = {}
         self.closed = False
         self.close_reason: str | None = None   # "expired", "deleted" or "shutdown"
 
@@ -243,6 +251,11 @@ class Session:
         states: dict[str, dict[str, Any] | None] = {}
         fatigue_state = None
         for name, analyzer in self.analyzers.items():
+            interval = self.analyzer_intervals_s.get(name, 0.0)
+            if interval > 0 and name in self.last_update_t and t - self.last_update_t[name] < interval:
+                states[name] = self.latest.get(name)      # not due yet: its latest state stands
+                continue
+            self.last_update_t[name] = t
             start = time.perf_counter()
             try:
                 if name == "emotion":
@@ -383,6 +396,7 @@ class SessionStore:
                 buffer_seconds=self.settings.buffer_seconds,
                 pulse_method=pulse_method,
                 fatigue_mode=fatigue_mode,
+                analyzer_intervals_s={"emotion": self.settings.emotion_interval_s},
                 clock=self._clock,
             )
             with self._lock:

@@ -20,6 +20,8 @@ SMARTMIRROR_REQUEST_TIMEOUT_S          request_timeout_s            30 (every re
 SMARTMIRROR_VIDEO_TIMEOUT_S            video_timeout_s              180 (clip uploads and their analysis)
 SMARTMIRROR_MAX_CONCURRENT_VIDEOS      max_concurrent_videos        1 (clip analyses at once; more get 503)
 SMARTMIRROR_PULSE_METHOD               pulse_method                 unset: the vitals package's default
+SMARTMIRROR_EMOTION_INTERVAL_S         emotion_interval_s           0.2 (emotion at most 5 times per second of
+                                                                    frames in a session; 0: every frame)
 =====================================  ===========================  ================================================
 """
 
@@ -52,6 +54,7 @@ class ApiSettings:
     video_timeout_s: float = 180.0
     max_concurrent_videos: int = 1
     pulse_method: str | None = None
+    emotion_interval_s: float = 0.2
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ApiSettings:
@@ -91,6 +94,8 @@ class ApiSettings:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if not (math.isfinite(self.emotion_interval_s) and self.emotion_interval_s >= 0):
+            raise ValueError(f"emotion_interval_s must be >= 0, got {self.emotion_interval_s!r}")
         if self.api_key is not None and not self.api_key:
             raise ValueError("api_key must be a non-empty string or None")
 
@@ -127,4 +132,5 @@ _ENV_FIELDS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("VIDEO_TIMEOUT_S", "video_timeout_s", float),
     ("MAX_CONCURRENT_VIDEOS", "max_concurrent_videos", int),
     ("PULSE_METHOD", "pulse_method", str),
+    ("EMOTION_INTERVAL_S", "emotion_interval_s", float),
 )

@@ -47,6 +47,11 @@ from smartmirror.frames import FrameBuffer, FramePacket
 log = logging.getLogger(__name__)
 
 MODES = ("wellness", "driver", "kiosk")
+
+#: Python's GIL switch interval the app sets (``sys.setswitchinterval``; Python's default is 5 ms). With the face
+#: tracker and the analyzers busy on other threads, every time the video callback releases the GIL (in OpenCV
+#: or PyAV) it may wait a whole interval to get it back; 1 ms keeps the callback's latency low.
+APP_SWITCH_INTERVAL_S = 0.001
 FAILING_ANALYZER_ENV = "SMARTMIRROR_TEST_FAILING_ANALYZER"
 
 STATUS_STARTING = "starting"
@@ -499,8 +504,15 @@ class Engine:
                 continue
             try:
                 if tracker is None:
+                    log.info("first frame received (%dx%d, t=%.3f s)", packet.image.shape[1], packet.image.shape[0],
+                             packet.t)
+                    started = time.monotonic()
                     tracker = self.tracker_factory()
-                face = tracker.process(packet.image)
+                    face = tracker.process(packet.image)
+                    log.info("face tracker ready in %.1f s (face %s)", time.monotonic() - started,
+                             "found" if face is not None else "not found")
+                else:
+                    face = tracker.process(packet.image)
                 failures = 0
             except Exception as error:  # noqa: BLE001 - shown as unavailable, the stream keeps running
                 failures += 1
@@ -569,8 +581,10 @@ class Engine:
                     self._stop.wait(min(0.5, next_try - time.monotonic()))
                     continue
                 try:
+                    started = time.monotonic()
                     analyzer = spec.factory()
                     analyzer.reset()
+                    log.info("analyzer %s ready in %.1f s", spec.name, time.monotonic() - started)
                     generation = self._generation
                     keywords = [kw for kw, _ in spec.inputs if _accepts(analyzer.update, kw)]
                 except Exception as error:  # noqa: BLE001 - shown as unavailable, others keep running

@@ -135,12 +135,20 @@ def test_clip_upload_reports_the_heart_rate(server, client, pulse_clip):
     assert list(server.upload_dir.iterdir()) == []          # the temp file is gone
 
 
-def test_seed_save_video_answers_the_same_report(server, client, pulse_clip):
-    clip_dir, truth = pulse_clip
-    with open(clip_dir / "vid.avi", "rb") as video:
-        response = client.post("/save_video", files={"video": ("clip.avi", video, "video/x-msvideo")})
-    assert response.status_code == 200, response.text
-    assert response.json()["heart_rate_bpm"] == pytest.approx(truth.heart_rate_bpm, abs=3.0)
+def test_both_clip_endpoints_answer_exactly_the_report_of_smartmirror_analyze(server, client, synth_clip):
+    from smartmirror.report import analyze_video
+
+    clip_dir, _ = synth_clip(duration_s=3.0, width=320, height=240, seed=4)
+    expected = analyze_video(clip_dir / "vid.avi")
+    for path, field in (("/analyze-video", "file"), ("/save_video", "file"), ("/save_video", "video")):
+        with open(clip_dir / "vid.avi", "rb") as video:
+            response = client.post(path, files={field: ("clip.avi", video, "video/x-msvideo")})
+        assert response.status_code == 200, response.text
+        report = response.json()
+        assert set(report) == set(expected)
+        assert report["timings_s"].keys() == expected["timings_s"].keys()
+        assert {k: v for k, v in report.items() if k != "timings_s"} == json.loads(json.dumps(
+            {k: v for k, v in expected.items() if k != "timings_s"}))
     assert list(server.upload_dir.iterdir()) == []
 
 

@@ -213,3 +213,31 @@ def test_settings_and_timestamps_are_checked(astronaut_face):
         analyzer.update(FramePacket(t=math.nan, image=image), astronaut_face)
     analyzer.reset()
     assert analyzer.summary() is None
+
+
+def test_real_pixels_through_the_video_tracker_blink_and_microsleep(astronaut_bgr, astronaut_face):
+    """End to end on pixels: the portrait with its eyes painted shut for 1.2 s and for 0.2 s, tracked by FaceMesh
+    in video mode at 15 fps with jittered times and sensor noise."""
+    import cv2
+    from fatigue_sequences import frame_times, paint_closed_eyes
+
+    from smartmirror.face import FaceTracker
+
+    size = (320, 320)
+    open_image = cv2.resize(astronaut_bgr, size, interpolation=cv2.INTER_AREA)
+    shut_image = cv2.resize(paint_closed_eyes(astronaut_bgr, astronaut_face), size, interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(0)
+    analyzer = FatigueAnalyzer(mode="driver")
+    alerts = []
+    with FaceTracker() as tracker:
+        for i, t in enumerate(frame_times(10.0, 15, seed=15)):
+            shut = 5.0 <= t < 6.2 or 8.0 <= t < 8.2
+            noisy = (shut_image if shut else open_image) + rng.integers(-2, 3, open_image.shape)
+            image = np.clip(noisy, 0, 255).astype(np.uint8)
+            state = analyzer.update(FramePacket(t=float(t), image=image, index=i), tracker.process(image))
+            alerts.append((float(t), state["alert"]))
+    assert state["blinks"] == 1 and state["long_closures"] == 1 and state["microsleeps"] == 1
+    assert state["yawns"] == 0 and state["nods"] == 0
+    assert 0.11 <= state["perclos"] <= 0.15  # 1.4 s of 10 s with the eyes shut
+    first_alert = next(t for t, alert in alerts if alert)
+    assert 5.45 <= first_alert <= 5.5 + 1.6 / 15

@@ -287,6 +287,24 @@ def test_app_engine_builds_identity_only_when_asked():
     assert isinstance(specs["identity"].factory(), IdentityAnalyzer)
 
 
-def test_clip_report_defaults_to_identity_off():
+def test_clip_report_has_identity_null_unless_opted_in(synth_clip, monkeypatch):
     report = pytest.importorskip("smartmirror.report")
     assert inspect.signature(report.analyze_video).parameters["identity"].default is False
+    built = []
+    real_optional_analyzer = report._optional_analyzer
+
+    def identity_only(module: str, cls: str, **kwargs):
+        """Record what the report builds; leave emotion and fatigue out (this test is about identity and their
+        models take most of a report's time), as the report does when their packages are missing."""
+        built.append(module)
+        return real_optional_analyzer(module, cls, **kwargs) if module == "smartmirror.identity" else None
+
+    monkeypatch.setattr(report, "_optional_analyzer", identity_only)
+    clip = synth_clip(duration_s=2.0, width=320, height=240)[0] / "vid.avi"  # the astronaut, shared with others
+    assert report.analyze_video(clip)["identity"] is None
+    assert "smartmirror.identity" not in built  # off: not even constructed
+    section = report.analyze_video(clip, identity=True)["identity"]
+    assert "smartmirror.identity" in built
+    assert section["gender"] == "female" and section["gender_confidence"] >= 0.8
+    assert section["frames_used"] >= 3  # a reading every 0.5 s of the 2 s clip
+    assert ASTRONAUT_AGE_BAND[0] <= section["age_years"] <= ASTRONAUT_AGE_BAND[1]

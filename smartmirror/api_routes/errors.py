@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
+from smartmirror.report import error_object
+
 log = logging.getLogger(__name__)
 
 #: Default machine-readable codes for statuses raised without one (routing, methods, framework errors).
@@ -32,11 +34,6 @@ DEFAULT_CODES = {
     503: "unavailable",
     504: "timeout",
 }
-
-
-def error_object(code: str, message: str) -> dict[str, dict[str, str]]:
-    """The error body every failure answers with (the same shape as ``smartmirror analyze --json``)."""
-    return {"error": {"code": code, "message": message}}
 
 
 class ApiError(StarletteHTTPException):

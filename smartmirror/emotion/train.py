@@ -156,7 +156,7 @@ def _loaders(index: DatasetIndex, model: nn.Module, config: TrainConfig):
         generator=generator,
     )
     val_loader = DataLoader(val_set, batch_size=config.batch_size, shuffle=False, num_workers=config.num_workers)
-    return train_set, train_loader, val_loader
+    return train_set, train_loader, val_loader, generator
 
 
 def evaluate(
@@ -273,7 +273,7 @@ def train_emotion(
         log.info("resuming %s from epoch %d", last_path, state["epoch"])
     resumed_from = start_epoch - 1
 
-    train_set, train_loader, val_loader = _loaders(index, model, config)
+    train_set, train_loader, val_loader, shuffle_generator = _loaders(index, model, config)
     meta = {
         "format": CHECKPOINT_FORMAT,
         "model_name": config.model,
@@ -287,7 +287,8 @@ def train_emotion(
         if stopped_early:
             break
         started = time.perf_counter()
-        train_set.epoch = epoch
+        train_set.epoch = epoch  # augmentation and shuffling depend on (seed, epoch) only: resuming is exact
+        shuffle_generator.manual_seed(config.seed * 100_003 + epoch)
         model.train()
         running, batches = 0.0, 0
         n_batches = len(train_loader) if config.max_batches_per_epoch is None else min(

@@ -17,8 +17,10 @@ term                   measure                                 s = 0 .. 1    w  
 perclos                PERCLOS P80 over the last 60 s          0.075..0.15   0.85   Wierwille 1994: >= 0.15
                                                                                     drowsy, 0.075..0.15
                                                                                     questionable
-microsleeps            P80 closures >= 0.5 s, per minute       0 .. 1        0.80   a single one is a lapse
-long_closures          closures >= 0.5 s, per minute           0 .. 2        0.50   eyelid closures > 0.5 s
+microsleeps            P80 closures >= 0.5 s, per minute       0 .. 2        0.80   lapses; one alone gives
+                                                                                    0.4 (driver mode alerts
+                                                                                    on it regardless)
+long_closures          closures >= 0.5 s, per minute           0 .. 3        0.50   eyelid closures > 0.5 s
                                                                                     rise with sleepiness
 blink_duration         mean blink duration (50 % level)        0.25..0.45 s  0.45   Schleicher et al. 2008
 blink_rate             blinks per minute                       25 .. 40      0.15   weak, inconsistent sign
@@ -53,8 +55,8 @@ log = logging.getLogger(__name__)
 #: (term, low anchor, high anchor, weight); see the module docstring.
 SCORE_TERMS: tuple[tuple[str, float, float, float], ...] = (
     ("perclos", 0.075, 0.15, 0.85),
-    ("microsleeps", 0.0, 1.0, 0.80),
-    ("long_closures", 0.0, 2.0, 0.50),
+    ("microsleeps", 0.0, 2.0, 0.80),
+    ("long_closures", 0.0, 3.0, 0.50),
     ("blink_duration", 0.25, 0.45, 0.45),
     ("blink_rate", 25.0, 40.0, 0.15),
     ("yawns", 0.0, 3.0, 0.55),

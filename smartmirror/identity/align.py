@@ -45,7 +45,7 @@ DLIB5_TEMPLATE = np.array(
 
 #: FaceMesh landmarks in the template's order: subject's left eye outer (263) and inner (362) corner, subject's
 #: right eye outer (33) and inner (133) corner, bottom of the nose (2, FaceMesh's subnasale).
-FACEMESH_DLIB5 = (263, 362, 33, 133, 0)
+FACEMESH_DLIB5 = (263, 362, 33, 133, 2)
 
 #: Border around the template as a fraction of its size (the manifest's ``face_chip_padding``).
 CHIP_PADDING = 0.2

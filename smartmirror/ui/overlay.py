@@ -1,10 +1,14 @@
 """Drawing the mirror view: flip the frame and draw the newest face overlay and labels (pure numpy/OpenCV, fast).
 
-Everything here runs inside the video callback, so it stays well under a millisecond or two at 640x480: the
-landmarks are set as pixel blocks in one vectorised assignment and the regions are one ``polylines`` call.
+Everything here runs inside the video callback, so it stays well under a millisecond at 640x480 and makes few
+calls that release the GIL (each may wait for the analyzer threads to hand it back): the landmarks are set as
+pixel blocks in one vectorised assignment, the regions are one ``polylines`` call, and text is rendered once per
+distinct string and pasted with numpy.
 """
 
 from __future__ import annotations
+
+import functools
 
 import cv2
 import numpy as np
@@ -57,15 +61,43 @@ def mirror_view(
             view[ys + 1, xs] = color
             view[ys, xs + 1] = color
             view[ys + 1, xs + 1] = color
-    y = 22
+    y = 6
     for line in lines:
-        cv2.putText(view, line, (10, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(view, line, (10, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, TEXT_BGR, 1, cv2.LINE_AA)
-        y += 22
+        y = _paste(view, _text_patch(line, 0.55, TEXT_BGR, None), 6, y) + 4
     if demo:
-        text = "DEMO (synthetic clip)"
-        (text_w, text_h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.8, 2)
-        x0 = width - text_w - 20
-        cv2.rectangle(view, (x0 - 8, 8), (width - 8, 16 + text_h + 8), DEMO_BGR, thickness=-1)
-        cv2.putText(view, text, (x0, 16 + text_h), cv2.FONT_HERSHEY_SIMPLEX, 0.8, TEXT_BGR, 2, cv2.LINE_AA)
+        patch = _text_patch("DEMO (synthetic clip)", 0.8, TEXT_BGR, DEMO_BGR)
+        _paste(view, patch, width - patch[0].shape[1] - 8, 8)
     return view
+
+
+@functools.lru_cache(maxsize=256)
+def _text_patch(
+    text: str, scale: float, color: tuple[int, int, int], background: tuple[int, int, int] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(patch, mask) of ``text`` drawn once: outlined in black on a transparent patch, or on a filled box."""
+    thickness = 2 if background is not None else 1
+    (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    pad = 6 if background is not None else 3
+    patch = np.zeros((text_h + baseline + 2 * pad, text_w + 2 * pad, 3), np.uint8)
+    origin = (pad, pad + text_h)
+    if background is not None:
+        patch[:] = background
+        cv2.putText(patch, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness, cv2.LINE_AA)
+        return patch, np.ones(patch.shape[:2], bool)
+    outline = np.zeros(patch.shape[:2], np.uint8)
+    cv2.putText(outline, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thickness + 2, cv2.LINE_AA)
+    cv2.putText(patch, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness, cv2.LINE_AA)
+    patch.setflags(write=False)
+    return patch, outline > 0
+
+
+def _paste(view: np.ndarray, patch_mask: tuple[np.ndarray, np.ndarray], x: int, y: int) -> int:
+    """Copy a text patch into ``view`` at (x, y) where its mask is set (clipped); returns the patch's bottom y."""
+    patch, mask = patch_mask
+    height, width = view.shape[:2]
+    h = min(patch.shape[0], height - y)
+    w = min(patch.shape[1], width - x)
+    if h > 0 and w > 0 and x >= 0 and y >= 0:
+        region = view[y:y + h, x:x + w]
+        region[mask[:h, :w]] = patch[:h, :w][mask[:h, :w]]
+    return y + patch.shape[0]

@@ -93,27 +93,29 @@ def render_vitals(snapshot: Mapping[str, StateEntry]) -> None:
         return
     vitals = vitals or {}
     confidence = number(vitals.get("heart_rate_confidence"))
-    heart_rate = vitals.get("heart_rate_bpm")
+    heart_rate = number(vitals.get("heart_rate_bpm"))
     col_hr, col_conf = st.columns(2)
     col_hr.metric("Heart rate", heart_rate_text(heart_rate),
                   help="Remote photoplethysmography from skin colour; a wellness estimate, not a medical reading.")
-    col_conf.metric("Confidence", percent_text(confidence))
+    col_conf.metric("Confidence", percent_text(confidence) if heart_rate is not None else DASH)
+    if heart_rate is None:
+        note = measuring_text(_warmup_left(vitals, "heart_rate")) if vitals.get("face_present", True) else ""
+        message = vitals.get("message") if isinstance(vitals.get("message"), str) else ""
+        st.caption(" · ".join(t for t in (note, message) if t) or "waiting for a face")
     wave = _waveform(vitals)
     if wave:
-        st.line_chart({"pulse": wave[-240:]}, height=120, x_label="recent frames", y_label="pulse")
-    else:
-        st.caption("pulse waveform: " + (measuring_text(vitals.get("warmup_s_left_hr")) if vitals else "waiting"))
+        st.line_chart({"pulse": wave[-240:]}, height=110, x_label="last seconds", y_label="pulse")
     col_hrv, col_resp, col_spo2 = st.columns(3)
     hrv = vitals.get("hrv") if isinstance(vitals.get("hrv"), Mapping) else {}
-    rmssd = number(hrv.get("rmssd_ms")) if hrv else number(vitals.get("rmssd_ms"))
-    col_hrv.metric("HRV (RMSSD)", unit_text(rmssd, "ms") if rmssd is not None else measuring_text(
-        _warmup_left(vitals, "hrv")))
+    rmssd = number(hrv.get("rmssd_ms"))
+    col_hrv.metric("HRV (RMSSD)", unit_text(rmssd, "ms") if rmssd is not None
+                   else measuring_text(_warmup_left(vitals, "hrv")))
     respiration = number(vitals.get("respiration_rate_bpm"))
-    col_resp.metric("Respiration", unit_text(respiration, "br/min") if respiration is not None else measuring_text(
-        _warmup_left(vitals, "respiration")))
+    col_resp.metric("Respiration", unit_text(respiration, "br/min") if respiration is not None
+                    else measuring_text(_warmup_left(vitals, "respiration")))
     spo2 = number(vitals.get("spo2_percent"))
-    col_spo2.metric("SpO2", unit_text(spo2, "%") if spo2 is not None else measuring_text(
-        _warmup_left(vitals, "spo2")), help="Experimental from an RGB camera; not a pulse oximeter.")
+    col_spo2.metric("SpO2", unit_text(spo2, "%") if spo2 is not None else measuring_text(_warmup_left(vitals, "spo2")),
+                    help="Experimental from an RGB camera (uncalibrated unless you calibrated it); not an oximeter.")
     render_stress(vitals)
 
 

@@ -90,7 +90,7 @@ class MirrorSession:
         if engine is not None:
             engine.submit(FramePacket(t=frame.time, image=image))
             overlay = engine.overlay()
-            lines = (f"{engine.delivered_fps.rate():4.1f} fps shown | {engine.tracked_fps.rate():4.1f} fps analysed",)
+            lines = (f"{engine.delivered_fps.rate():.0f} fps shown | {engine.tracked_fps.rate():.0f} fps analysed",)
             alert = _driver_alert(engine)
             if alert:
                 lines += (alert,)

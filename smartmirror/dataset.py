@@ -1,0 +1,311 @@
+"""Datasets of face videos with pulse ground truth, and heart-rate / pulse accuracy over them.
+
+Two layouts are understood (DESIGN.md):
+
+- UBFC-rPPG: ``<root>/<subject>/vid.avi`` with ``ground_truth.txt`` (line 1 PPG, line 2 heart rate, line 3
+  times in seconds) or DATASET_1's ``gtdump.xmp`` (CSV: time ms, heart rate, SpO2, PPG);
+- seed 001's flat layout: ``<root>/<name>.avi`` with ``<root>/<name>.txt`` (the same three lines; the heart-rate
+  line may be empty).
+
+:func:`evaluate_dataset` compares, per file, the heart rate of every 10 s window (sliding 1 s) with the same
+window of the reference PPG, and the normalised pulse with the normalised reference PPG, and prints (and returns)
+per-file and mean MAE and RMSE.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm")
+#: Largest time shift (seconds) searched when aligning the video pulse with the reference PPG (finger or ear
+#: sensors see the pulse wave later or earlier than the face).
+MAX_PULSE_LAG_S = 0.5
+
+
+class DatasetError(Exception):
+    """A dataset folder that cannot be evaluated; ``code`` is machine-readable."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """Reference signals of one clip."""
+
+    ppg: np.ndarray                       # contact PPG (arbitrary units)
+    times_s: np.ndarray                   # seconds, one per PPG sample
+    heart_rate_bpm: np.ndarray | None     # the device's heart rate per sample (or None)
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One video with its ground-truth file."""
+
+    name: str
+    video: Path
+    truth: Path
+
+
+def _numbers(line: str) -> np.ndarray:
+    text = line.replace(",", " ").split()
+    return np.array([float(v) for v in text], dtype=np.float64) if text else np.zeros(0)
+
+
+def read_ground_truth(path: str | Path) -> GroundTruth:
+    """Read ``ground_truth.txt`` / ``name.txt`` (three lines) or UBFC's ``gtdump.xmp``.
+
+    Raises
+    ------
+    DatasetError
+        ``bad_ground_truth`` when the file cannot be parsed or its lines disagree in length.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError("bad_ground_truth", f"{path.name}: cannot read ({exc})") from None
+    try:
+        if path.suffix.lower() == ".xmp":
+            rows = np.array([_numbers(line) for line in text.splitlines() if line.strip()])
+            if rows.ndim != 2 or rows.shape[1] < 4:
+                raise ValueError("expected rows of: time ms, heart rate, SpO2, PPG")
+            return GroundTruth(ppg=rows[:, 3], times_s=(rows[:, 0] - rows[0, 0]) / 1000.0, heart_rate_bpm=rows[:, 1])
+        lines = text.splitlines()
+        while lines and not lines[-1].strip():
+            lines.pop()
+        if len(lines) < 2:
+            raise ValueError("expected three lines: PPG, heart rate (may be empty), times in seconds")
+        ppg = _numbers(lines[0])
+        times = _numbers(lines[2] if len(lines) >= 3 else lines[1])
+        heart_rate = _numbers(lines[1]) if len(lines) >= 3 else np.zeros(0)
+    except ValueError as exc:
+        raise DatasetError("bad_ground_truth", f"{path.name}: {exc}") from None
+    if len(ppg) < 10 or len(times) != len(ppg):
+        raise DatasetError("bad_ground_truth", f"{path.name}: {len(ppg)} PPG values but {len(times)} times")
+    if np.any(np.diff(times) <= 0):
+        raise DatasetError("bad_ground_truth", f"{path.name}: the times are not increasing")
+    if len(heart_rate) == 1:
+        heart_rate = np.full(len(ppg), heart_rate[0])
+    return GroundTruth(ppg=ppg, times_s=times, heart_rate_bpm=heart_rate if len(heart_rate) == len(ppg) else None)
+
+
+def find_clips(root: str | Path) -> list[Clip]:
+    """The clips under ``root`` in either layout (a single UBFC subject folder works too), sorted by name.
+
+    Raises
+    ------
+    DatasetError
+        ``not_found`` when ``root`` is not a folder, ``no_clips`` when nothing with ground truth is inside.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError("not_found", f"No such dataset folder: {root}")
+    clips: list[Clip] = []
+
+    def subject(folder: Path, name: str) -> None:
+        videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.stem == "vid")
+        truths = [folder / "ground_truth.txt", folder / "gtdump.xmp"]
+        truth = next((t for t in truths if t.exists()), None)
+        if videos and truth is not None:
+            clips.append(Clip(name, videos[0], truth))
+
+    subject(root, root.name)
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        subject(folder, folder.name)
+    for video in sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES):
+        truth = video.with_suffix(".txt")
+        if truth.exists():
+            clips.append(Clip(video.stem, video, truth))
+    if not clips:
+        raise DatasetError("no_clips", f"No clips with ground truth in {root} (expected <subject>/vid.avi + "
+                                       "ground_truth.txt, or name.avi + name.txt)")
+    return clips
+
+
+def _normalised(signal: np.ndarray) -> np.ndarray:
+    span = float(np.max(signal) - np.min(signal)) if len(signal) else 0.0
+    return (signal - np.min(signal)) / span if span > 0 else np.zeros_like(signal)
+
+
+def pulse_errors(times_s: np.ndarray, pulse: np.ndarray, truth: GroundTruth) -> tuple[float | None, float | None]:
+    """MAE and RMSE between the [0, 1]-scaled pulse and the [0, 1]-scaled band-passed reference PPG.
+
+    The reference is resampled at the pulse's times; the polarity and a lag of up to
+    :data:`MAX_PULSE_LAG_S` are chosen to minimise the RMSE (sensor sites and polarity conventions differ).
+    """
+    from smartmirror.vitals.rppg import PULSE_BAND_HZ
+    from smartmirror.vitals.signal import GRID_RATE_HZ, bandpass, resample_even
+
+    inside = (times_s >= truth.times_s[0]) & (times_s <= truth.times_s[-1])
+    if inside.sum() < 2 * GRID_RATE_HZ:
+        return None, None
+    grid, reference = resample_even(truth.times_s, truth.ppg, rate_hz=GRID_RATE_HZ)
+    reference = bandpass(reference, sampling_rate=GRID_RATE_HZ, low_hz=PULSE_BAND_HZ[0], high_hz=PULSE_BAND_HZ[1])
+    pred = _normalised(pulse[inside])
+    best = (math.inf, math.inf)
+    for lag in np.arange(-MAX_PULSE_LAG_S, MAX_PULSE_LAG_S + 1e-9, 1.0 / GRID_RATE_HZ):
+        ref = np.interp(times_s[inside] + lag, grid, reference)
+        for sign in (1.0, -1.0):
+            diff = pred - _normalised(sign * ref)
+            rmse = float(np.sqrt(np.mean(diff**2)))
+            if rmse < best[1]:
+                best = (float(np.mean(np.abs(diff))), rmse)
+    return round(best[0], 4), round(best[1], 4)
+
+
+def reference_heart_rates(truth: GroundTruth, window_ends_s: np.ndarray) -> np.ndarray:
+    """The reference heart rate of each 10 s window ending at ``window_ends_s`` (spectral peak of the PPG).
+
+    Falls back to the mean of the device's heart-rate line when the PPG window has no clear peak.
+    """
+    from smartmirror.vitals import heart
+    from smartmirror.vitals.signal import GRID_RATE_HZ, resample_even
+
+    grid, ppg = resample_even(truth.times_s, truth.ppg, rate_hz=GRID_RATE_HZ)
+    rates = []
+    for end in window_ends_s:
+        pick = (grid > end - heart.WINDOW_S) & (grid <= end)
+        rate = None
+        if pick.sum() >= heart.MIN_WINDOW_S * GRID_RATE_HZ * 0.9:
+            estimate = heart.estimate_window(ppg[pick], None, sampling_rate=GRID_RATE_HZ, t_end_s=end)
+            rate = estimate.bpm if estimate.snr_db > -3.0 else None
+        if rate is None and truth.heart_rate_bpm is not None:
+            near = (truth.times_s > end - heart.WINDOW_S) & (truth.times_s <= end)
+            values = truth.heart_rate_bpm[near]
+            values = values[(values >= 30) & (values <= 240)]
+            rate = float(values.mean()) if len(values) else None
+        rates.append(np.nan if rate is None else rate)
+    return np.asarray(rates, dtype=np.float64)
+
+
+def evaluate_clip(clip: Clip, *, method: str) -> dict[str, Any]:
+    """Per-file accuracy: window heart-rate MAE/RMSE (bpm) and normalised-pulse MAE/RMSE."""
+    from smartmirror.frames import VideoError
+    from smartmirror.vitals.pipeline import analyze_trace
+    from smartmirror.vitals.video import pulse_signal, video_trace
+
+    entry: dict[str, Any] = {"name": clip.name, "hr_true_bpm": None, "hr_pred_bpm": None, "hr_mae_bpm": None,
+                             "hr_rmse_bpm": None, "pulse_mae": None, "pulse_rmse": None, "coverage": None,
+                             "heart_rate_confidence": None, "frames": 0, "error": None}
+    try:
+        truth = read_ground_truth(clip.truth)
+        trace = video_trace(clip.video, method=method)
+    except (DatasetError, VideoError) as exc:
+        entry["error"] = {"code": exc.code, "message": exc.message}
+        return entry
+    result = analyze_trace(trace, method=method)
+    entry["frames"] = trace.frames
+    entry["heart_rate_confidence"] = result.heart_rate.confidence
+    readings = [r for r in result.readings if r.tracked_bpm is not None]
+    ends = np.array([r.t_s for r in readings])
+    predicted = np.array([r.tracked_bpm for r in readings])
+    reference = reference_heart_rates(truth, ends) if len(ends) else np.zeros(0)
+    both = np.isfinite(reference)
+    if both.any():
+        errors = predicted[both] - reference[both]
+        entry["hr_mae_bpm"] = round(float(np.mean(np.abs(errors))), 3)
+        entry["hr_rmse_bpm"] = round(float(np.sqrt(np.mean(errors**2))), 3)
+        entry["hr_true_bpm"] = round(float(np.mean(reference[both])), 2)
+        entry["coverage"] = round(float(np.mean([r.heart_rate_bpm is not None for r in readings])), 3)
+    if result.heart_rate.tracked_bpm is not None:
+        entry["hr_pred_bpm"] = round(float(result.heart_rate.tracked_bpm), 2)
+    times, pulse = pulse_signal(trace, method=method)
+    if len(times):
+        entry["pulse_mae"], entry["pulse_rmse"] = pulse_errors(times, pulse, truth)
+    return entry
+
+
+def _mean(entries: list[dict[str, Any]], key: str) -> float | None:
+    values = [e[key] for e in entries if e.get(key) is not None]
+    return round(float(np.mean(values)), 3) if values else None
+
+
+def evaluate_dataset(path: str | Path, method: str | None = None, *, show: bool = True) -> dict[str, Any]:
+    """Heart-rate and pulse accuracy over every clip of a dataset folder (seed 001's second call).
+
+    Parameters
+    ----------
+    path : str or Path
+        The dataset folder (UBFC-rPPG or seed-001 layout).
+    method : str, optional
+        Pulse method name; default the measured best.
+    show : bool
+        Print the per-file table and the means (rich) on stdout; a progress bar goes to stderr either way.
+
+    Returns
+    -------
+    dict
+        ``{"method", "files": [{"name", "hr_true_bpm", "hr_pred_bpm", "hr_mae_bpm", "hr_rmse_bpm",
+        "pulse_mae", "pulse_rmse", "coverage", "heart_rate_confidence", "frames", "error"}], "mean": {...}}``.
+
+    Raises
+    ------
+    DatasetError
+        When the folder is missing or holds no clips; ValueError for an unknown method.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from smartmirror.vitals.methods import get_method
+    from smartmirror.vitals.rppg import DEFAULT_METHOD
+
+    method = get_method(method or DEFAULT_METHOD).name
+    clips = find_clips(path)
+    entries = []
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=Console(stderr=True), transient=True)
+    with progress:
+        task = progress.add_task(f"eval {method}", total=len(clips))
+        for clip in clips:
+            progress.update(task, description=f"eval {method}: {clip.name}")
+            entries.append(evaluate_clip(clip, method=method))
+            progress.advance(task)
+    ok = [e for e in entries if e["error"] is None]
+    result = {
+        "method": method,
+        "files": entries,
+        "mean": {
+            "hr_mae_bpm": _mean(ok, "hr_mae_bpm"),
+            "hr_rmse_bpm": _mean(ok, "hr_rmse_bpm"),
+            "pulse_mae": _mean(ok, "pulse_mae"),
+            "pulse_rmse": _mean(ok, "pulse_rmse"),
+            "coverage": _mean(ok, "coverage"),
+            "files": len(entries),
+            "files_failed": len(entries) - len(ok),
+        },
+    }
+    if show:
+        _print_table(result)
+    return result
+
+
+def _print_table(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def cell(value: Any, digits: int = 2) -> str:
+        return "—" if value is None else f"{value:.{digits}f}"
+
+    table = Table(title=f"Heart-rate accuracy ({result['method']})")
+    for column in ("file", "HR true", "HR pred", "HR MAE", "HR RMSE", "pulse MAE", "pulse RMSE", "note"):
+        table.add_column(column)
+    for e in result["files"]:
+        note = e["error"]["code"] if e["error"] else ""
+        table.add_row(e["name"], cell(e["hr_true_bpm"], 1), cell(e["hr_pred_bpm"], 1), cell(e["hr_mae_bpm"]),
+                      cell(e["hr_rmse_bpm"]), cell(e["pulse_mae"], 3), cell(e["pulse_rmse"], 3), note)
+    mean = result["mean"]
+    table.add_section()
+    table.add_row("mean", "", "", cell(mean["hr_mae_bpm"]), cell(mean["hr_rmse_bpm"]), cell(mean["pulse_mae"], 3),
+                  cell(mean["pulse_rmse"], 3), f"{mean['files_failed']} failed" if mean["files_failed"] else "")
+    Console().print(table)

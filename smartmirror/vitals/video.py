@@ -1,0 +1,85 @@
+"""Video files to vitals traces, and seed 001's ``extract_rppg_signal(video_path) -> (times, signal)``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from smartmirror.frames import VideoError, read_video_packets
+from smartmirror.vitals.pipeline import VitalsTrace, build_segments
+from smartmirror.vitals.rppg import DEFAULT_METHOD, PULSE_BAND_HZ
+from smartmirror.vitals.signal import GRID_RATE_HZ, bandpass
+
+
+def video_trace(path: str | Path, *, method: str = DEFAULT_METHOD, max_frames: int | None = None) -> VitalsTrace:
+    """Decode a video, track the face and measure the skin ROI of every frame.
+
+    Raises
+    ------
+    VideoError
+        The reader's codes, ``no_face`` when no frame shows a face, ``invalid_method`` for an unknown method.
+    """
+    from smartmirror.face import FaceTracker
+    from smartmirror.report import Prefetcher
+    from smartmirror.vitals.analyzer import VitalsAnalyzer
+
+    try:
+        analyzer = VitalsAnalyzer(method=method, live=False, max_seconds=1e9)
+    except ValueError as exc:
+        raise VideoError("invalid_method", str(exc)) from None
+    faces = 0
+    with FaceTracker(static_image_mode=False) as tracker:
+        for packet in Prefetcher(read_video_packets(path, max_frames=max_frames)):
+            face = tracker.process(packet.image)
+            faces += face is not None
+            analyzer.update(packet, face)
+    trace = analyzer.trace()
+    if faces == 0:
+        raise VideoError("no_face", f"No face found in any of the {trace.frames} frames of {Path(path).name}")
+    return trace
+
+
+def pulse_signal(trace: VitalsTrace, *, method: str = DEFAULT_METHOD) -> tuple[np.ndarray, np.ndarray]:
+    """(times_s, pulse) of a trace: each face segment's pulse band-passed, concatenated, scaled to [0, 1].
+
+    Times jump across gaps where the face was lost for more than half a second.
+    """
+    segments = build_segments(trace, method, min_seconds=2.0)
+    if not segments:
+        return np.zeros(0), np.zeros(0)
+    times = np.concatenate([s.grid_s for s in segments])
+    pulse = np.concatenate([bandpass(s.pulse, sampling_rate=GRID_RATE_HZ, low_hz=PULSE_BAND_HZ[0],
+                                     high_hz=PULSE_BAND_HZ[1]) for s in segments])
+    span = float(pulse.max() - pulse.min())
+    return times, (pulse - pulse.min()) / span if span > 0 else np.zeros_like(pulse)
+
+
+def extract_rppg_signal(
+    video_path: str | Path, method: str = DEFAULT_METHOD, frames: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seed 001's call: the pulse signal of a face video.
+
+    Parameters
+    ----------
+    video_path : str or Path
+        The video file.
+    method : str
+        Pulse method name (``pos``, ``chrom``, ``green``, ``ica`` or a registered learned one).
+    frames : int, optional
+        Read at most this many frames (default: the whole video).
+
+    Returns
+    -------
+    times : ndarray, shape (n,)
+        Seconds on the video's clock, an even 30 Hz grid over the stretches with a face.
+    signal : ndarray, shape (n,)
+        The pulse band-passed to 36-240 beats/min, peaks at systole (blood volume up), scaled to [0, 1].
+
+    Raises
+    ------
+    VideoError
+        For unreadable files, a video without a face, or an unknown method (``invalid_method``).
+    """
+    trace = video_trace(video_path, method=method, max_frames=frames)
+    return pulse_signal(trace, method=method)
