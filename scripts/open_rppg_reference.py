@@ -89,6 +89,7 @@ def _run_original(model_name: str, frames: np.ndarray, float32: bool) -> np.ndar
             "ME-chunk.pure": "weights/ME.pure.weights.h5",
         }[model_name])
         facephys = model_name.startswith("FacePhys")
+        keras.mixed_precision.set_global_policy("float32")  # also for layers made inside calls
         model, state = (original.load_FacePhys if facephys else original.load_ME)(weights)
         for layer in model._flatten_layers(include_self=True, recursive=True):
             layer.dtype_policy = keras.DTypePolicy("float32")

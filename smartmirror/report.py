@@ -138,7 +138,14 @@ class _Section:
             self.seconds += time.perf_counter() - start
 
 
-def analyze_video(path: str | Path, *, method: str | None = None, identity: bool = False) -> dict:
+#: The optional sections a report runs by default (identity is opt-in through its own flag).
+DEFAULT_SECTIONS = ("emotion", "fatigue")
+
+
+def analyze_video(
+    path: str | Path, *, method: str | None = None, identity: bool = False,
+    sections: tuple[str, ...] = DEFAULT_SECTIONS,
+) -> dict:
     """The whole report for one clip (keys as in DESIGN.md; null where not measurable).
 
     Parameters
@@ -149,6 +156,8 @@ def analyze_video(path: str | Path, *, method: str | None = None, identity: bool
         Pulse method (see :func:`smartmirror.vitals.methods.list_methods`); default the measured best.
     identity : bool
         Also estimate age and gender (opt-in).
+    sections : tuple of str
+        Which of "emotion" and "fatigue" to run (the others are reported as None); vitals always run.
 
     Raises
     ------
@@ -168,8 +177,13 @@ def analyze_video(path: str | Path, *, method: str | None = None, identity: bool
     packets = read_video_packets(path)  # a generator: the first checks run on the first next()
     warm = threading.Thread(target=_warm_imports, name="report-imports", daemon=True)
     warm.start()
-    fatigue = _Section("fatigue", _optional_analyzer("smartmirror.fatigue", "FatigueAnalyzer"))
-    emotion = _Section("emotion", _optional_analyzer("smartmirror.emotion", "EmotionAnalyzer"))
+    unknown = set(sections) - set(DEFAULT_SECTIONS)
+    if unknown:
+        raise ValueError(f"unknown report sections {sorted(unknown)}; choose from {list(DEFAULT_SECTIONS)}")
+    fatigue = _Section("fatigue", _optional_analyzer("smartmirror.fatigue", "FatigueAnalyzer")
+                       if "fatigue" in sections else None)
+    emotion = _Section("emotion", _optional_analyzer("smartmirror.emotion", "EmotionAnalyzer")
+                       if "emotion" in sections else None)
     who = _Section("identity", _optional_analyzer("smartmirror.identity", "IdentityAnalyzer") if identity else None)
     face_s = vitals_s = 0.0
     frames = faces = 0

@@ -224,3 +224,47 @@ def two_faces(image_bgr: np.ndarray, face) -> np.ndarray:
     pad_x, pad_y = w // 2, h // 2
     crop = image_bgr[max(0, y - pad_y):y + h + pad_y, max(0, x - pad_x):x + w + pad_x]
     return np.ascontiguousarray(np.hstack([crop, crop]))
+
+
+# -- the request guard on a real uvicorn, around a deliberately slow endpoint ------------------------------------
+
+
+def test_time_limit_answers_504_json_while_the_slow_worker_finishes_on_its_own():
+    import threading
+    import time
+
+    import httpx
+    from fastapi import FastAPI
+
+    from smartmirror.api_commands import running_server
+    from smartmirror.api_routes.errors import install_error_handlers
+    from smartmirror.api_routes.metrics import ApiMetrics
+    from smartmirror.api_routes.middleware import RequestGuard
+
+    finished = threading.Event()
+    app = FastAPI()
+    install_error_handlers(app)
+    app.add_middleware(RequestGuard, settings=ApiSettings(request_timeout_s=0.5), metrics=ApiMetrics())
+
+    @app.get("/slow")
+    def slow() -> dict:
+        time.sleep(1.5)
+        finished.set()
+        return {"late": True}
+
+    @app.get("/boom")
+    def boom() -> dict:
+        raise RuntimeError("an unexpected bug")
+
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        started = time.perf_counter()
+        response = client.get("/slow")
+        assert time.perf_counter() - started < 1.4                   # answered at the limit, not after the work
+        assert response.status_code == 504
+        assert response.json() == {"error": {"code": "timeout",
+                                             "message": "The request took longer than its limit of 0.5 s"}}
+        assert finished.wait(5)                                       # the worker ran to its end, harmlessly
+        crashed = client.get("/boom")
+        assert crashed.status_code == 500 and crashed.json()["error"]["code"] == "internal_error"
+        assert "unexpected bug" not in crashed.text                   # no internals, no traceback
+        assert client.get("/health").status_code == 404               # the server still answers

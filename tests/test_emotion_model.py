@@ -114,6 +114,18 @@ def test_maxpool_same_pads_with_minus_infinity():
     assert pooled[0, 0, 1, 1] == x[0, 0, 2:, 2:].max()
 
 
+def test_maxpool_same_fast_path_equals_explicit_padding():
+    from smartmirror.emotion.model import MaxPoolSame, _tf_same_pad
+
+    generator = torch.Generator().manual_seed(0)
+    for height, width in [(60, 60), (30, 30), (15, 15), (8, 8), (7, 9), (64, 61), (3, 3)]:
+        x = torch.randn(2, 3, height, width, generator=generator) - 5.0
+        top, bottom = _tf_same_pad(height, 3, 2)
+        left, right = _tf_same_pad(width, 3, 2)
+        expected = F.max_pool2d(F.pad(x, (left, right, top, bottom), value=float("-inf")), 3, 2)
+        assert torch.equal(MaxPoolSame(3, 2)(x), expected), (height, width)
+
+
 def test_port_agrees_with_the_wheels_tflite_on_real_faces(astronaut_crop, tflite_probabilities):
     from smartmirror.emotion.model import create_model
 

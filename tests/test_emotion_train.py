@@ -28,13 +28,13 @@ def cartoon_face(label: str, rng: np.random.Generator, size: int = 64) -> np.nda
     cv2.circle(image, (cx, cy), radius, tuple(int(v) for v in rng.integers(120, 220, 3)), -1)
     for dx in (-radius // 2.5, radius // 2.5):
         cv2.circle(image, (int(cx + dx), cy - radius // 4), max(2, radius // 8), (30, 30, 30), -1)
-    mouth_y, half_width = cy + radius // 2, radius // 2
+    mouth_y, half_width, thickness = cy + radius // 2, radius // 2 + 2, max(2, size // 16)
     if label == "happy":
-        cv2.ellipse(image, (cx, mouth_y - 4), (half_width, 6), 0, 0, 180, (20, 20, 120), 2)
+        cv2.ellipse(image, (cx, mouth_y - 6), (half_width, 9), 0, 0, 180, (20, 20, 120), thickness)
     elif label == "sad":
-        cv2.ellipse(image, (cx, mouth_y + 3), (half_width, 6), 0, 180, 360, (20, 20, 120), 2)
+        cv2.ellipse(image, (cx, mouth_y + 5), (half_width, 9), 0, 180, 360, (20, 20, 120), thickness)
     else:
-        cv2.line(image, (cx - half_width, mouth_y), (cx + half_width, mouth_y), (20, 20, 120), 2)
+        cv2.line(image, (cx - half_width, mouth_y), (cx + half_width, mouth_y), (20, 20, 120), thickness)
     return np.clip(image + rng.normal(0, 6, image.shape), 0, 255).astype(np.uint8)
 
 
@@ -75,7 +75,11 @@ def _config(**overrides):
     from smartmirror.emotion.train import TrainConfig
 
     settings = dict(
-        model="novel_emotion_b3", backbone="test_efficientnet", image_size=48, batch_size=8, lr=1e-3,
+        model="novel_emotion_b3",
+        backbone="test_efficientnet",
+        image_size=48,
+        batch_size=8,
+        lr=1e-3,
         early_stopping_patience=20,
     )
     return TrainConfig(**{**settings, **overrides})
@@ -153,8 +157,8 @@ def test_training_lowers_the_loss_and_resumes_exactly(folder_dataset, tmp_path, 
         full = train_emotion(folder_dataset, tmp_path / "full", _config(epochs=9), progress=False)
         history = full.history
         assert [row["epoch"] for row in history] == list(range(1, 10))
-        assert np.mean([r["train_loss"] for r in history[-2:]]) < 0.7 * history[0]["train_loss"]
-        assert min(r["val_loss"] for r in history[-3:]) < history[0]["val_loss"]
+        assert np.mean([r["train_loss"] for r in history[-2:]]) < 0.5 * history[0]["train_loss"]
+        assert min(r["val_loss"] for r in history[-3:]) < history[0]["val_loss"] - 0.05  # held-out images too
         assert full.best_checkpoint.exists() and full.last_checkpoint.exists()
 
         # stop after 5 epochs, then resume to 9: the same numbers as the uninterrupted run
@@ -170,7 +174,9 @@ def test_training_lowers_the_loss_and_resumes_exactly(folder_dataset, tmp_path, 
         model = load_model(full.best_checkpoint)
         assert model.cfg.labels == ("neutral", "happy", "sad") and model.cfg.input_size == (48, 48)
         rng = np.random.default_rng(42)
-        probabilities = predict_face(cv2.cvtColor(cartoon_face("happy", rng), cv2.COLOR_RGB2BGR), model=full.best_checkpoint)
+        probabilities = predict_face(
+            cv2.cvtColor(cartoon_face("happy", rng), cv2.COLOR_RGB2BGR), model=full.best_checkpoint
+        )
         assert set(probabilities) == {"neutral", "happy", "sad"}
         assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-5)
         from smartmirror.frames import FramePacket

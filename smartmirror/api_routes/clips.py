@@ -1,14 +1,14 @@
 """Whole clips: a multipart video upload answered with the same JSON report as ``smartmirror analyze --json``.
 
-The upload goes to one temp file in the server's private upload folder and is removed when the analysis ends,
-whatever happens (the request may already have timed out; the worker removes it). At most
-``max_concurrent_videos`` analyses run at once; more answer 503 with ``Retry-After``.
+The upload goes to one temp file (named as the client named it, in its own folder under the server's private
+upload folder) and is removed when the analysis ends, whatever happens (the request may already have timed out;
+the worker removes it). At most ``max_concurrent_videos`` analyses run at once; more answer 503 with
+``Retry-After``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 import tempfile
@@ -44,12 +44,18 @@ VIDEO_ERROR_STATUS = {
     "file_too_large": 413,
 }
 
-_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,5}$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def _suffix(filename: str | None) -> str:
-    suffix = Path(filename or "").suffix
-    return suffix.lower() if _SUFFIX.match(suffix) else ".bin"
+def _safe_name(filename: str | None) -> str:
+    """The upload's base name with only ``[A-Za-z0-9._-]`` (the report names the clip by it)."""
+    name = _UNSAFE.sub("_", Path((filename or "").replace("\\", "/")).name).lstrip(".")[-100:]
+    return name or "upload.bin"
+
+
+def _remove_upload(path: Path) -> None:
+    """Remove the upload and its private folder."""
+    shutil.rmtree(path.parent, ignore_errors=True)
 
 
 def _video_error(exc: VideoError) -> ApiError:
@@ -78,7 +84,7 @@ def _run_analysis(state: ApiState, path: Path, method: str | None, identity: boo
 
         return analyze_video(path, method=method, identity=identity)
     finally:
-        path.unlink(missing_ok=True)
+        _remove_upload(path)
         state.video_finished()
         state.video_slots.release()
         state.metrics.video_seconds.observe(time.perf_counter() - start)
@@ -90,12 +96,11 @@ def _analyze_upload(state: ApiState, request: Request, upload: UploadFile | None
         raise ApiError(422, "missing_file", "Send the clip as a multipart/form-data file field named 'file'")
     _check_method(method)
     method = method or state.settings.pulse_method
-    fd, name = tempfile.mkstemp(prefix="upload-", suffix=_suffix(upload.filename), dir=state.upload_dir)
-    path = Path(name)
+    path = Path(tempfile.mkdtemp(prefix="upload-", dir=state.upload_dir)) / _safe_name(upload.filename)
     handed_to_worker = False
     outcome = "ok"
     try:
-        with os.fdopen(fd, "wb") as out:
+        with open(path, "xb") as out:
             shutil.copyfileobj(upload.file, out, 1 << 20)
             size = out.tell()
         if size == 0:
@@ -134,7 +139,7 @@ def _analyze_upload(state: ApiState, request: Request, upload: UploadFile | None
     finally:
         state.metrics.video_analyses.labels(outcome).inc()
         if not handed_to_worker:
-            path.unlink(missing_ok=True)
+            _remove_upload(path)
 
 
 CLIP_ERRORS = error_responses(400, 401, 413, 415, 422, 503, 504)

@@ -116,7 +116,16 @@ class RequestGuard:
         task = asyncio.ensure_future(self.app(scope, receive_limited, send_unless_late))
         done, _ = await asyncio.wait({task}, timeout=timeout_s)
         if task in done:
-            task.result()
+            try:
+                task.result()
+            except Exception as exc:  # answered here, so uvicorn keeps the connection alive
+                if state["started"]:
+                    raise
+                log.exception("unhandled error on %s %s", scope["method"], path, exc_info=exc)
+                await error_response(500, "internal_error",
+                                     f"Internal error ({exc.__class__.__name__}); see the server log")(
+                    scope, receive, send
+                )
             return
         state["timed_out"] = True
         task.cancel()

@@ -14,7 +14,8 @@ import typer
 
 def train_emotion(
     data_dir: Annotated[
-        Path, typer.Argument(help="Dataset folder: DIR/<class>/*.jpg (optionally under train/ and val/) or AffectNet-YOLO.")
+        Path,
+        typer.Argument(help="Dataset folder: DIR/<class>/*.jpg (optionally under train/ and val/) or AffectNet-YOLO."),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for last.pt (resumable) and best.pt.")] = Path(
         "runs/emotion"

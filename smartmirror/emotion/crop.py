@@ -41,9 +41,7 @@ def eye_and_mouth_centres(landmarks_px: np.ndarray) -> tuple[np.ndarray, np.ndar
     return right_eye, left_eye, mouth
 
 
-def face_crop_transform(
-    landmarks_px: np.ndarray, output_size: tuple[int, int], face_scale: float = 1.0
-) -> np.ndarray:
+def face_crop_transform(landmarks_px: np.ndarray, output_size: tuple[int, int], face_scale: float = 1.0) -> np.ndarray:
     """The (2, 3) affine matrix mapping frame pixels to crop pixels (eyes level, face centred).
 
     Parameters

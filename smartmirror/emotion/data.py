@@ -211,7 +211,11 @@ def discover_dataset(root: str | Path, val_fraction: float = 0.15, seed: int = 0
         raise DatasetError(f"training data folder not found: {root}")
     if not 0.0 <= val_fraction < 1.0:
         raise DatasetError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    index = _discover_yolo(root, val_fraction, seed) if is_yolo_layout(root) else _discover_folders(root, val_fraction, seed)
+    index = (
+        _discover_yolo(root, val_fraction, seed)
+        if is_yolo_layout(root)
+        else _discover_folders(root, val_fraction, seed)
+    )
     counts = index.class_counts("train")
     present = [label for label, n in zip(index.labels, counts, strict=True) if n > 0]
     if len(present) < 2:

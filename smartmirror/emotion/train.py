@@ -115,7 +115,9 @@ def emotion_loss(
     loss, parts = cross_entropy, {"ce": float(cross_entropy.detach())}
     point = circumplex[targets]  # (n, 2) valence, arousal of each label
     if "valence" in heads and "arousal" in heads:
-        regression = F.mse_loss(heads["valence"].float(), point[:, 0]) + F.mse_loss(heads["arousal"].float(), point[:, 1])
+        regression = F.mse_loss(heads["valence"].float(), point[:, 0]) + F.mse_loss(
+            heads["arousal"].float(), point[:, 1]
+        )
         loss = loss + config.valence_arousal_weight * regression
         parts["va_mse"] = float(regression.detach())
     if "gate" in heads:
@@ -291,8 +293,10 @@ def train_emotion(
         shuffle_generator.manual_seed(config.seed * 100_003 + epoch)
         model.train()
         running, batches = 0.0, 0
-        n_batches = len(train_loader) if config.max_batches_per_epoch is None else min(
-            len(train_loader), config.max_batches_per_epoch
+        n_batches = (
+            len(train_loader)
+            if config.max_batches_per_epoch is None
+            else min(len(train_loader), config.max_batches_per_epoch)
         )
         bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{config.epochs}", disable=not progress, file=sys.stderr)
         for images, targets in train_loader:

@@ -200,7 +200,7 @@ def _history_csv() -> str:
         store.close()
 
 
-@st.fragment(run_every=5.0)
+@st.fragment(run_every=15.0)
 def _history_fragment(session: MirrorSession, keep_history: bool) -> None:
     from smartmirror.paths import user_data_dir
     from smartmirror.ui.history import HistoryError, HistoryStore

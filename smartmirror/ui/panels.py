@@ -104,7 +104,7 @@ def render_vitals(snapshot: Mapping[str, StateEntry]) -> None:
         st.caption(" · ".join(t for t in (note, message) if t) or "waiting for a face")
     wave = _waveform(vitals)
     if wave:
-        st.line_chart({"pulse": wave[-240:]}, height=110, x_label="last seconds", y_label="pulse")
+        st.markdown(pulse_svg(wave[-240:]), unsafe_allow_html=True)
     col_hrv, col_resp, col_spo2 = st.columns(3)
     hrv = vitals.get("hrv") if isinstance(vitals.get("hrv"), Mapping) else {}
     rmssd = number(hrv.get("rmssd_ms"))
@@ -117,6 +117,21 @@ def render_vitals(snapshot: Mapping[str, StateEntry]) -> None:
     col_spo2.metric("SpO2", unit_text(spo2, "%") if spo2 is not None else measuring_text(_warmup_left(vitals, "spo2")),
                     help="Experimental from an RGB camera (uncalibrated unless you calibrated it); not an oximeter.")
     render_stress(vitals)
+
+
+def pulse_svg(values: list[float], *, width: int = 420, height: int = 70) -> str:
+    """The pulse waveform as a small inline SVG line (cheap to redraw twice a second, unlike a chart)."""
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    step = width / max(1, len(values) - 1)
+    scale = (height - 8) / span
+    points = " ".join(f"{i * step:.1f},{height - 4 - (v - low) * scale:.1f}" for i, v in enumerate(values))
+    return (
+        f'<svg data-testid="pulse-waveform" viewBox="0 0 {width} {height}" width="100%" height="{height}" '
+        f'preserveAspectRatio="none" role="img" aria-label="pulse waveform, last seconds">'
+        f'<polyline points="{points}" fill="none" stroke="#e0245e" stroke-width="2" '
+        f'vector-effect="non-scaling-stroke"/></svg>'
+    )
 
 
 def render_stress(vitals: Mapping[str, Any]) -> None:

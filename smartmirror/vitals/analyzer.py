@@ -19,7 +19,7 @@ from smartmirror.frames import FramePacket
 from smartmirror.vitals import heart, hrv, pipeline, quality, respiration, spo2, stress
 from smartmirror.vitals.methods import get_method
 from smartmirror.vitals.rppg import DEFAULT_METHOD
-from smartmirror.vitals.signal import GRID_RATE_HZ, bandpass, face_crop, skin_roi_mean_rgb
+from smartmirror.vitals.signal import GRID_RATE_HZ, LandmarkSmoother, bandpass, face_crop, skin_roi_mean_rgb
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ class VitalsAnalyzer:
         self.face_y_: deque[float] = deque()
         self.crops_: deque[np.ndarray | None] | None = deque() if self.method_.kind == "frames" else None
         self.tracker_ = heart.HeartRateTracker()
+        self.smoother_ = LandmarkSmoother()
         self.resting_ = stress.RestingHeartRate()
         self.calibration_ = spo2.load_calibration(self.spo2_calibration_path)
         self.next_update_t_: float | None = None
@@ -149,8 +150,9 @@ class VitalsAnalyzer:
         message = quality.presence_message(None if face is None else face.presence_score)
         if face is None:
             self._append(t, np.full(3, np.nan), np.nan, np.nan, np.nan, None)
+            self.smoother_.reset()
         else:
-            sample = skin_roi_mean_rgb(packet.image, face)
+            sample = skin_roi_mean_rgb(packet.image, self.smoother_.update(face.landmarks_px))
             crop = None
             if self.crops_ is not None:
                 crop = face_crop(packet.image, face, self.method_.input_size or (72, 72))

@@ -212,25 +212,31 @@ def pulse_snr_db(freqs: np.ndarray, power: np.ndarray, bpm: float, *, band_hz: t
 
 
 def pulse_signature(
-    rgb: np.ndarray, *, sampling_rate: float, bpm: float, half_width_hz: float = 0.25
+    rgb: np.ndarray, *, sampling_rate: float, bpm: float, half_width_hz: float = 0.1
 ) -> PulseSignature | None:
-    """The colour direction of the variation near the pulse rate (see :class:`PulseSignature`).
+    """The colour direction of the variation at the pulse rate (see :class:`PulseSignature`).
 
-    Channels are normalised (AC/DC) and band-passed around the rate; the 2x2 covariance in the plane
-    orthogonal to [1, 1, 1] (intensity, which motion and lighting change) gives the main direction and how
-    dominant it is. A still photo, a screen or a print has no such variation: noise is isotropic and motion
-    lies along intensity.
+    The normalised (AC/DC) channels are Hann-windowed and Fourier transformed; the in-phase cross-spectral
+    matrix within ``half_width_hz`` of the rate is the covariance of the channels at the pulse frequency only
+    (motion and lighting at other frequencies do not enter). Its projection on the plane orthogonal to
+    [1, 1, 1] (intensity, which motion and lighting change) gives the main direction and how dominant it is.
+    A still photo, a screen or a print has no such variation: noise is isotropic and motion lies along
+    intensity.
     """
     rgb = np.asarray(rgb, dtype=np.float64)
-    if len(rgb) < 16:
+    if len(rgb) < 16 or not np.all(np.isfinite(rgb)):
         return None
-    f0 = bpm / 60.0
-    low = max(0.3, f0 - half_width_hz)
-    high = min(0.45 * sampling_rate, f0 + half_width_hz)
-    band = bandpass(normalise_channels(rgb), sampling_rate=sampling_rate, low_hz=low, high_hz=high, order=2)
-    covariance = np.cov(band.T)
-    if not np.all(np.isfinite(covariance)):
+    from scipy.signal import detrend
+
+    channels = detrend(normalise_channels(rgb), axis=0) * np.hanning(len(rgb))[:, None]
+    nfft = 1 << int(np.ceil(np.log2(max(len(rgb), sampling_rate * 60.0 / 0.5))))
+    spectrum = np.fft.rfft(channels, n=nfft, axis=0)
+    freqs = np.fft.rfftfreq(nfft, d=1.0 / sampling_rate)
+    near = np.abs(freqs - bpm / 60.0) <= half_width_hz
+    if not near.any():
         return None
+    selected = spectrum[near]
+    covariance = np.real(selected.T @ np.conj(selected))
     in_plane = _PLANE @ covariance @ _PLANE.T
     values, vectors = np.linalg.eigh(in_plane)
     total = float(values.sum())

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from smartmirror.face import SKIN_REGIONS, FaceObservation
+from smartmirror.face import REGIONS, SKIN_REGIONS, FaceObservation
 
 #: Chrominance box of skin in YCrCb (Chai & Ngan 1999), wide enough for all skin tones under white-ish light.
 SKIN_CR_RANGE = (133, 173)
@@ -21,6 +21,9 @@ SKIN_CB_RANGE = (77, 127)
 DARK_LUMA_FRACTION = 0.6
 #: Pixels brighter than this (specular glare, clipped highlights), in 0..255 luma, are dropped.
 GLARE_LUMA = 245
+
+#: Fixed-point bits for sub-pixel polygon drawing (1/16 pixel).
+_SUBPIXEL_BITS = 4
 
 #: The rate of the even grid every trace is resampled to before filtering, in Hz.
 GRID_RATE_HZ = 30.0
@@ -46,39 +49,97 @@ class RoiSample:
     skin_fraction: float
 
 
+def region_polygons(landmarks_px: np.ndarray, regions: tuple[str, ...] = SKIN_REGIONS) -> list[np.ndarray]:
+    """Sub-pixel (float32) convex outlines of the named regions from (478, 2+) landmark coordinates."""
+    points = np.asarray(landmarks_px, dtype=np.float32)[:, :2]
+    return [cv2.convexHull(points[list(REGIONS[name])]).reshape(-1, 2) for name in regions]
+
+
 def skin_roi_mean_rgb(
-    image_bgr: np.ndarray, face: FaceObservation, regions: tuple[str, ...] = SKIN_REGIONS
+    image_bgr: np.ndarray, face: FaceObservation | np.ndarray, regions: tuple[str, ...] = SKIN_REGIONS
 ) -> RoiSample:
     """Mean colour of the skin inside the forehead and cheek polygons of one frame.
 
-    Only the bounding box of the polygons is touched (a few thousand pixels), so this costs well under a
-    millisecond for a 640x480 frame. Inside the polygons a pixel counts as skin when its chrominance lies in the
-    skin box, it is not dark (hair, brows: below ``DARK_LUMA_FRACTION`` of the median luma) and not glare.
+    Parameters
+    ----------
+    image_bgr : ndarray, shape (h, w, 3), uint8
+        The frame.
+    face : FaceObservation or ndarray, shape (478, 2+)
+        The face, or its landmarks in pixels (for instance temporally smoothed by :class:`LandmarkSmoother`).
+    regions : tuple of str
+        Region names (default forehead and both cheeks).
+
+    Notes
+    -----
+    The polygons are drawn with sub-pixel, anti-aliased edges, so a landmark that moves by a tenth of a pixel
+    changes the ROI by a tenth of a pixel (integer polygons jump a whole pixel, which is a large colour noise on
+    a small face). Only the polygons' bounding box is touched (well under a millisecond at 640x480). Inside
+    them a pixel counts as skin when its chrominance lies in the skin box, it is not dark (hair, brows: below
+    ``DARK_LUMA_FRACTION`` of the median luma) and not glare.
     """
     height, width = image_bgr.shape[:2]
-    polygons = [face.region_polygon(name) for name in regions]
+    landmarks = face.landmarks_px if isinstance(face, FaceObservation) else np.asarray(face)
+    polygons = region_polygons(landmarks, regions)
     points = np.concatenate(polygons)
-    x0, y0 = np.clip(points.min(axis=0), 0, [width - 1, height - 1])
-    x1, y1 = np.clip(points.max(axis=0) + 1, 1, [width, height])
+    x0, y0 = np.clip(np.floor(points.min(axis=0)).astype(int) - 1, 0, [width - 1, height - 1])
+    x1, y1 = np.clip(np.ceil(points.max(axis=0)).astype(int) + 2, 1, [width, height])
     if x1 - x0 < 2 or y1 - y0 < 2:
         return RoiSample(np.full(3, np.nan), 0, 0.0)
     crop = image_bgr[y0:y1, x0:x1]
-    inside = np.zeros(crop.shape[:2], dtype=np.uint8)
-    cv2.fillPoly(inside, [p - np.array([x0, y0], dtype=np.int32) for p in polygons], 1)
-    pixel_count = int(cv2.countNonZero(inside))
+    coverage = np.zeros(crop.shape[:2], dtype=np.uint8)
+    origin = np.array([x0, y0], dtype=np.float32)
+    scale = float(1 << _SUBPIXEL_BITS)
+    cv2.fillPoly(coverage, [np.round((p - origin) * scale).astype(np.int32) for p in polygons], 255,
+                 lineType=cv2.LINE_AA, shift=_SUBPIXEL_BITS)
+    inside = coverage > 127
+    pixel_count = int(np.count_nonzero(inside))
     if pixel_count == 0:
         return RoiSample(np.full(3, np.nan), 0, 0.0)
     ycrcb = cv2.cvtColor(crop, cv2.COLOR_BGR2YCrCb)
-    luma = ycrcb[..., 0]
-    median_luma = float(np.median(luma[inside.astype(bool)]))
+    median_luma = float(np.median(ycrcb[..., 0][inside]))
     low = np.array([max(int(DARK_LUMA_FRACTION * median_luma), 1), SKIN_CR_RANGE[0], SKIN_CB_RANGE[0]], np.uint8)
     high = np.array([GLARE_LUMA, SKIN_CR_RANGE[1], SKIN_CB_RANGE[1]], np.uint8)
-    skin = cv2.inRange(ycrcb, low, high) & (inside * 255)
-    kept = int(cv2.countNonZero(skin))
-    if kept == 0:
+    skin = cv2.inRange(ycrcb, low, high) > 0
+    kept = int(np.count_nonzero(skin & inside))
+    weights = coverage.astype(np.float32) * skin
+    total = float(weights.sum())
+    if kept == 0 or total <= 0:
         return RoiSample(np.full(3, np.nan), pixel_count, 0.0)
-    b, g, r, _ = cv2.mean(crop, mask=skin)
-    return RoiSample(np.array([r, g, b]), pixel_count, kept / pixel_count)
+    bgr = weights.reshape(1, -1) @ crop.reshape(-1, 3).astype(np.float32) / total
+    return RoiSample(bgr[0, ::-1].astype(np.float64), pixel_count, kept / pixel_count)
+
+
+class LandmarkSmoother:
+    """Temporal smoothing of the face's *shape*, not its position.
+
+    FaceMesh landmarks jitter by a few tenths of a pixel between frames even on a still face; on a small face
+    that moves the ROI edges enough to swamp the pulse. Each frame the landmarks are split into their centroid
+    (followed at once, so head motion is not lagged) and their offsets from it (exponentially averaged with
+    weight ``alpha`` for the new frame).
+
+    Parameters
+    ----------
+    alpha : float
+        Weight of the newest shape, 0..1 (1 = no smoothing).
+    """
+
+    def __init__(self, alpha: float = 0.25):
+        self.alpha = alpha
+        self.reset()
+
+    def reset(self) -> None:
+        self.shape_: np.ndarray | None = None
+
+    def update(self, landmarks_px: np.ndarray) -> np.ndarray:
+        """Smoothed (478, 2) landmarks for this frame."""
+        points = np.asarray(landmarks_px, dtype=np.float64)[:, :2]
+        centre = points.mean(axis=0)
+        offsets = points - centre
+        if self.shape_ is None or self.shape_.shape != offsets.shape:
+            self.shape_ = offsets
+        else:
+            self.shape_ = self.alpha * offsets + (1.0 - self.alpha) * self.shape_
+        return centre + self.shape_
 
 
 def face_crop(image_bgr: np.ndarray, face: FaceObservation, size: tuple[int, int] = (72, 72)) -> np.ndarray:

@@ -13,6 +13,7 @@ from dataclasses import asdict
 import numpy as np
 
 from smartmirror.synth import BVP_WEIGHTS_BGR, SynthConfig, SynthTruth, beat_times, frame_times, ppg_waveform
+from smartmirror.vitals.pipeline import VitalsTrace
 
 #: A typical mean skin colour (R, G, B) of the astronaut's forehead and cheeks.
 SKIN_RGB = (196.0, 144.0, 122.0)
@@ -85,3 +86,21 @@ def simulate_rgb_trace(
         config=asdict(config),
     )
     return times, rgb, truth
+
+
+def simulate_trace(
+    config: SynthConfig, *, inter_ocular_px: float = 54.0, presence: float = 0.95, **kwargs
+) -> tuple[VitalsTrace, SynthTruth]:
+    """:func:`simulate_rgb_trace` as a full :class:`VitalsTrace` (face presence, skin share, vertical motion).
+
+    The face's vertical position follows the breathing motion (``config.breath_motion_px``) in inter-ocular
+    distances, plus measurement jitter of 0.05 pixel.
+    """
+    times, rgb, truth = simulate_rgb_trace(config, **kwargs)
+    breath = np.sin(2 * np.pi * config.respiration_rate_bpm / 60.0 * times)
+    jitter = np.random.default_rng(config.seed + 11).normal(0.0, 0.05, len(times))
+    face_y = (240.0 + config.breath_motion_px * breath + jitter) / inter_ocular_px
+    n = len(times)
+    trace = VitalsTrace(times_s=times, rgb=rgb, presence=np.full(n, presence), skin_fraction=np.full(n, 0.95),
+                        face_y=face_y)
+    return trace, truth

@@ -375,7 +375,7 @@ def train_rppg(
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{np.mean(losses):.4f}")
         val_loss, val_mae = _evaluate_windows(model, config, val_windows, device)
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": val_loss,

@@ -1,0 +1,195 @@
+"""Signal chain on colour traces (fast): resampling, ROI, methods, heart rate, harmonics, gating, liveness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from smartmirror.synth import SynthConfig
+from smartmirror.vitals import heart
+from smartmirror.vitals.methods import get_method, list_methods
+from smartmirror.vitals.pipeline import analyze_trace
+from smartmirror.vitals.rppg import DEFAULT_METHOD, extract_pulse
+from smartmirror.vitals.signal import (
+    GRID_RATE_HZ,
+    LandmarkSmoother,
+    bandpass,
+    gap_mask,
+    resample_even,
+    skin_roi_mean_rgb,
+)
+from smartmirror.vitals.simulate import simulate_rgb_trace, simulate_trace
+
+#: Head motion under a lamp (equal relative change in all channels, up to 2 Hz) plus sensor noise.
+MOTION_AND_NOISE = {"roi_noise": 0.0005, "motion_intensity": 0.006, "motion_hz": 2.0}
+
+
+def test_resample_even_uses_true_timestamps_and_skips_missing_samples():
+    rng = np.random.default_rng(0)
+    times = np.sort(rng.uniform(0, 10, 200))
+    values = np.stack([2 * times + 1, -times], axis=1)
+    values[17] = np.nan
+    grid, resampled = resample_even(times, values, rate_hz=30.0)
+    assert np.allclose(np.diff(grid), 1 / 30)
+    assert grid[0] == pytest.approx(times[0])
+    assert np.allclose(resampled[:, 0], 2 * grid + 1)  # linear data: exact at every grid point
+    assert np.allclose(resampled[:, 1], -grid)
+    mask = gap_mask(times, np.isfinite(values[:, 0]), grid, max_gap_s=0.5)
+    assert mask.all() == (np.diff(times).max() <= 0.5)
+
+
+def test_gap_mask_marks_long_gaps():
+    times = np.concatenate([np.arange(0, 3, 1 / 30), np.arange(5, 8, 1 / 30)])
+    grid, _ = resample_even(times, np.ones(len(times)))
+    mask = gap_mask(times, np.ones(len(times), bool), grid, max_gap_s=0.5)
+    assert not mask[(grid > 3.1) & (grid < 4.9)].any()
+    assert mask[grid < 2.9].all() and mask[grid > 5.1].all()
+
+
+def test_skin_roi_drops_hair_and_glare(astronaut_bgr, astronaut_face):
+    clean = skin_roi_mean_rgb(astronaut_bgr, astronaut_face)
+    assert clean.pixel_count > 1500
+    assert clean.skin_fraction > 0.85
+    r, g, b = clean.rgb
+    assert r > g > b  # skin: red strongest
+
+    spoiled = astronaut_bgr.copy()
+    forehead = astronaut_face.region_polygon("forehead")
+    x0, y0 = forehead.min(axis=0)
+    x1, y1 = forehead.max(axis=0)
+    spoiled[y0:(y0 + y1) // 2, x0:x1] = (20, 15, 10)                  # dark hair over the upper forehead
+    cheek = astronaut_face.region_polygon("left_cheek")
+    cx, cy = cheek.mean(axis=0).astype(int)
+    spoiled[cy - 4:cy + 4, cx - 4:cx + 4] = 255                        # specular glare
+    sample = skin_roi_mean_rgb(spoiled, astronaut_face)
+    assert sample.skin_fraction < clean.skin_fraction - 0.1
+    assert np.all(np.abs(sample.rgb - clean.rgb) < 12)                 # the mean stays the skin's colour
+    naive = spoiled[astronaut_face.region_mask("forehead")].mean(axis=0)[::-1]
+    assert np.abs(naive - clean.rgb).max() > 40                        # while a plain mean would not
+
+
+def test_landmark_smoother_follows_position_and_damps_jitter():
+    rng = np.random.default_rng(1)
+    base = rng.uniform(100, 200, size=(478, 2))
+    smoother = LandmarkSmoother(alpha=0.25)
+    shifts, errors = [], []
+    for k in range(60):
+        shift = np.array([k * 0.5, 0.0])                               # steady head motion
+        noisy = base + shift + rng.normal(0, 0.3, base.shape)
+        out = smoother.update(noisy)
+        shifts.append(out.mean(axis=0) - base.mean(axis=0))
+        errors.append(np.abs(out - base - shift).mean())
+    assert np.allclose(shifts[-1], [29.5, 0.0], atol=0.1)              # no lag in position
+    assert np.mean(errors[20:]) < 0.6 * 0.3 * np.sqrt(2 / np.pi)       # jitter clearly reduced
+
+
+def test_registry_has_the_four_trace_methods_and_explains_unknown_names():
+    assert {"green", "chrom", "pos", "ica"} <= set(list_methods(kind="trace"))
+    assert get_method("POS").name == "pos"
+    with pytest.raises(ValueError, match="choose one of"):
+        get_method("nope")
+
+
+@pytest.mark.parametrize("method", ["green", "chrom", "pos", "ica"])
+def test_every_method_recovers_a_clean_pulse(method):
+    times, rgb, truth = simulate_rgb_trace(SynthConfig(duration_s=15, heart_rate_bpm=80, seed=3),
+                                           roi_noise=0.0002)
+    grid, even = resample_even(times, rgb)
+    pulse = extract_pulse(even, sampling_rate=GRID_RATE_HZ, method=method)
+    readings = heart.heart_rate_series(pulse, even, sampling_rate=GRID_RATE_HZ, t0_s=grid[0])
+    clip = heart.clip_heart_rate(readings)
+    assert clip.heart_rate_bpm == pytest.approx(truth.heart_rate_bpm, abs=2.0)
+    # blood-volume orientation: the pulse rises when the skin darkens (the generator brightens with its "ppg")
+    ppg = np.interp(grid, truth.frame_times_s, truth.ppg)
+    band = {"sampling_rate": GRID_RATE_HZ, "low_hz": 0.6, "high_hz": 4.0}
+    assert np.corrcoef(bandpass(pulse, **band), bandpass(ppg, **band))[0, 1] < -0.5
+
+
+@pytest.mark.parametrize("rate", [45, 60, 90, 120, 150, 180])
+def test_heart_rate_within_2_bpm_with_motion_and_noise(rate):
+    config = SynthConfig(duration_s=20, heart_rate_bpm=rate, hrv_sd_ms=30 * (72 / rate) ** 2, seed=rate)
+    trace, truth = simulate_trace(config, **MOTION_AND_NOISE)
+    result = analyze_trace(trace, method=DEFAULT_METHOD)
+    assert result.heart_rate.heart_rate_bpm is not None
+    assert result.heart_rate.heart_rate_bpm == pytest.approx(truth.heart_rate_bpm, abs=2.0)
+    assert result.liveness is True
+    assert 0.5 <= result.heart_rate.confidence <= 1.0
+
+
+def test_motion_defeats_green_but_not_the_default_method():
+    config = SynthConfig(duration_s=20, heart_rate_bpm=70, seed=5)
+    trace, truth = simulate_trace(config, roi_noise=0.0003, motion_intensity=0.01, motion_hz=2.0)
+    green = analyze_trace(trace, method="green").heart_rate
+    best = analyze_trace(trace, method=DEFAULT_METHOD).heart_rate
+    assert green.heart_rate_bpm is None or abs(green.heart_rate_bpm - truth.heart_rate_bpm) > 2.0
+    assert best.heart_rate_bpm == pytest.approx(truth.heart_rate_bpm, abs=2.0)
+
+
+@pytest.mark.parametrize("rate", [70, 100])
+def test_second_harmonic_heavy_waveform_still_gives_the_true_rate(rate):
+    config = SynthConfig(duration_s=20, heart_rate_bpm=rate, harmonic_ratio=1.3, hrv_sd_ms=10, seed=2)
+    trace, truth = simulate_trace(config, roi_noise=0.0003)
+    # the raw spectrum's strongest peak really is the second harmonic...
+    grid, even = resample_even(trace.times_s, trace.rgb)
+    pulse = bandpass(extract_pulse(even, sampling_rate=GRID_RATE_HZ), sampling_rate=GRID_RATE_HZ, low_hz=0.6,
+                     high_hz=4.0)
+    freqs, power = heart.pulse_spectrum(pulse[-300:], sampling_rate=GRID_RATE_HZ)
+    strongest = heart.spectral_peaks(freqs, power)[0].bpm
+    assert strongest == pytest.approx(2 * truth.heart_rate_bpm, abs=4.0)
+    # ...and the harmonic check reports the fundamental
+    result = analyze_trace(trace)
+    assert result.heart_rate.heart_rate_bpm == pytest.approx(truth.heart_rate_bpm, abs=2.0)
+
+
+def test_dropped_frames_with_true_timestamps_stay_within_2_bpm():
+    config = SynthConfig(duration_s=20, heart_rate_bpm=84, drop_prob=0.3, frame_jitter_s=0.008, seed=4)
+    trace, truth = simulate_trace(config, roi_noise=0.0003)
+    assert len(trace.times_s) < 0.8 * 20 * 30                           # frames really were dropped
+    result = analyze_trace(trace)
+    assert result.heart_rate.heart_rate_bpm == pytest.approx(truth.heart_rate_bpm, abs=2.0)
+    # assuming the nominal frame rate instead of the timestamps would be far off
+    naive = heart.clip_heart_rate(heart.heart_rate_series(
+        extract_pulse(trace.rgb, sampling_rate=30.0), trace.rgb, sampling_rate=30.0))
+    assert abs(naive.tracked_bpm - truth.heart_rate_bpm) > 10
+
+
+def test_still_photo_trace_has_no_heart_rate_and_no_liveness():
+    config = SynthConfig(duration_s=20, still=True, seed=6)
+    trace, _ = simulate_trace(config, **MOTION_AND_NOISE)
+    result = analyze_trace(trace)
+    assert result.heart_rate.heart_rate_bpm is None
+    assert result.liveness is False
+    assert result.hrv is None and result.spo2 is None
+    assert result.report()["heart_rate_bpm"] is None
+
+
+def test_noise_alone_is_gated_to_none():
+    rng = np.random.default_rng(9)
+    times = np.arange(0, 20, 1 / 30)
+    rgb = 150 * (1 + 0.002 * rng.standard_normal((len(times), 3)))
+    readings = heart.heart_rate_series(extract_pulse(rgb, sampling_rate=30.0), rgb, sampling_rate=30.0)
+    assert readings and all(r.heart_rate_bpm is None for r in readings)
+    assert all(r.confidence < heart.CONFIDENCE_GATE for r in readings)
+
+
+def test_first_reading_within_8_s_of_the_face():
+    trace, truth = simulate_trace(SynthConfig(duration_s=12, heart_rate_bpm=66, seed=8), roi_noise=0.0003)
+    result = analyze_trace(trace)
+    first = next(r for r in result.readings if r.heart_rate_bpm is not None)
+    assert first.t_s - trace.times_s[0] <= 8.0
+    assert first.heart_rate_bpm == pytest.approx(truth.heart_rate_bpm, abs=3.0)
+
+
+def test_tracker_keeps_the_rhythm_through_a_noisy_window_and_reacquires_a_real_change():
+    tracker = heart.HeartRateTracker()
+
+    def window(t, *peaks):
+        spectral = tuple(heart.SpectralPeak(bpm, power) for bpm, power in peaks)
+        return heart.WindowEstimate(t, spectral[0].bpm, spectral, 0.0, None, 0.8)
+
+    for t in range(10):
+        tracker.update(window(float(t), (72.0, 1.0), (110.0, 0.3)))
+    assert tracker.update(window(10.0, (118.0, 1.0), (72.5, 0.8))) == pytest.approx(72.3, abs=1.0)
+    for t in range(11, 16):  # the rate really moved
+        rate = tracker.update(window(float(t), (95.0, 1.0), (72.0, 0.1)))
+    assert rate == pytest.approx(95.0, abs=2.0)
