@@ -1,6 +1,6 @@
 """Benchmark the REST API: frames/s and per-frame latency (p50, p95) with 1 and 20 concurrent sessions.
 
-    .venv/bin/python benchmarks/api.py [--sessions 1 20] [--frames 60] [--repeats 3] [--width 320 --height 240]
+    .venv/bin/python benchmarks/api.py [--sessions 1 20] [--frames 40] [--repeats 3] [--width 320 --height 240]
                                        [--url http://127.0.0.1:8000] [--json]
 
 Without ``--url`` the server runs in a child process (``uvicorn --factory smartmirror.api:create_app`` on a free
@@ -103,7 +103,7 @@ def run(url: str, sessions: int, frames: list[str]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 20])
-    parser.add_argument("--frames", type=int, default=60, help="frames per session")
+    parser.add_argument("--frames", type=int, default=40, help="frames per session")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240)

@@ -251,6 +251,7 @@ def test_default_model_can_be_replaced_by_environment(monkeypatch):
 
 
 def test_novel_model_parts():
+    from smartmirror.emotion.inference import torch_threads
     from smartmirror.emotion.model import create_model
     from smartmirror.emotion.novel import DynamicEmotionRouting, MicroExpEnhancer
 
@@ -265,7 +266,7 @@ def test_novel_model_parts():
 
     model = create_model("novel_emotion_b3", backbone="test_efficientnet", input_size=64).eval()
     assert model.cfg.labels[-1] == "tired" and len(model.cfg.labels) == 8 and model.cfg.input_size == (64, 64)
-    with torch.no_grad():
+    with torch.no_grad(), torch_threads(1):
         out = model(torch.randn(2, 3, 64, 64))
     assert out["logits"].shape == (2, 8)
     assert out["valence"].shape == (2,) and out["valence"].abs().max() <= 1

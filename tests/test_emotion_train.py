@@ -164,8 +164,12 @@ def test_training_lowers_the_loss_and_resumes_exactly(folder_dataset, tmp_path, 
         # stop after 5 epochs, then resume to 9: the same numbers as the uninterrupted run
         part = train_emotion(folder_dataset, tmp_path / "part", _config(epochs=5), progress=True)
         assert len(part.history) == 5
+        happy_face = cv2.cvtColor(cartoon_face("happy", np.random.default_rng(7)), cv2.COLOR_RGB2BGR)
+        before = predict_face(happy_face, model=part.best_checkpoint)
         resumed = train_emotion(folder_dataset, tmp_path / "part", _config(epochs=9), progress=False)
         assert resumed.resumed_from_epoch == 5 and len(resumed.history) == 9
+        assert resumed.best_epoch > 5 and resumed.best_checkpoint == part.best_checkpoint
+        assert predict_face(happy_face, model=part.best_checkpoint) != before  # the rewritten file is reloaded
         for a, b in zip(resumed.history, history, strict=True):
             assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
             assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)

@@ -26,9 +26,18 @@ log = logging.getLogger(__name__)
 
 
 @functools.lru_cache(maxsize=4)
-def shared_predictor(spec: str) -> EmotionPredictor:
-    """One loaded predictor per model spec, shared by analyzers and ``predict_face`` (thread-safe inference)."""
+def _cached_predictor(spec: str, file_version: int | None) -> EmotionPredictor:
     return EmotionPredictor(spec)
+
+
+def shared_predictor(spec: str) -> EmotionPredictor:
+    """One loaded predictor per model spec, shared by analyzers and ``predict_face`` (thread-safe inference).
+
+    A checkpoint path is reloaded when the file changes (a retrained ``best.pt`` at the same path).
+    """
+    path = Path(spec).expanduser()
+    version = path.stat().st_mtime_ns if path.suffix in {".pt", ".pth"} and path.is_file() else None
+    return _cached_predictor(spec, version)
 
 
 def ordered_probabilities(probabilities: Mapping[str, float], digits: int = 4) -> dict[str, float]:

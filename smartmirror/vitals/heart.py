@@ -61,22 +61,32 @@ class PulseSignature:
     ----------
     direction_cos : float
         |cos| of the angle between the main in-plane direction and the blood-volume signature's (1 = blood).
+    colour_cos : float
+        |cos| of the angle between the main 3-D colour direction and the signature: blood changes all three
+        channels the same way (near 1), noise that happens to line up in the plane does not.
     anisotropy : float
         Share of in-plane variance along the main direction, 0.5 (isotropic noise) .. 1 (one clean source).
+    planar_share : float
+        Share of the variance that lies in the plane (not along intensity): about 0.1 for blood, near 0 for
+        motion or lighting changes, which move all channels alike.
     amplitudes_rgb : ndarray, shape (3,)
         Relative (AC/DC) amplitude of each channel along the main 3-D direction of the band's variation.
     """
 
     direction_cos: float
+    colour_cos: float
     anisotropy: float
+    planar_share: float
     amplitudes_rgb: np.ndarray = field(repr=False)
 
     @property
     def score(self) -> float:
         """0..1: how much this looks like blood (1 = the blood-volume direction, one clean source)."""
         direction = np.clip((self.direction_cos - 0.6) / 0.3, 0.0, 1.0)
+        colour = np.clip((self.colour_cos - 0.75) / 0.15, 0.0, 1.0)
         clean = np.clip((self.anisotropy - 0.55) / 0.25, 0.0, 1.0)
-        return float(direction * clean)
+        planar = np.clip((self.planar_share - 0.02) / 0.03, 0.0, 1.0)
+        return float(direction * colour * clean * planar)
 
 
 @dataclass(frozen=True)
@@ -249,8 +259,10 @@ def pulse_signature(
     principal = vectors3[:, -1] * math.sqrt(max(values3[-1], 0.0))
     if principal[1] < 0:
         principal = -principal
-    return PulseSignature(direction_cos=direction_cos, anisotropy=float(values[-1] / total),
-                          amplitudes_rgb=principal)
+    colour_cos = abs(float(vectors3[:, -1] @ PBV_SIGNATURE_RGB)) / float(np.linalg.norm(PBV_SIGNATURE_RGB))
+    planar_share = total / max(float(np.trace(covariance)), 1e-300)
+    return PulseSignature(direction_cos=direction_cos, colour_cos=colour_cos, anisotropy=float(values[-1] / total),
+                          planar_share=planar_share, amplitudes_rgb=principal)
 
 
 def heart_rate_confidence(snr_db: float, signature: PulseSignature | None) -> float:
