@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 
 from smartmirror.api_routes import clips, sessions, system
 from smartmirror.api_routes.errors import error_response, install_error_handlers
 from smartmirror.api_routes.metrics import ApiMetrics
-from smartmirror.api_routes.middleware import JsonCORSMiddleware, RequestGuard
+from smartmirror.api_routes.middleware import DOCS_STATIC_PATH, JsonCORSMiddleware, RequestGuard
 from smartmirror.api_routes.state import ApiState, package_version
 from smartmirror.api_sessions import (
     FrameOrderError,
@@ -93,12 +94,17 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             sweeper.cancel()
             await run_in_threadpool(state.stop)
 
+    local_docs = _swagger_ui_dir()
     app = FastAPI(
         title="SmartMirror API",
         version=package_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None if local_docs else "/docs",
+        redoc_url=None,
     )
+    if local_docs:
+        _serve_docs_offline(app, local_docs)
     install_error_handlers(app)
     app.add_exception_handler(SessionError, _session_error_handler)
     app.add_middleware(RequestGuard, settings=settings, metrics=metrics)
@@ -117,6 +123,38 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     if settings.api_key:
         _document_api_key(app)
     return app
+
+
+def _swagger_ui_dir() -> Path | None:
+    """Swagger UI's files from the ``swagger-ui-py`` package, when installed (else /docs loads them from a CDN)."""
+    try:
+        import swagger_ui
+    except ImportError:
+        return None
+    static = Path(swagger_ui.__file__).parent / "static"
+    return static if (static / "swagger-ui-bundle.js").exists() else None
+
+
+def _serve_docs_offline(app: FastAPI, static_dir: Path) -> None:
+    """/docs with Swagger UI served by this server (the mirror works offline, and so do its docs)."""
+    from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from starlette.staticfiles import StaticFiles
+
+    app.mount(DOCS_STATIC_PATH, StaticFiles(directory=static_dir), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui_html() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url, title=f"{app.title} - docs",
+            swagger_js_url=f"{DOCS_STATIC_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_STATIC_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_STATIC_PATH}/favicon-32x32.png",
+            oauth2_redirect_url="/docs/oauth2-redirect",
+        )
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
 
 
 def _document_api_key(app: FastAPI) -> None:

@@ -20,9 +20,6 @@ def serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free port)")] = 8000,
 ) -> None:
     """Serve the REST API (OpenAPI docs at /docs). Limits come from SMARTMIRROR_* environment variables."""
-    import uvicorn
-
-    from smartmirror.api import create_app
     from smartmirror.api_settings import ApiSettings
 
     try:
@@ -30,6 +27,10 @@ def serve(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    import uvicorn
+
+    from smartmirror.api import create_app
+
     if host not in LOOPBACK_HOSTS and not settings.api_key:
         typer.echo(f"warning: serving on {host} without SMARTMIRROR_API_KEY; anyone who can reach it may use it",
                    err=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import threading
 import time
 import uuid
@@ -119,6 +120,26 @@ def build_analyzers(pulse_method: str | None = None, fatigue_mode: str = "wellne
     return analyzers
 
 
+def jsonable(value: Any) -> Any:
+    """A plain-JSON copy of an analyzer state: numpy scalars/arrays to Python, non-finite floats to None."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
 def release_memory() -> None:
     """Return freed heap pages to the operating system (glibc ``malloc_trim``; a no-op elsewhere)."""
     try:
@@ -147,7 +168,7 @@ class FrameOutcome:
     t: float
     face: FaceObservation | None                 # the main face, when exactly one usable face was seen
     num_faces: int
-    states: dict[str, dict[str, Any] | None]
+    states: dict[str, dict[str, Any] | None]     # plain-JSON copies of the analyzers' states
     error_code: str | None = None                # "no_face" or "multiple_faces"
     error_message: str | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
@@ -268,8 +289,8 @@ class Session:
             timings[name] = time.perf_counter() - start
             if name == "fatigue":
                 fatigue_state = state
-            states[name] = state
-            self.latest[name] = state
+            # a copy in plain JSON types: readers in other threads never see an analyzer's live dict
+            states[name] = self.latest[name] = jsonable(state)
         self.last_t = t
         self.clock_mode = "server" if timestamp_s is None else "client"
         self.frames_received += 1

@@ -636,11 +636,6 @@ class Engine:
                 continue  # forgotten while this batch ran
             if state is not None:
                 self.store.put(spec.name, state, source_t=packet.t)
-                if spec.name == "vitals" and os.environ.get("SMARTMIRROR_DEBUG_VITALS"):  # DEBUG-REMOVE
-                    if time.monotonic() - getattr(self, "_dbg_t", 0) > 2:  # DEBUG-REMOVE
-                        self._dbg_t = time.monotonic()  # DEBUG-REMOVE
-                        log.warning("DBG vitals hr=%s conf=%s snr=%s msg=%s n=%d", state.get("heart_rate_bpm"),  # DEBUG-REMOVE
-                                    state.get("heart_rate_confidence"), state.get("pulse_snr_db"), state.get("message"), len(batch))  # DEBUG-REMOVE
 
     # --- the agent and the session -------------------------------------------------------------------------------
 

@@ -250,7 +250,11 @@ def test_health_status_metrics_and_docs(server, client, session_id, astronaut_bg
                  "/create-session", "/session/{session_id}/status", "/analyze-image", "/analyze-batch",
                  "/analyze-video", "/save_video", "/health", "/status", "/metrics"):
         assert path in paths
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/docs-static/swagger-ui-bundle.js" in docs.text
+    assert "cdn." not in docs.text                                          # the docs work offline too
+    assert client.get("/docs-static/swagger-ui-bundle.js").status_code == 200
+    assert_error(client.get("/docs-static/no-such-file.js"), 404, "not_found")
 
 
 # -- bad inputs: each with its documented status and JSON error ---------------------------------------------------
@@ -384,7 +388,8 @@ def test_api_key_and_cors_allow_list(start_server):
         assert_error(c.get("/status"), 401, "unauthorized")
         assert_error(c.post("/sessions", headers={"X-API-Key": "wrong"}), 401, "unauthorized")
         assert c.get("/status", headers={"X-API-Key": "s3cret"}).status_code == 200
-        assert c.get("/health").status_code == 200                           # liveness stays open
+        assert c.get("/health").status_code == 200                           # liveness and docs stay open
+        assert c.get("/docs").status_code == 200 and c.get("/docs-static/swagger-ui.css").status_code == 200
         assert "ApiKey" in c.get("/openapi.json").json()["components"]["securitySchemes"]
         allowed = c.options("/sessions", headers={"Origin": "http://mirror.local",
                                                   "Access-Control-Request-Method": "POST",
@@ -407,3 +412,50 @@ def test_requests_past_the_time_limit_answer_504(start_server, astronaut_bgr):
         error = assert_error(c.post(f"/sessions/{sid}/frames:batch", json={"frames": frames}), 504, "timeout")
         assert time.perf_counter() - started < 3.0
         assert "send smaller batches" in error["message"] or "limit" in error["message"]
+
+
+# -- the command ---------------------------------------------------------------------------------------------------
+
+
+def test_serve_command_refuses_bad_settings_with_a_clear_message(monkeypatch, capsys):
+    import typer
+
+    from smartmirror.api_commands import serve
+
+    monkeypatch.setenv("SMARTMIRROR_MAX_SESSIONS", "many")
+    with pytest.raises(typer.Exit) as caught:
+        serve(port=0)
+    assert caught.value.exit_code == 2
+    assert "SMARTMIRROR_MAX_SESSIONS='many' is not valid" in capsys.readouterr().err
+
+
+def test_serve_command_runs_the_api_on_loopback():
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "SMARTMIRROR_API_KEY": "k", "GLOG_minloglevel": "2"}
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from smartmirror.cli import main; main()", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stderr.read()
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "smartmirror serve did not answer within 120 s"
+                time.sleep(0.3)
+        assert health.json()["status"] == "ok"
+        assert httpx.get(f"http://127.0.0.1:{port}/status").status_code == 401          # the key from the env
+        assert httpx.get(f"http://127.0.0.1:{port}/status", headers={"X-API-Key": "k"}).status_code == 200
+    finally:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=60) == 0                                  # a clean shutdown

@@ -100,6 +100,10 @@ def test_twenty_concurrent_sessions_keep_latency_and_memory_bounded():
         assert growth < SESSIONS * SESSION_MEMORY_LIMIT_MB
 
         wait_for_no_sessions(client)
-        after = rss_mb(client)
+        # most of what the sessions took comes back once they are closed (closing 20 graphs takes a moment)
+        allowed = baseline + max(0.35 * growth, 80.0)
+        deadline = time.monotonic() + 15
+        while (after := rss_mb(client)) > allowed and time.monotonic() < deadline:
+            time.sleep(0.25)
         print(f", after expiry {after:.0f} MB")
-        assert after - baseline < max(0.35 * growth, 80.0)          # most of what the sessions took came back
+        assert after < allowed

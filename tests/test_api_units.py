@@ -11,13 +11,13 @@ import pytest
 
 from smartmirror.api_routes.errors import ApiError
 from smartmirror.api_routes.media import decode_base64, decode_image, decode_image_base64, probe_video_seconds
-from smartmirror.api_routes.models import jsonable
 from smartmirror.api_sessions import (
     FrameOrderError,
     SessionExpired,
     SessionNotFound,
     SessionStore,
     TooManySessions,
+    jsonable,
 )
 from smartmirror.api_settings import ApiSettings
 from smartmirror.frames import VideoError
@@ -268,3 +268,38 @@ def test_time_limit_answers_504_json_while_the_slow_worker_finishes_on_its_own()
         assert crashed.status_code == 500 and crashed.json()["error"]["code"] == "internal_error"
         assert "unexpected bug" not in crashed.text                   # no internals, no traceback
         assert client.get("/health").status_code == 404               # the server still answers
+
+
+class RecordingAnalyzer:
+    """Implements the Analyzer protocol and records what it was given (to check the session's scheduling)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.reset()
+
+    def reset(self) -> None:
+        self.seen_: list[tuple[float, bool, object]] = []
+
+    def update(self, packet, face, fatigue_state=None):
+        self.seen_.append((packet.t, face is not None, fatigue_state))
+        return {"frames": len(self.seen_), "t": packet.t}
+
+    def summary(self):
+        return {"frames": len(self.seen_)}
+
+
+def test_every_frame_reaches_fatigue_and_vitals_but_emotion_only_five_times_a_second(astronaut_bgr):
+    analyzers = {name: RecordingAnalyzer(name) for name in ("fatigue", "emotion", "vitals")}
+    settings = ApiSettings().with_overrides(emotion_interval_s=0.2)
+    store = SessionStore(settings, analyzer_factory=lambda method, mode: analyzers, clock=FakeClock())
+    session = store.create()
+    small = cv2.resize(astronaut_bgr, (256, 256))
+    with store.use(session.session_id) as held:
+        outcomes = [held.process(small, i / 30) for i in range(30)]
+    assert len(analyzers["fatigue"].seen_) == len(analyzers["vitals"].seen_) == 30
+    emotion_times = [t for t, _, _ in analyzers["emotion"].seen_]
+    assert emotion_times == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8], abs=1 / 30 + 1e-9)
+    # emotion sees the fatigue analyzer's state of the same frame; between its updates its last state stands
+    assert all(state == {"frames": 1 + round(t * 30), "t": t} for t, _, state in analyzers["emotion"].seen_)
+    assert outcomes[3].states["emotion"] == outcomes[0].states["emotion"] and "emotion" not in outcomes[3].timings_s
+    assert session.summaries() == {"fatigue": {"frames": 30}, "emotion": {"frames": 5}, "vitals": {"frames": 30}}

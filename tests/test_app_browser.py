@@ -21,7 +21,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-import cv2
+import av
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -44,7 +45,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def write_y4m(path: Path, packets, *, fps: int) -> int:
-    """Write packets as a YUV4MPEG2 (I420) file, the format Chromium's fake camera plays; returns frames."""
+    """Write packets as YUV4MPEG2 (I420, BT.601 studio range as a camera sends it), the format Chromium's fake
+    camera plays; returns the number of frames."""
     count = 0
     with open(path, "wb") as out:
         for packet in packets:
@@ -52,22 +54,33 @@ def write_y4m(path: Path, packets, *, fps: int) -> int:
             if count == 0:
                 out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
             out.write(b"FRAME\n")
-            out.write(cv2.cvtColor(packet.image, cv2.COLOR_BGR2YUV_I420).tobytes())
+            frame = av.VideoFrame.from_ndarray(packet.image, format="bgr24").reformat(format="yuv420p")
+            for plane in frame.planes:
+                rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+                out.write(rows[:, : plane.width].tobytes())
             count += 1
     return count
 
 
 @pytest.fixture(scope="module")
 def camera_clip(tmp_path_factory):
-    """A 10 s, 320x240 synthetic pulse clip at 90 bpm: 15 whole beats and 2 breaths, so the camera loop is seamless."""
+    """The fake camera: 10 s of a 640x480, 15 frames/s synthetic pulse clip at 90 bpm (15 whole beats and 2 whole
+    breaths, so Chromium's looping is seamless).
+
+    The browser encodes the camera with VP8 at a bitrate WebRTC chooses, and its quantizer flattens colour changes
+    of a few tenths of a percent; the vitals' confidence also wants the pulse's colour signature intact. So the
+    pulse is strong here (10 % peak to trough, ``pulse_amplitude=0.1``): this test checks the app end to end,
+    the vitals' own tests check rPPG sensitivity. 15 frames/s keeps Chromium's fake camera in real time on 2 busy
+    cores (when it falls behind it plays the file slower while stamping frames with the real clock).
+    """
     from smartmirror.synth import SynthConfig, generate_frames
 
-    config = SynthConfig(duration_s=10.0, fps=30.0, width=320, height=240, heart_rate_bpm=CAMERA_BPM, hrv_sd_ms=0.0,
-                         respiratory_sinus_arrhythmia_bpm=0.0, respiration_rate_bpm=12.0, pulse_amplitude=0.01,
+    config = SynthConfig(duration_s=10.0, fps=15.0, width=640, height=480, heart_rate_bpm=CAMERA_BPM, hrv_sd_ms=0.0,
+                         respiratory_sinus_arrhythmia_bpm=0.0, respiration_rate_bpm=12.0, pulse_amplitude=0.1,
                          seed=3)
     packets, truth = generate_frames(config)
     path = tmp_path_factory.mktemp("camera") / "clip.y4m"
-    assert write_y4m(path, packets, fps=30) == 300
+    assert write_y4m(path, packets, fps=15) == 150
     return path, truth
 
 

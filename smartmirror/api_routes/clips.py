@@ -23,8 +23,9 @@ from fastapi.responses import JSONResponse
 from smartmirror.api_routes.errors import ApiError, error_responses
 from smartmirror.api_routes.media import probe_video_seconds
 from smartmirror.api_routes.middleware import DEADLINE_KEY
-from smartmirror.api_routes.models import ClipReport, jsonable
+from smartmirror.api_routes.models import ClipReport
 from smartmirror.api_routes.state import ApiState, api_state
+from smartmirror.api_sessions import jsonable
 from smartmirror.frames import VideoError
 
 log = logging.getLogger(__name__)

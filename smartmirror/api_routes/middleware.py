@@ -21,8 +21,11 @@ from smartmirror.api_settings import ApiSettings
 
 log = logging.getLogger(__name__)
 
+#: Where /docs finds Swagger UI's files when they are served locally.
+DOCS_STATIC_PATH = "/docs-static"
+
 #: Paths answered without an API key (liveness probes and the documentation).
-OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
 
 #: Paths that take clip uploads (the longer time limit applies).
 VIDEO_PATHS = frozenset({"/analyze-video", "/save_video"})
@@ -64,7 +67,8 @@ class RequestGuard:
         headers = Headers(scope=scope)
         path = scope["path"]
         key = self.settings.api_key
-        if key and path not in OPEN_PATHS and scope["method"] != "OPTIONS":
+        is_open = path in OPEN_PATHS or path.startswith(DOCS_STATIC_PATH + "/")
+        if key and not is_open and scope["method"] != "OPTIONS":
             given = headers.get("x-api-key", "")
             if not hmac.compare_digest(given.encode(), key.encode()):
                 message = "Missing X-API-Key header" if not given else "Wrong X-API-Key"

@@ -2,34 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 #: Most frames in one batch request (the session buffer's frame bound).
 MAX_BATCH_FRAMES = 200
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON types from analyzer states: numpy scalars/arrays to Python, non-finite floats to None."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, str):
-        return value
-    return str(value)
 
 
 class ErrorBody(BaseModel):

@@ -28,10 +28,9 @@ from smartmirror.api_routes.models import (
     SessionList,
     SessionReport,
     SessionStatus,
-    jsonable,
 )
 from smartmirror.api_routes.state import ApiState, api_state
-from smartmirror.api_sessions import FrameOrderError, FrameOutcome, Session, build_analyzers
+from smartmirror.api_sessions import FrameOrderError, FrameOutcome, Session, build_analyzers, jsonable
 
 router = APIRouter(tags=["sessions"])
 seed_router = APIRouter(tags=["seed 002 aliases"])
@@ -75,8 +74,7 @@ def _status(state: ApiState, session_id: str) -> SessionStatus:
     session = state.store.get(session_id)
     latest = session.latest
     return SessionStatus(**session.info(state.settings.session_expiry_s),
-                         vitals=jsonable(latest.get("vitals")), emotion=jsonable(latest.get("emotion")),
-                         fatigue=jsonable(latest.get("fatigue")))
+                         vitals=latest.get("vitals"), emotion=latest.get("emotion"), fatigue=latest.get("fatigue"))
 
 
 def _delete(state: ApiState, session_id: str) -> SessionDeleted:
@@ -98,7 +96,7 @@ def _face_info(outcome: FrameOutcome) -> FaceInfo | None:
 
 
 def _frame_result(session_id: str | None, outcome: FrameOutcome, seconds: float) -> FrameResult:
-    states = {name: jsonable(state) for name, state in outcome.states.items()}
+    states = outcome.states
     vitals = states.get("vitals") or {}
     error = None
     if outcome.error_code:

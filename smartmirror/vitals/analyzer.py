@@ -240,8 +240,7 @@ class VitalsAnalyzer:
         signature = heart.pulse_signature(segment.rgb, sampling_rate=GRID_RATE_HZ, bpm=rate)
         ratio = None if signature is None else spo2.ratio_of_ratios(signature.amplitudes_rgb)
         result["spo2"] = spo2.estimate_spo2(ratio, quality=self.reading_.confidence, calibration=self.calibration_)
-        beats = hrv.detect_beats(segment.pulse, sampling_rate=GRID_RATE_HZ, heart_rate_bpm=rate,
-                                 t0_s=float(segment.grid_s[0]))
+        beats = pipeline.segment_beats(segment, rate)
         if segment.seconds >= respiration.MIN_RESPIRATION_S:
             result["respiration"] = pipeline.respiration_from_segment(segment, beats)
         if segment.seconds >= hrv.MIN_CLEAN_S:

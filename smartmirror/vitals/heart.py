@@ -34,7 +34,7 @@ MIN_WINDOW_S = 6.0
 #: Readings below this confidence are reported as None.
 CONFIDENCE_GATE = 0.5
 #: SNR (dB) at which the SNR part of the confidence is 0.5, and its logistic scale (dB).
-SNR_MIDPOINT_DB = -4.0
+SNR_MIDPOINT_DB = -2.5
 SNR_SCALE_DB = 1.5
 #: A peak at half the strongest peak's frequency with at least this fraction of its power means the strongest
 #: peak was the second harmonic.
@@ -85,8 +85,7 @@ class PulseSignature:
         direction = np.clip((self.direction_cos - 0.6) / 0.3, 0.0, 1.0)
         colour = np.clip((self.colour_cos - 0.75) / 0.15, 0.0, 1.0)
         clean = np.clip((self.anisotropy - 0.55) / 0.25, 0.0, 1.0)
-        planar = np.clip((self.planar_share - 0.02) / 0.03, 0.0, 1.0)
-        return float(direction * colour * clean * planar)
+        return float(direction * colour * clean)
 
 
 @dataclass(frozen=True)

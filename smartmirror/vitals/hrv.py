@@ -1,7 +1,8 @@
 """Heart-rate variability from the pulse wave: beats, inter-beat-interval cleaning, time and frequency indices.
 
 Beats are the systolic peaks of the blood-volume-oriented pulse (:func:`smartmirror.vitals.rppg.extract_pulse`),
-timed to a fraction of a sample on a cubic spline. Intervals outside 40-200 beats/min or more than
+timed to a fraction of a sample by a least-squares parabola over the peak. Intervals outside 40-200 beats/min
+or more than
 :data:`MAX_RELATIVE_DEVIATION` away from their neighbours' median are dropped (missed or extra beats).
 SDNN, RMSSD and pNN50 (NeuroKit2's ``hrv_time``) need :data:`MIN_CLEAN_S` of clean intervals; LF/HF
 (NeuroKit2's ``hrv_frequency``) needs :data:`MIN_LF_HF_S`; otherwise they are None. Baevsky's stress index is
@@ -24,6 +25,10 @@ MIN_CLEAN_S = 30.0
 MIN_LF_HF_S = 120.0
 #: An interval further than this fraction from the median of its neighbours is an artefact.
 MAX_RELATIVE_DEVIATION = 0.25
+#: Upper edge of the band the beats are found in, Hz (keeps the second and third harmonics of most rates).
+BEAT_BAND_HIGH_HZ = 5.0
+#: Half-width of the parabola fitted to each peak, as a fraction of the beat interval.
+PEAK_FIT_FRACTION = 0.06
 #: Histogram bin of Baevsky's stress index, milliseconds.
 STRESS_INDEX_BIN_MS = 50.0
 
@@ -78,30 +83,30 @@ def detect_beats(pulse: np.ndarray, *, sampling_rate: float, heart_rate_bpm: flo
     t0_s : float
         Time of the first sample.
     """
-    from scipy.interpolate import CubicSpline
     from scipy.signal import find_peaks
 
     pulse = np.asarray(pulse, dtype=np.float64)
     if len(pulse) < int(2 * sampling_rate):
         return np.zeros(0)
     # A wide band keeps the waveform's shape (its harmonics): narrow filters smear each beat into its neighbours
-    # and shrink the beat-to-beat differences that RMSSD measures.
-    high = min(8.0, 0.45 * sampling_rate)
-    low = max(0.4, 0.5 * heart_rate_bpm / 60.0) if heart_rate_bpm else 0.5
-    filtered = bandpass(pulse, sampling_rate=sampling_rate, low_hz=low, high_hz=high)
+    # and shrink the beat-to-beat differences that RMSSD measures; much wider lets noise move the peaks.
+    f0 = (heart_rate_bpm or 72.0) / 60.0
+    low = max(0.4, 0.5 * f0) if heart_rate_bpm else 0.5
+    filtered = bandpass(pulse, sampling_rate=sampling_rate, low_hz=low, high_hz=min(BEAT_BAND_HIGH_HZ,
+                                                                                    0.45 * sampling_rate))
     fastest = min(heart_rate_bpm * 1.4, HR_BAND_BPM[1]) if heart_rate_bpm else HR_BAND_BPM[1]
     distance = max(1, int(sampling_rate * 60.0 / fastest))
     spread = np.percentile(filtered, 95) - np.percentile(filtered, 5)
     peaks, _ = find_peaks(filtered, distance=distance, prominence=0.25 * spread)
-    spline = CubicSpline(np.arange(len(filtered)), filtered)
-    offsets = np.linspace(-1.0, 1.0, 201)
+    # each peak: least-squares parabola over +-6 % of a beat (at least 2 samples a side), robust to noise
+    half = max(2, int(round(PEAK_FIT_FRACTION * sampling_rate / f0)))
     times = []
     for index in peaks:
-        if 0 < index < len(filtered) - 1:
-            around = index + offsets
-            times.append(float(around[np.argmax(spline(around))]))
-        else:
-            times.append(float(index))
+        start, stop = max(0, index - half), min(len(filtered), index + half + 1)
+        offsets = np.arange(start, stop) - index
+        curvature, slope, _ = np.polyfit(offsets, filtered[start:stop], 2)
+        shift = -slope / (2 * curvature) if curvature < 0 else 0.0
+        times.append(index + float(np.clip(shift, -half, half)))
     return t0_s + np.asarray(times) / sampling_rate
 
 
@@ -136,9 +141,8 @@ def stress_index(ibi_ms: np.ndarray, *, bin_ms: float = STRESS_INDEX_BIN_MS) -> 
     ibi_ms = np.asarray(ibi_ms, dtype=np.float64)
     if len(ibi_ms) < 10:
         return None
-    edges = np.arange(np.floor(ibi_ms.min() / bin_ms) * bin_ms, ibi_ms.max() + bin_ms, bin_ms)
-    if len(edges) < 2:
-        edges = np.array([ibi_ms.min(), ibi_ms.min() + bin_ms])
+    low = np.floor(ibi_ms.min() / bin_ms) * bin_ms
+    edges = low + bin_ms * np.arange(int((ibi_ms.max() - low) // bin_ms) + 2)  # [a, b) bins; the last holds max
     counts, edges = np.histogram(ibi_ms, bins=edges)
     k = int(np.argmax(counts))
     mode_s = (edges[k] + edges[k + 1]) / 2000.0

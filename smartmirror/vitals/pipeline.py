@@ -10,7 +10,7 @@ import numpy as np
 
 from smartmirror.vitals import heart, hrv, quality, respiration, spo2, stress
 from smartmirror.vitals.methods import get_method
-from smartmirror.vitals.rppg import DEFAULT_METHOD, extract_pulse, orient_and_scale
+from smartmirror.vitals.rppg import DEFAULT_METHOD, extract_pulse, orient_and_scale, snr_optimal_pulse
 from smartmirror.vitals.signal import (
     GRID_RATE_HZ,
     bandpass,
@@ -203,8 +203,7 @@ def analyze_trace(
     rate_for_beats = clip.tracked_bpm
     hrv_result = respiration_result = spo2_result = None
     if segments and rate_for_beats is not None:
-        beats = [hrv.detect_beats(s.pulse, sampling_rate=GRID_RATE_HZ, heart_rate_bpm=rate_for_beats,
-                                  t0_s=float(s.grid_s[0])) for s in segments]
+        beats = [segment_beats(s, rate_for_beats) for s in segments]
         if clip.heart_rate_bpm is not None:
             hrv_result = hrv.hrv_from_beats(beats)
             longest = int(np.argmax([len(s.grid_s) for s in segments]))
@@ -222,6 +221,13 @@ def analyze_trace(
         stress=stress_result, face=face, liveness=liveness, frames=trace.frames, fps=fps, method=method,
         segments=segments,
     )
+
+
+def segment_beats(segment: Segment, heart_rate_bpm: float) -> np.ndarray:
+    """Beat times of one segment, found on its SNR-optimal pulse (see :func:`.rppg.snr_optimal_pulse`)."""
+    pulse = snr_optimal_pulse(segment.rgb, sampling_rate=GRID_RATE_HZ, heart_rate_bpm=heart_rate_bpm)
+    return hrv.detect_beats(pulse, sampling_rate=GRID_RATE_HZ, heart_rate_bpm=heart_rate_bpm,
+                            t0_s=float(segment.grid_s[0]))
 
 
 def respiration_from_segment(segment: Segment, beats: np.ndarray) -> respiration.RespirationEstimate:

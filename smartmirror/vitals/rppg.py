@@ -15,7 +15,7 @@ from smartmirror.vitals.methods import PulseMethod, get_method, register_method
 from smartmirror.vitals.signal import bandpass, normalise_channels
 
 #: The method used when none is named (chosen by measurement: see benchmarks/vitals.py and the README).
-DEFAULT_METHOD = "pos"
+DEFAULT_METHOD = "ica"
 
 #: Pulse band for filtering, Hz (36-240 beats/min: wider than the 40-200 search band so edges are not cut).
 PULSE_BAND_HZ = (0.6, 4.0)
@@ -174,24 +174,27 @@ def rppg_ica(rgb: np.ndarray, *, sampling_rate: float, random_state: int = 0) ->
     """
     import warnings
 
-    from scipy.signal import periodogram
+    from scipy.signal import detrend, periodogram
     from sklearn.decomposition import FastICA
     from sklearn.exceptions import ConvergenceWarning
 
-    x = bandpass(normalise_channels(rgb), sampling_rate=sampling_rate, low_hz=PULSE_BAND_HZ[0],
-                 high_hz=PULSE_BAND_HZ[1])
+    broad = detrend(normalise_channels(rgb), axis=0)
+    x = bandpass(broad, sampling_rate=sampling_rate, low_hz=PULSE_BAND_HZ[0], high_hz=PULSE_BAND_HZ[1])
     sd = x.std(axis=0)
     if len(x) < 8 or np.any(sd == 0):
         return x[:, 1] if len(x) else np.zeros(0)
     x = (x - x.mean(axis=0)) / sd
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        sources = FastICA(n_components=3, whiten="unit-variance", random_state=random_state,
-                          max_iter=400).fit_transform(x)
+        ica = FastICA(n_components=3, whiten="unit-variance", random_state=random_state, max_iter=400).fit(x)
+    sources = ica.transform(x)
     freqs, power = periodogram(sources, fs=sampling_rate, axis=0, nfft=max(1024, len(sources)))
     band = (freqs >= 40 / 60) & (freqs <= 200 / 60)
     peakiness = power[band].max(axis=0) / np.maximum(power[band].sum(axis=0), 1e-12)
-    return sources[:, int(np.argmax(peakiness))]
+    # the unmixing is learnt in the pulse band; applied to the unfiltered channels it keeps the waveform's
+    # harmonics (beat timing for HRV needs them)
+    unmixing = ica.components_[int(np.argmax(peakiness))]
+    return (broad - broad.mean(axis=0)) / sd @ unmixing
 
 
 def extract_pulse(rgb: np.ndarray, *, sampling_rate: float, method: str = DEFAULT_METHOD) -> np.ndarray:
@@ -211,6 +214,58 @@ def extract_pulse(rgb: np.ndarray, *, sampling_rate: float, method: str = DEFAUL
     rgb = np.asarray(rgb, dtype=np.float64)
     pulse = np.asarray(spec.fn(rgb, sampling_rate=sampling_rate), dtype=np.float64)
     return orient_and_scale(pulse, rgb, sampling_rate=sampling_rate)
+
+
+def snr_optimal_pulse(
+    rgb: np.ndarray, *, sampling_rate: float, heart_rate_bpm: float, band_hz: tuple[float, float] = (0.6, 5.0),
+    half_width_hz: float = 0.15,
+) -> np.ndarray:
+    """The channel combination with the best pulse-to-noise ratio, once the heart rate is known (for HRV).
+
+    The pulse's colour direction ``s`` is the main eigenvector of the cross-spectral matrix at the rate and its
+    2nd and 3rd harmonics; the noise covariance ``N`` comes from all other bins of the band. The weights
+    ``N^-1 s`` (a matched filter, as in de Haan & van Leest's PBV method but with both measured) keep the
+    pulse's whole waveform and suppress whatever the noise is made of: sensor noise (then it weights the
+    strong green channel) or motion (then it cancels intensity, like POS). Beat timing depends on that SNR.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (n_samples, 3)
+        Mean skin R, G, B on an even grid (a stretch where the colour mixing is steady).
+    sampling_rate : float
+        Grid rate in Hz.
+    heart_rate_bpm : float
+        The known rate (beats/min).
+
+    Returns
+    -------
+    ndarray, shape (n_samples,)
+        Blood-volume oriented pulse, unit sd.
+
+    References
+    ----------
+    de Haan, van Leest (2014). Improved motion robustness of remote-PPG by using the blood volume pulse
+    signature. Physiol. Meas. 35(9).
+    """
+    from scipy.signal import detrend
+
+    rgb = np.asarray(rgb, dtype=np.float64)
+    x = detrend(normalise_channels(rgb), axis=0)
+    spectrum = np.fft.rfft(x, axis=0)
+    freqs = np.fft.rfftfreq(len(x), d=1.0 / sampling_rate)
+    f0 = heart_rate_bpm / 60.0
+    pulse_bins = np.zeros(len(freqs), dtype=bool)
+    for harmonic in (1, 2, 3):
+        pulse_bins |= np.abs(freqs - harmonic * f0) <= half_width_hz
+    in_band = (freqs >= band_hz[0]) & (freqs <= band_hz[1])
+    signal_part, noise_part = spectrum[pulse_bins & in_band], spectrum[~pulse_bins & in_band]
+    if len(signal_part) == 0 or len(noise_part) < 3:
+        return orient_and_scale(x[:, 1], rgb, sampling_rate=sampling_rate)
+    signal_cov = np.real(signal_part.T @ np.conj(signal_part))
+    noise_cov = np.real(noise_part.T @ np.conj(noise_part)) / len(noise_part)
+    direction = np.linalg.eigh(signal_cov)[1][:, -1]
+    weights = np.linalg.solve(noise_cov + 1e-9 * np.trace(noise_cov) * np.eye(3), direction)
+    return orient_and_scale(x @ weights, rgb, sampling_rate=sampling_rate)
 
 
 def orient_and_scale(pulse: np.ndarray, rgb: np.ndarray, *, sampling_rate: float) -> np.ndarray:
