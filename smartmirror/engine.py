@@ -417,6 +417,7 @@ class Engine:
         self._hr_baseline: list[float] = []
         self._agent: Any = None
         self._suggestion: Any = None
+        self._agent_lock = threading.Lock()  # the agent thread and the UI's feedback both touch the suggestion
         self._last_sample_wall = 0.0
 
     # --- life cycle ---------------------------------------------------------------------------------------------
@@ -673,12 +674,13 @@ class Engine:
             context = self.context(now)
             if self.agent_factory is not None:
                 try:
-                    if self._agent is None:
-                        self._agent = self.agent_factory()
-                    suggestion = self._agent.suggest(context)
-                    if suggestion is not None:
-                        self._suggestion = suggestion
-                    self.store.put("agent", self._agent_state(), source_t=self._last_source_t)
+                    with self._agent_lock:
+                        if self._agent is None:
+                            self._agent = self.agent_factory()
+                        suggestion = self._agent.suggest(context)
+                        if suggestion is not None:
+                            self._suggestion = suggestion
+                        self.store.put("agent", self._agent_state(), source_t=self._last_source_t)
                     agent_failures = 0
                 except Exception as error:  # noqa: BLE001 - the mirror keeps running without suggestions
                     agent_failures += 1
@@ -714,13 +716,14 @@ class Engine:
 
         Returns False when ``suggestion_id`` is not the current suggestion (already answered or replaced).
         """
-        suggestion = self._suggestion
-        if suggestion is None or suggestion.id != suggestion_id or self._agent is None:
-            return False
-        self._agent.feedback(suggestion, reward, now=time.time())
-        self._suggestion = None
-        self.store.put("agent", self._agent_state(), source_t=self._last_source_t)
-        return True
+        with self._agent_lock:
+            suggestion = self._suggestion
+            if suggestion is None or suggestion.id != suggestion_id or self._agent is None:
+                return False
+            self._agent.feedback(suggestion, reward, now=time.time())
+            self._suggestion = None
+            self.store.put("agent", self._agent_state(), source_t=self._last_source_t)
+            return True
 
     @property
     def agent(self) -> Any:
@@ -755,12 +758,13 @@ class Engine:
         self._hr_baseline = []
         self._session_start_wall = time.time()
         self._last_face_t = None
-        self._suggestion = None
-        if self._agent is not None and hasattr(self._agent, "reset"):
-            try:
-                self._agent.reset()
-            except Exception:  # noqa: BLE001
-                log.exception("agent reset failed")
+        with self._agent_lock:
+            self._suggestion = None
+            if self._agent is not None and hasattr(self._agent, "reset"):
+                try:
+                    self._agent.reset()
+                except Exception:  # noqa: BLE001
+                    log.exception("agent reset failed")
 
     @property
     def generation(self) -> int:

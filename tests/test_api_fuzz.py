@@ -23,6 +23,7 @@ def live_url():
         yield url
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 def test_generated_requests_never_get_a_server_error(case, live_url):

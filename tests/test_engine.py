@@ -352,10 +352,11 @@ def test_video_callback_submits_source_time_and_returns_the_mirrored_overlay(ast
             frame.time_base = fractions.Fraction(1, 90000)
             outputs.append(session.video_frame_callback(frame))
             time.sleep(0.02)
-        _wait_for(lambda: engine.overlay() is not None and engine.overlay().landmarks_xy is not None, 10, "overlay")
+        _wait_for(lambda: engine.buffer.latest() is not None and engine.buffer.latest().t > 2.29, 10, "last frame")
+        assert engine.buffer.latest().t == pytest.approx(1.0 + 39 / 30, abs=1e-6)  # frame.time, not wall time
+        assert engine.overlay() is not None and engine.overlay().landmarks_xy is not None
         out = session.video_frame_callback(frame).to_ndarray(format="bgr24")
         assert out.shape == image.shape
-        assert engine.buffer.latest().t == pytest.approx(1.0 + 39 / 30, abs=1e-6)  # frame.time, not wall time
         landmarks = engine.overlay().landmarks_xy
         nose_x, nose_y = np.round(landmarks[1]).astype(int)
         mirrored = out[nose_y, image.shape[1] - 1 - nose_x]
@@ -427,3 +428,20 @@ def test_demo_clip_is_made_once_loops_seamlessly_and_lives_in_the_cache(tmp_path
     assert all(b > a for a, b in zip(times, times[1:], strict=False))
     assert truth.heart_rate_bpm > 0
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [f"demo-v{demo.DEMO_VERSION}"]  # no staging left
+
+
+def test_panel_texts_read_as_the_contract_says():
+    from smartmirror.ui.format import clip01, heart_rate_text, measuring_text, percent_text, unit_text
+    from smartmirror.ui.panels import pulse_svg
+
+    assert heart_rate_text(72.4) == "72 bpm" and heart_rate_text(None) == "—" and heart_rate_text(float("nan")) == "—"
+    assert measuring_text(11.2) == "measuring... 12 s" and measuring_text(None) == "measuring..."
+    assert percent_text(0.426) == "43%" and unit_text(12.0, "ms") == "12 ms" and unit_text("x", "ms") == "—"
+    assert clip01(1.7) == 1.0 and clip01(None) == 0.0 and clip01(True) == 0.0
+    svg = pulse_svg([0.0, 1.0, -1.0, 0.5])
+    import re
+
+    points = re.search(r'points="([^"]+)"', svg).group(1).split()
+    assert svg.startswith("<svg") and len(points) == 4 and 'data-testid="pulse-waveform"' in svg
+    ys = [float(p.split(",")[1]) for p in points]
+    assert ys.index(min(ys)) == 1 and ys.index(max(ys)) == 2  # SVG y grows downwards: the peak is highest

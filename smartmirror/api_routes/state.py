@@ -50,7 +50,17 @@ class ApiState:
 
     @classmethod
     def start(cls, settings: ApiSettings, metrics: ApiMetrics) -> ApiState:
-        """Build the shared parts and load MediaPipe (and any analyzer weights) once, before the first request."""
+        """Build the shared parts and load MediaPipe (and any analyzer weights) once, before the first request.
+
+        Raises
+        ------
+        ValueError
+            When ``settings.pulse_method`` names no registered method (the server does not start).
+        """
+        if settings.pulse_method:
+            from smartmirror.vitals.methods import get_method
+
+            get_method(settings.pulse_method)
         store = SessionStore(settings)
         metrics.watch_sessions(
             lambda: (len(store), settings.max_sessions, store.created_total, store.expired_total)

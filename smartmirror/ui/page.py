@@ -218,13 +218,13 @@ def _history_fragment(session: MirrorSession, keep_history: bool) -> None:
             st.markdown("**This session**")
             st.line_chart(
                 {
-                    "time": [datetime.fromtimestamp(r["t_wall_s"]) for r in current],
+                    "minutes": [(r["t_wall_s"] - current[0]["t_wall_s"]) / 60.0 for r in current],
                     "heart rate (bpm)": [r["heart_rate_bpm"] for r in current],
                     "stress (0-100)": [r["stress_score"] for r in current],
                     "drowsiness (%)": [None if r["drowsiness_probability"] is None
                                        else 100 * r["drowsiness_probability"] for r in current],
                 },
-                x="time",
+                x="minutes",
                 height=200,
             )
         if sessions:

@@ -6,6 +6,7 @@ unavailable shows why instead of numbers; nothing here waits on a model.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -22,6 +23,11 @@ from smartmirror.ui.format import (
     percent_text,
     unit_text,
 )
+
+try:  # seconds of face data each vital needs first (for the "measuring..." progress)
+    from smartmirror.vitals.analyzer import WARMUP_S
+except ImportError:  # the vitals package is optional for the page
+    WARMUP_S: dict[str, float] = {}
 
 EMOTION_CLASSES = ("neutral", "happy", "sad", "angry", "surprise", "disgust", "fear", "tired")
 TITLES = {"vitals": "Vitals", "emotion": "Emotion", "fatigue": "Fatigue", "identity": "Identity",
@@ -105,17 +111,24 @@ def render_vitals(snapshot: Mapping[str, StateEntry]) -> None:
     wave = _waveform(vitals)
     if wave:
         st.markdown(pulse_svg(wave[-240:]), unsafe_allow_html=True)
-    col_hrv, col_resp, col_spo2 = st.columns(3)
     hrv = vitals.get("hrv") if isinstance(vitals.get("hrv"), Mapping) else {}
-    rmssd = number(hrv.get("rmssd_ms"))
-    col_hrv.metric("HRV (RMSSD)", unit_text(rmssd, "ms") if rmssd is not None
-                   else measuring_text(_warmup_left(vitals, "hrv")))
-    respiration = number(vitals.get("respiration_rate_bpm"))
-    col_resp.metric("Respiration", unit_text(respiration, "br/min") if respiration is not None
-                    else measuring_text(_warmup_left(vitals, "respiration")))
-    spo2 = number(vitals.get("spo2_percent"))
-    col_spo2.metric("SpO2", unit_text(spo2, "%") if spo2 is not None else measuring_text(_warmup_left(vitals, "spo2")),
-                    help="Experimental from an RGB camera (uncalibrated unless you calibrated it); not an oximeter.")
+    readings = (
+        ("HRV (RMSSD)", "hrv", unit_text(hrv.get("rmssd_ms"), "ms") if number(hrv.get("rmssd_ms")) is not None
+         else None, None),
+        ("Breaths/min", "respiration", unit_text(vitals.get("respiration_rate_bpm"), "")
+         if number(vitals.get("respiration_rate_bpm")) is not None else None, "Respiration rate from the pulse and "
+         "the head's motion with each breath."),
+        ("SpO2", "spo2", unit_text(vitals.get("spo2_percent"), "%") if number(vitals.get("spo2_percent")) is not None
+         else None, "Experimental from an RGB camera (uncalibrated unless you calibrated it); not an oximeter."),
+    )
+    for column, (label, key, value, help_text) in zip(st.columns(3), readings, strict=True):
+        if value is not None:
+            column.metric(label, value, help=help_text)
+        else:
+            left = _warmup_left(vitals, key)
+            need = WARMUP_S.get(key)
+            done = 0.0 if left is None or not need else 1.0 - min(left, need) / need
+            column.progress(clip01(done), text=f"{label}: {measuring_text(left)}")
     render_stress(vitals)
 
 
@@ -242,7 +255,7 @@ def render_pacer(started_at: float, *, duration_s: float = 64.0) -> bool:
     <div style="width:{size}px;height:{size}px;border-radius:18%;background:#4f9dde;opacity:.85;
                 transition:all .3s linear"></div></div>
   <div><div style="font-size:1.6rem;font-weight:600">{phase.label.capitalize()}</div>
-       <div>{phase.seconds_left:.0f} s · cycle {phase.cycle + 1} of {int(duration_s // 16)}</div></div>
+       <div>{math.ceil(phase.seconds_left)} s · breath {phase.cycle + 1}</div></div>
 </div>""",
         unsafe_allow_html=True,
     )

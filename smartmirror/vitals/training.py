@@ -291,6 +291,7 @@ def train_rppg(
     progress: bool = True,
     cache_dir: str | Path | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    threads: int | None = None,
 ) -> TrainResult:
     """Train ``config.arch`` on a dataset folder; checkpoints go to ``out_dir`` (``last.pt``, ``best.pt``).
 
@@ -306,6 +307,8 @@ def train_rppg(
         "cuda" / "cpu"; default the GPU when there is one.
     cache_dir : path, optional
         Where decoded crops are cached (default: the user cache folder).
+    threads : int, optional
+        CPU threads for PyTorch during this run (restored afterwards); on a busy machine 1 is fastest.
 
     Raises
     ------
@@ -313,11 +316,24 @@ def train_rppg(
         For a bad configuration, a checkpoint of a different configuration, or clips shorter than a window.
     """
     import torch
+
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _train(dataset_dir, out_dir, config or TrainConfig(), resume=resume, device=device,
+                      progress=progress, cache_dir=cache_dir, on_epoch=on_epoch)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(dataset_dir, out_dir, config: TrainConfig, *, resume, device, progress, cache_dir, on_epoch
+           ) -> TrainResult:
+    import torch
     from tqdm.auto import tqdm
 
     from smartmirror.paths import user_cache_dir
 
-    config = config or TrainConfig()
     if config.arch not in ARCHS:
         raise ValueError(f"Unknown architecture {config.arch!r}; choose one of {', '.join(ARCHS)}")
     if config.epochs < 1 or config.batch_size < 1 or config.window_frames < 8:

@@ -17,14 +17,14 @@ from torch import nn
 
 
 def standardise_window(frames: torch.Tensor) -> torch.Tensor:
-    """Remove each pixel's mean over the window and scale by the window's overall temporal sd.
+    """Standardise every pixel and channel over the window (zero mean, unit sd in time).
 
-    frames: (B, T, C, H, W) in [0, 1]. What is left is the frames' change over time (pulse, breathing,
-    motion, noise), at a scale the networks can use; one scale per window keeps relative amplitudes.
+    frames: (B, T, C, H, W) in [0, 1]. What is left is each pixel's change over time; the pulse, common to
+    all skin pixels, then stands out in any spatial average, while pixels with large changes (edges that move)
+    no longer dominate.
     """
     centred = frames - frames.mean(dim=1, keepdim=True)
-    scale = centred.flatten(1).std(dim=1).clamp(min=1e-4).view(-1, 1, 1, 1, 1)
-    return centred / scale
+    return centred / centred.std(dim=1, keepdim=True).clamp(min=2e-3)
 
 
 class ResNetTCN(nn.Module):
@@ -66,9 +66,10 @@ class UltraLightNet(nn.Module):
     (averaging over time alone would discard the rhythm; the ratio of the change to the level keeps it).
     """
 
-    def __init__(self, bpm_offset: float = 75.0):
+    def __init__(self, bpm_offset: float = 75.0, bpm_scale: float = 20.0):
         super().__init__()
         self.bpm_offset = bpm_offset
+        self.bpm_scale = bpm_scale
         self.features = nn.Sequential(
             nn.Conv2d(6, 16, 5, stride=2, padding=2), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3),
@@ -84,4 +85,4 @@ class UltraLightNet(nn.Module):
         change = torch.diff(x, dim=1, prepend=x[:, :1])
         x = torch.cat([x, change], dim=2)
         features = self.features(x.flatten(0, 1)).view(batch, length, -1).mean(dim=1)
-        return self.regressor(features)[:, 0] + self.bpm_offset
+        return self.regressor(features)[:, 0] * self.bpm_scale + self.bpm_offset
