@@ -69,9 +69,8 @@ def make_inputs() -> None:
 
 
 def _run_original(model_name: str, frames: np.ndarray, float32: bool) -> np.ndarray:
-    import rppg.models as original  # sets KERAS_BACKEND=jax before Keras loads
-
     import keras
+    import rppg.models as original  # sets KERAS_BACKEND=jax before Keras loads
 
     loader = {
         "FacePhys.rlap": original.load_FacePhys_rlap,

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 #: Frames decoded ahead of the face tracker.
 PREFETCH_FRAMES = 16
+#: Seconds of face video below which no report is made (the first heart-rate window needs them).
+MIN_FACE_SECONDS = 6.0
 
 
 def error_object(code: str, message: str) -> dict[str, dict[str, str]]:
@@ -163,7 +165,8 @@ def analyze_video(
     ------
     VideoError
         ``not_found``, ``empty_file``, ``not_a_video``, ``no_video_stream``, ``corrupt_video``, ``no_frames``,
-        ``no_face``; ``invalid_method`` for an unknown pulse method.
+        ``no_face``, ``too_short`` (under :data:`MIN_FACE_SECONDS` of face video, e.g. a truncated file);
+        ``invalid_method`` for an unknown pulse method, ``invalid_sections`` for an unknown section.
     """
     from smartmirror.face import FaceTracker
     from smartmirror.vitals.analyzer import VitalsAnalyzer
@@ -179,7 +182,8 @@ def analyze_video(
     warm.start()
     unknown = set(sections) - set(DEFAULT_SECTIONS)
     if unknown:
-        raise ValueError(f"unknown report sections {sorted(unknown)}; choose from {list(DEFAULT_SECTIONS)}")
+        raise VideoError("invalid_sections",
+                         f"unknown report sections {sorted(unknown)}; choose from {list(DEFAULT_SECTIONS)}")
     fatigue = _Section("fatigue", _optional_analyzer("smartmirror.fatigue", "FatigueAnalyzer")
                        if "fatigue" in sections else None)
     emotion = _Section("emotion", _optional_analyzer("smartmirror.emotion", "EmotionAnalyzer")
@@ -187,6 +191,7 @@ def analyze_video(
     who = _Section("identity", _optional_analyzer("smartmirror.identity", "IdentityAnalyzer") if identity else None)
     face_s = vitals_s = 0.0
     frames = faces = 0
+    first_face_t = last_face_t = None
     prefetch = Prefetcher(packets)
     with FaceTracker(static_image_mode=False) as tracker:
         for packet in prefetch:
@@ -194,7 +199,10 @@ def analyze_video(
             start = time.perf_counter()
             face = tracker.process(packet.image)
             face_s += time.perf_counter() - start
-            faces += face is not None
+            if face is not None:
+                faces += 1
+                first_face_t = packet.t if first_face_t is None else first_face_t
+                last_face_t = packet.t
             start = time.perf_counter()
             vitals.update(packet, face)
             vitals_s += time.perf_counter() - start
@@ -206,6 +214,9 @@ def analyze_video(
     if faces == 0:
         raise VideoError("no_face", f"No face found in any of the {frames} frames of {Path(path).name}: "
                                     "record the face from the front, in good light.")
+    if last_face_t - first_face_t < MIN_FACE_SECONDS:
+        raise VideoError("too_short", f"{Path(path).name} shows a face for only {last_face_t - first_face_t:.1f} s; "
+                                      f"the vitals need at least {MIN_FACE_SECONDS:.0f} s (15 s is best).")
     warm.join()
     start = time.perf_counter()
     vitals_report = vitals.summary() or {}

@@ -168,6 +168,10 @@ def _panels_fragment(session: MirrorSession, mode: str, pacer_toggle: bool) -> N
     engine = session.engine
     if engine is None:
         return
+    if st.session_state.get("engine_generation") != (id(engine), engine.generation):  # new engine or kiosk forget
+        st.session_state["engine_generation"] = (id(engine), engine.generation)
+        st.session_state.pop("answered_suggestion", None)
+        st.session_state.pop("pacer_started_at", None)
     snapshot = engine.store.snapshot()
     if mode == "driver":
         panels.render_fatigue(snapshot, driver=True)

@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -92,13 +92,16 @@ def analyze(
     json_out: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
     method: Annotated[str | None, typer.Option(help="Pulse method: pos, chrom, green, ica, or a learned one.")] = None,
     identity: Annotated[bool, typer.Option(help="Also estimate age and gender (opt-in).")] = False,
+    sections: Annotated[str, typer.Option(help="Optional sections to run, comma-separated (emotion,fatigue; "
+                                               "empty for vitals only).")] = "emotion,fatigue",
 ) -> None:
     """The whole report for one clip: vitals, emotion, fatigue (and identity when asked)."""
     from smartmirror.frames import VideoError
     from smartmirror.report import analyze_video, error_object
 
+    chosen = tuple(part.strip() for part in sections.split(",") if part.strip())
     try:
-        report = analyze_video(video, method=method, identity=identity)
+        report = analyze_video(video, method=method, identity=identity, sections=chosen)
     except VideoError as exc:
         _fail(error_object(exc.code, exc.message), json_out, EXIT_BAD_INPUT)
     except Exception as exc:  # one JSON object, never a traceback
@@ -110,7 +113,7 @@ def analyze(
         _print_report(report)
 
 
-def _fail(payload: dict[str, Any], json_out: bool, status: int) -> None:
+def _fail(payload: dict[str, Any], json_out: bool, status: int) -> NoReturn:
     if json_out:
         _print_json(payload)
     else:

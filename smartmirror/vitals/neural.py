@@ -40,11 +40,12 @@ log = logging.getLogger(__name__)
 MODEL_INPUT_SIZE = (36, 36)
 MODEL_FPS = 30.0
 
-#: FaceMesh -> BlazeFace box: BlazeFace's (square) box has a side of 1.05 x the height of the 468 landmarks and
-#: its centre 4 % of that height below the landmarks' centre (measured against MediaPipe's BlazeFace
-#: short-range, the model open-rppg ships, on the astronaut portrait at three positions: within +-5 %).
-BLAZE_SIDE_PER_LANDMARK_HEIGHT = 1.05
-BLAZE_CENTRE_DROP = 0.04
+#: FaceMesh -> BlazeFace box: BlazeFace's (square) box has a side of about the height of the 468 landmarks and
+#: its centre about 5 % of that height below the landmarks' centre (measured against MediaPipe's BlazeFace
+#: short-range, the model open-rppg ships, on the astronaut portrait alone and pasted at three places on a larger
+#: canvas: side 0.90-1.06 x, drop 2-7 %; BlazeFace's own box varies that much with the letterbox).
+BLAZE_SIDE_PER_LANDMARK_HEIGHT = 1.0
+BLAZE_CENTRE_DROP = 0.05
 
 
 @dataclass(frozen=True)
@@ -270,7 +271,7 @@ def _validate_frames(frames_rgb: np.ndarray, size: tuple[int, int]) -> np.ndarra
 # ------------------------------------------------------------------------------------------------ models
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_pretrained(name: str):
     """The ported network for ``name`` (a key of :data:`PRETRAINED`), weights loaded, in eval mode."""
     import torch

@@ -227,7 +227,7 @@ def train_spo2_transformer(
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimiser.step()
-            train_loss += float(loss) * len(batch)
+            train_loss += float(loss.detach()) * len(batch)
         model.eval()
         with torch.no_grad():
             val_loss = float(loss_fn(model(xz[val_idx]), yz[val_idx]))

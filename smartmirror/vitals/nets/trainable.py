@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-
 def standardise_window(frames: torch.Tensor) -> torch.Tensor:
     """Standardise every pixel and channel over the window (zero mean, unit sd in time).
 

@@ -1,0 +1,120 @@
+"""Dataset evaluation (seed 001's second call, `smartmirror eval`): UBFC and flat layouts, per-file and mean."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from smartmirror.dataset import DatasetError, find_clips, read_ground_truth
+from smartmirror.vitals.commands import EXIT_BAD_INPUT, eval_dataset
+
+#: Clips shared with test_report.py and test_vitals_video.py (made once per session by synth_clip).
+CLIP = {"duration_s": 12, "heart_rate_bpm": 70, "seed": 8, "width": 320, "height": 240}
+SLOW_CLIP = {"duration_s": 10, "heart_rate_bpm": 48, "hrv_sd_ms": 30 * (72 / 48) ** 2, "head_motion_px": 2.0,
+             "noise_sd": 2.0, "seed": 48, "width": 320, "height": 240}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, synth_clip):
+    """Two UBFC subjects and one seed-001 flat pair in one folder (links to the cached clips)."""
+    root = tmp_path_factory.mktemp("dataset")
+    truths = {}
+    for name, config in (("subject1", CLIP), ("subject2", SLOW_CLIP)):
+        folder, truth = synth_clip(**config)
+        (root / name).mkdir()
+        (root / name / "vid.avi").symlink_to(folder / "vid.avi")
+        (root / name / "ground_truth.txt").symlink_to(folder / "ground_truth.txt")
+        truths[name] = truth
+    folder, truth = synth_clip(**CLIP)
+    (root / "flat01.avi").symlink_to(folder / "vid.avi")
+    lines = (folder / "ground_truth.txt").read_text().splitlines()
+    (root / "flat01.txt").write_text(f"{lines[0]}\n\n{lines[2]}\n")     # seed 001: the HR line may be empty
+    truths["flat01"] = truth
+    return root, truths
+
+
+@pytest.fixture(scope="module")
+def evaluated(dataset):
+    from smartmirror import evaluate_dataset
+
+    root, truths = dataset
+    return evaluate_dataset(root, method="pos", show=False), truths
+
+
+def test_both_layouts_are_found(dataset):
+    root, _ = dataset
+    clips = find_clips(root)
+    assert [c.name for c in clips] == ["subject1", "subject2", "flat01"]
+    assert clips[2].truth.name == "flat01.txt"
+    single = find_clips(root / "subject1")                                # one UBFC subject folder works too
+    assert [c.name for c in single] == ["subject1"]
+
+
+def test_ground_truth_readers(tmp_path, dataset):
+    root, truths = dataset
+    ubfc = read_ground_truth(root / "subject1" / "ground_truth.txt")
+    assert len(ubfc.ppg) == len(ubfc.times_s) == len(truths["subject1"].frame_times_s)
+    assert ubfc.heart_rate_bpm is not None
+    flat = read_ground_truth(root / "flat01.txt")
+    assert flat.heart_rate_bpm is None and np.allclose(flat.ppg, ubfc.ppg)
+    xmp = tmp_path / "gtdump.xmp"
+    xmp.write_text("\n".join(f"{1000 + 33 * i},{70 + i % 3},{98},{np.sin(i / 5):.4f}" for i in range(60)))
+    dataset1 = read_ground_truth(xmp)
+    assert dataset1.times_s[0] == 0.0 and dataset1.times_s[1] == pytest.approx(0.033)
+    assert dataset1.heart_rate_bpm[:3].tolist() == [70, 71, 72]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1 2 3\n\n0 1\n")
+    with pytest.raises(DatasetError) as caught:
+        read_ground_truth(bad)
+    assert caught.value.code == "bad_ground_truth"
+
+
+def test_per_file_and_mean_accuracy(evaluated):
+    result, truths = evaluated
+    assert result["method"] == "pos"
+    files = {f["name"]: f for f in result["files"]}
+    assert set(files) == {"subject1", "subject2", "flat01"}
+    for name, entry in files.items():
+        assert entry["error"] is None
+        assert entry["hr_true_bpm"] == pytest.approx(truths[name].heart_rate_bpm, abs=3.0)
+        assert entry["hr_pred_bpm"] == pytest.approx(truths[name].heart_rate_bpm, abs=2.0)
+        assert entry["hr_mae_bpm"] < 2.0 and entry["hr_rmse_bpm"] >= entry["hr_mae_bpm"]
+        assert entry["pulse_rmse"] < 0.25 and entry["pulse_mae"] <= entry["pulse_rmse"]
+        assert entry["coverage"] > 0.5
+    mean = result["mean"]
+    assert mean["hr_mae_bpm"] == pytest.approx(np.mean([f["hr_mae_bpm"] for f in files.values()]), abs=1e-3)
+    assert mean["files"] == 3 and mean["files_failed"] == 0
+    json.dumps(result, allow_nan=False)
+
+
+def test_eval_cli_json_and_errors(tmp_path, dataset):
+    app = typer.Typer()
+    app.command()(eval_dataset)
+    runner = CliRunner()
+    root, _ = dataset
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "a.avi").symlink_to((root / "flat01.avi").resolve())
+    (flat / "a.txt").write_text((root / "flat01.txt").read_text())
+    (flat / "b.avi").write_bytes(b"")                                    # a broken clip is reported, not fatal
+    (flat / "b.txt").write_text((root / "flat01.txt").read_text())
+    done = runner.invoke(app, [str(flat), "--json", "--method", "chrom"])
+    assert done.exit_code == 0, done.output
+    payload = json.loads(done.stdout)
+    assert [f["name"] for f in payload["files"]] == ["a", "b"]
+    assert payload["files"][1]["error"]["code"] == "empty_file"
+    assert payload["mean"]["files_failed"] == 1 and payload["mean"]["hr_mae_bpm"] < 2.0
+    table = runner.invoke(app, [str(flat)])
+    assert table.exit_code == 0 and "HR MAE" in table.stdout and "mean" in table.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder, code in ((empty, "no_clips"), (tmp_path / "missing", "not_found")):
+        failed = runner.invoke(app, [str(folder), "--json"])
+        assert failed.exit_code == EXIT_BAD_INPUT
+        assert json.loads(failed.stdout)["error"]["code"] == code
+    unknown = runner.invoke(app, [str(flat), "--json", "--method", "astrology"])
+    assert unknown.exit_code == EXIT_BAD_INPUT and "choose one of" in json.loads(unknown.stdout)["error"]["message"]
