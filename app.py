@@ -5,15 +5,14 @@ All the work lives in ``smartmirror.ui.page`` (layout and panels) and ``smartmir
 
 import logging
 import os
-import sys
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # quieter MediaPipe
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from smartmirror.engine import APP_SWITCH_INTERVAL_S  # noqa: E402
+from smartmirror.engine import tune_process_for_live  # noqa: E402
 from smartmirror.ui.page import main  # noqa: E402
 
-sys.setswitchinterval(APP_SWITCH_INTERVAL_S)  # the video callback gets the GIL back quickly (see engine.py)
+tune_process_for_live()  # short GIL switch interval, one torch thread: the video callback stays fast (engine.py)
 
 logging.basicConfig(level=os.environ.get("SMARTMIRROR_LOG_LEVEL", "INFO"),
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import av  # noqa: E402
 import numpy as np  # noqa: E402
 
-from smartmirror.engine import APP_SWITCH_INTERVAL_S, Engine, default_specs  # noqa: E402
+from smartmirror.engine import APP_SWITCH_INTERVAL_S, APP_TORCH_THREADS, Engine, default_specs, tune_process_for_live  # noqa: E402,E501
 from smartmirror.synth import SynthConfig, generate_frames  # noqa: E402
 from smartmirror.ui.session import MirrorSession  # noqa: E402
 
@@ -50,12 +50,14 @@ def make_frames(seconds: float) -> tuple[list[av.VideoFrame], float]:
     return frames, truth.heart_rate_bpm
 
 
-def run_once(frames: list[av.VideoFrame], *, seconds: float, warmup: float, fps: float = 30.0) -> dict:
+def run_once(frames: list[av.VideoFrame], *, seconds: float, warmup: float, fps: float = 30.0,
+             analyzers: tuple[str, ...] = ("vitals", "fatigue", "emotion")) -> dict:
     """Play ``frames`` (looped) for ``warmup + seconds`` through the callback; measure the last ``seconds``."""
     from smartmirror.agent import InterventionAgent
 
     session = MirrorSession(engine_factory=lambda mode, keep: Engine(
-        default_specs(mode), mode=mode, agent_factory=lambda: InterventionAgent(mode, seed=0)))
+        [s for s in default_specs(mode) if s.name in analyzers], mode=mode,
+        agent_factory=lambda: InterventionAgent(mode, seed=0)))
     engine = session.ensure_engine("wellness", False)
     slot: list[av.VideoFrame | None] = [None]
     cond = threading.Condition()
@@ -129,6 +131,7 @@ def run_once(frames: list[av.VideoFrame], *, seconds: float, warmup: float, fps:
         "frames_lost": dict(engine.frames_lost),
         "status": {name: e.status for name, e in snapshot.items()},
         "heart_rate_bpm": (snapshot["vitals"].state or {}).get("heart_rate_bpm") if "vitals" in snapshot else None,
+        "analyzers": list(analyzers),
     }
     session.close()
     return result
@@ -143,16 +146,21 @@ def main() -> int:
     parser.add_argument("--clip-seconds", type=float, default=10.0, help="length of the looped clip")
     parser.add_argument("--switch-interval-ms", type=float, default=APP_SWITCH_INTERVAL_S * 1000,
                         help="Python's GIL switch interval, as app.py sets it (Python's default is 5)")
+    parser.add_argument("--torch-threads", type=int, default=APP_TORCH_THREADS,
+                        help="torch intra-op threads, as app.py sets them (0: leave torch's default)")
+    parser.add_argument("--analyzers", default="vitals,fatigue,emotion",
+                        help="comma-separated analyzers to run (default all; for finding who costs what)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    sys.setswitchinterval(args.switch_interval_ms / 1000)
+    tune_process_for_live(switch_interval_s=args.switch_interval_ms / 1000, torch_threads=args.torch_threads or None)
     available = sorted(os.sched_getaffinity(0))
     cores = available[: args.cores]
     os.sched_setaffinity(0, cores)
     frames, truth_bpm = make_frames(args.clip_seconds)
     runs = []
     for k in range(args.repeats):
-        run = run_once(frames, seconds=args.seconds, warmup=args.warmup)
+        run = run_once(frames, seconds=args.seconds, warmup=args.warmup,
+                       analyzers=tuple(a.strip() for a in args.analyzers.split(",") if a.strip()))
         runs.append(run)
         if not args.json:
             print(f"run {k + 1}: delivered {run['delivered_fps']:.1f} fps, callback p50 {run['callback_p50_ms']:.2f} ms"
@@ -161,6 +169,7 @@ def main() -> int:
                   + f", heart rate {run['heart_rate_bpm']} (truth {truth_bpm:.1f})", flush=True)
     summary = {
         "switch_interval_ms": args.switch_interval_ms,
+        "torch_threads": args.torch_threads or "default",
         "machine": {"cores_used": len(cores), "cores_available": len(available), "cpu": platform.processor()
                     or platform.machine(), "load_avg_1min": os.getloadavg()[0]},
         "frame": "640x480 @ 30 fps offered",

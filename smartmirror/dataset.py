@@ -231,7 +231,7 @@ def _mean(entries: list[dict[str, Any]], key: str) -> float | None:
     return round(float(np.mean(values)), 3) if values else None
 
 
-def evaluate_dataset(path: str | Path, method: str | None = None, *, show: bool = True) -> dict[str, Any]:
+def evaluate_dataset(path: str | Path, method: str | None = "pos", *, show: bool = True) -> dict[str, Any]:
     """Heart-rate and pulse accuracy over every clip of a dataset folder (seed 001's second call).
 
     Parameters
@@ -239,7 +239,8 @@ def evaluate_dataset(path: str | Path, method: str | None = None, *, show: bool 
     path : str or Path
         The dataset folder (UBFC-rPPG or seed-001 layout).
     method : str, optional
-        Pulse method name; default the measured best.
+        Pulse method name (``pos`` as in DESIGN.md; None = the measured best,
+        :data:`smartmirror.vitals.rppg.DEFAULT_METHOD`).
     show : bool
         Print the per-file table and the means (rich) on stdout; a progress bar goes to stderr either way.
 

@@ -51,7 +51,7 @@ def rss_mb(client: httpx.Client) -> float:
     return client.get("/status").json()["process_rss_mb"]
 
 
-def wait_for_no_sessions(client: httpx.Client, timeout_s: float = 20.0) -> None:
+def wait_for_no_sessions(client: httpx.Client, timeout_s: float = 40.0) -> None:
     deadline = time.monotonic() + timeout_s
     while client.get("/status").json()["sessions_active"] > 0:
         assert time.monotonic() < deadline, "sessions did not expire"
@@ -61,7 +61,7 @@ def wait_for_no_sessions(client: httpx.Client, timeout_s: float = 20.0) -> None:
 @pytest.mark.slow
 def test_twenty_concurrent_sessions_keep_latency_and_memory_bounded():
     frames = synthetic_frames(FRAMES_PER_SESSION)
-    app = create_app(ApiSettings().with_overrides(session_expiry_s=3.0, sweep_interval_s=0.25))
+    app = create_app(ApiSettings().with_overrides(session_expiry_s=10.0, sweep_interval_s=0.25))  # > the queueing gap under load
     with running_server(app) as url, httpx.Client(base_url=url, timeout=30) as client:
         # warm up: one session through its whole life, so one-time allocations are in the baseline; its
         # per-frame latency (alone, on this machine, now) is the yardstick for the latency under load

@@ -108,8 +108,13 @@ def test_eval_cli_json_and_errors(tmp_path, dataset):
     assert [f["name"] for f in payload["files"]] == ["a", "b"]
     assert payload["files"][1]["error"]["code"] == "empty_file"
     assert payload["mean"]["files_failed"] == 1 and payload["mean"]["hr_mae_bpm"] < 2.0
-    table = runner.invoke(app, [str(flat)])
+    broken_only = tmp_path / "broken"
+    broken_only.mkdir()
+    (broken_only / "b.avi").write_bytes(b"")
+    (broken_only / "b.txt").write_text((root / "flat01.txt").read_text())
+    table = runner.invoke(app, [str(broken_only)])
     assert table.exit_code == 0 and "HR MAE" in table.stdout and "mean" in table.stdout
+    assert "empty_file" in table.stdout
     empty = tmp_path / "empty"
     empty.mkdir()
     for folder, code in ((empty, "no_clips"), (tmp_path / "missing", "not_found")):

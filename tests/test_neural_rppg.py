@@ -107,9 +107,10 @@ def test_bad_crops_raise_clear_errors():
 def test_larger_crops_are_resized_to_the_model_input(parity_inputs):
     import cv2
 
-    big = np.stack([cv2.resize(f, (72, 72), interpolation=cv2.INTER_CUBIC) for f in parity_inputs["face"]])
+    small = parity_inputs["face"][:96]
+    big = np.stack([cv2.resize(f, (72, 72), interpolation=cv2.INTER_CUBIC) for f in small])
     a = neural.pulse_facephys_rlap(big, sampling_rate=30.0)
-    b = neural.pulse_facephys_rlap(parity_inputs["face"], sampling_rate=30.0)
+    b = neural.pulse_facephys_rlap(small, sampling_rate=30.0)
     assert np.corrcoef(a, b)[0, 1] > 0.95
 
 

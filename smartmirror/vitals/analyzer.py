@@ -34,6 +34,15 @@ WARMUP_S = {
 TRACK_RESET_GAP_S = 2.0
 
 
+def _learned_cropper(method: Any) -> Any | None:
+    """The learned methods' crop maker (:class:`smartmirror.vitals.neural.FaceCropper`), when available."""
+    try:
+        from smartmirror.vitals.neural import FaceCropper
+    except ImportError:
+        return None
+    return FaceCropper(size=method.input_size) if method.input_size else FaceCropper()
+
+
 def face_vertical_position(face: FaceObservation) -> float:
     """Mean landmark height in inter-ocular distances (breathing moves it a little)."""
     scale = max(face.inter_ocular_px, 1.0)
@@ -97,6 +106,7 @@ class VitalsAnalyzer:
         self.skin_: deque[float] = deque()
         self.face_y_: deque[float] = deque()
         self.crops_: deque[np.ndarray | None] | None = deque() if self.method_.kind == "frames" else None
+        self.cropper_ = _learned_cropper(self.method_) if self.crops_ is not None else None
         self.tracker_ = heart.HeartRateTracker()
         self.smoother_ = LandmarkSmoother()
         self.resting_ = stress.RestingHeartRate()
@@ -148,13 +158,15 @@ class VitalsAnalyzer:
             log.debug("vitals: frame at %.3f s is not after %.3f s; ignored", t, self.times_[-1])
             return self.state_
         message = quality.presence_message(None if face is None else face.presence_score)
+        crop = None
+        if self.cropper_ is not None:  # the learned methods' own stable crop, fed every frame
+            crop, _ = self.cropper_.update(packet, face)
         if face is None:
             self._append(t, np.full(3, np.nan), np.nan, np.nan, np.nan, None)
             self.smoother_.reset()
         else:
             sample = skin_roi_mean_rgb(packet.image, self.smoother_.update(face.landmarks_px))
-            crop = None
-            if self.crops_ is not None:
+            if self.crops_ is not None and (crop is None or self.cropper_ is None):
                 crop = face_crop(packet.image, face, self.method_.input_size or (72, 72))
             self._append(t, sample.rgb, float(face.presence_score), sample.skin_fraction,
                          face_vertical_position(face), crop)

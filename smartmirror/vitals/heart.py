@@ -6,8 +6,10 @@ The flow for one window (>= 10 s in steady state, sliding by 1 s):
 2. :func:`spectral_peaks`: local maxima in the 40-200 beats/min band, each refined to sub-bin precision by
    Gaussian (log-parabolic) interpolation.
 3. :func:`resolve_harmonics`: when the strongest peak has a real peak at half its frequency, the strongest
-   peak was the second harmonic (a dicrotic waveform), so the half is taken; 2x errors (reading half the rate)
-   are left to the tracker, which keeps a continuing rhythm across windows.
+   peak was the second harmonic (a dicrotic waveform), so the half is taken (a 2x error caught). The colour
+   signature arbitrates both ways: a "half" that is not blood-coloured is an artefact (keep the strongest), and a
+   strong peak at twice the rate that is blood-coloured while the chosen one is not means the chosen one was an
+   artefact at half the rate (a 0.5x error caught). The tracker adds continuity across windows.
 4. :func:`pulse_snr_db`: de Haan's SNR (power within 6 beats/min of the rate and of its harmonic, over the rest).
 5. :func:`heart_rate_confidence`: 0..1 from the SNR and the pulse's colour signature (a real pulse varies along
    the blood-volume direction of the colour plane; noise and motion do not).
@@ -39,6 +41,9 @@ SNR_SCALE_DB = 1.5
 #: A peak at half the strongest peak's frequency with at least this fraction of its power means the strongest
 #: peak was the second harmonic.
 HALF_PEAK_RATIO = 0.3
+#: A peak at twice the chosen rate with at least this fraction of its power is a candidate for a 0.5x error;
+#: the colour signature decides (blood pulses in the blood-volume direction, artefacts do not).
+DOUBLE_PEAK_RATIO = 0.4
 #: Normalised blood-volume-pulse signature (R, G, B) of skin for a standard camera (de Haan & van Leest 2014).
 PBV_SIGNATURE_RGB = np.array([0.33, 0.77, 0.53])
 
@@ -293,8 +298,28 @@ def estimate_window(
     best = resolve_harmonics(peaks, noise_floor=noise_floor)
     if best is None:
         return WindowEstimate(t_end_s, None, (), -60.0, None, 0.0)
+    signatures: dict[float, PulseSignature | None] = {}
+
+    def signature_of(peak: SpectralPeak) -> PulseSignature | None:
+        if rgb is None:
+            return None
+        if peak.bpm not in signatures:
+            signatures[peak.bpm] = pulse_signature(rgb, sampling_rate=sampling_rate, bpm=peak.bpm)
+        return signatures[peak.bpm]
+
+    def score(peak: SpectralPeak) -> float:
+        found = signature_of(peak)
+        return found.score if found is not None else 0.0
+
+    if rgb is not None:
+        if best is not peaks[0] and score(best) + 0.2 < score(peaks[0]):
+            best = peaks[0]  # the "half" is not blood-coloured: a sub-harmonic artefact, not the fundamental
+        double = [p for p in peaks if p is not best and abs(p.bpm - 2 * best.bpm) <= max(3.0, 0.03 * best.bpm)
+                  and p.power >= DOUBLE_PEAK_RATIO * best.power]
+        if double and score(double[0]) > score(best) + 0.3:
+            best = double[0]  # the stronger peak at half the rate is not blood-coloured: a 0.5x error caught
     snr = pulse_snr_db(freqs, power, best.bpm)
-    signature = pulse_signature(rgb, sampling_rate=sampling_rate, bpm=best.bpm) if rgb is not None else None
+    signature = signature_of(best)
     ordered = (best,) + tuple(p for p in peaks if p is not best)
     return WindowEstimate(t_end_s, best.bpm, ordered, snr, signature, heart_rate_confidence(snr, signature))
 

@@ -62,8 +62,8 @@ class PretrainedCfg:
     fps: float = MODEL_FPS
 
 
-#: ``realtime`` from benchmarks/rppg_methods.py on this project's 2-core CPU: FacePhys ~1,000 frames/s and ME
-#: ~1,300 frames/s on crops, far above 30 fps; both are offered live.
+#: ``realtime`` from benchmarks/rppg_methods.py on this project's 2-core CPU (busy, torch 2 threads): FacePhys
+#: ~190 frames/s and ME ~170 frames/s on 36x36 crops, several times 30 fps; all three are offered live.
 PRETRAINED: dict[str, PretrainedCfg] = {
     "facephys-rlap": PretrainedCfg(
         "facephys-rlap", "rppg_facephys_rlap.pt", "facephys", "open-rppg 0.1.1 FacePhys.rlap", True,

@@ -149,11 +149,42 @@ def rppg_chrom(rgb: np.ndarray, *, sampling_rate: float, window_s: float = 1.6) 
     return out
 
 
+def fast_ica(x: np.ndarray, *, random_state: int = 0, max_iter: int = 200, tol: float = 1e-5) -> np.ndarray:
+    """Unmixing matrix of symmetric FastICA (logcosh contrast) for centred data ``x`` (n_samples, k).
+
+    Returns ``U`` (k, k): the sources are ``x @ U.T`` (unit variance, uncorrelated). Whitening by the
+    eigen-decomposition of the covariance, then Hyvarinen's fixed-point iteration with symmetric
+    decorrelation; a fixed seed makes it deterministic. (scikit-learn's FastICA does the same; this avoids
+    importing scikit-learn on the report's path.)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n, k = x.shape
+    values, vectors = np.linalg.eigh(x.T @ x / n)
+    values = np.maximum(values, 1e-12 * values.max())
+    whitening = (vectors / np.sqrt(values)).T                       # (k, k): z = x @ whitening.T
+    z = x @ whitening.T
+
+    def decorrelate(w: np.ndarray) -> np.ndarray:
+        s, u = np.linalg.eigh(w @ w.T)
+        return (u / np.sqrt(np.maximum(s, 1e-12))) @ u.T @ w
+
+    w = decorrelate(np.random.default_rng(random_state).standard_normal((k, k)))
+    for _ in range(max_iter):
+        projected = np.tanh(z @ w.T)                                 # (n, k)
+        updated = decorrelate(projected.T @ z / n - np.diag((1.0 - projected**2).mean(axis=0)) @ w)
+        converged = np.max(np.abs(np.abs(np.einsum("ij,ij->i", updated, w)) - 1.0)) < tol
+        w = updated
+        if converged:
+            break
+    return w @ whitening
+
+
 def rppg_ica(rgb: np.ndarray, *, sampling_rate: float, random_state: int = 0) -> np.ndarray:
     """Independent component analysis of the three channels (Poh, McDuff, Picard 2010).
 
-    Channels are normalised, band-passed and z-scored; FastICA separates three sources, and the one with the
-    most peaked spectrum in the pulse band (largest fraction of power at its peak) is the pulse.
+    Channels are normalised, band-passed and z-scored; FastICA (:func:`fast_ica`) separates three sources, and
+    the one with the most peaked spectrum in the pulse band (largest fraction of power at its peak) is the
+    pulse. Its unmixing row is then applied to the unfiltered channels, so the waveform keeps its harmonics.
 
     Parameters
     ----------
@@ -165,18 +196,14 @@ def rppg_ica(rgb: np.ndarray, *, sampling_rate: float, random_state: int = 0) ->
     Returns
     -------
     ndarray, shape (n_samples,)
-        Pulse signal, unit variance.
+        Pulse signal, arbitrary units.
 
     References
     ----------
     Poh, McDuff, Picard (2010). Non-contact, automated cardiac pulse measurements using video imaging and blind
     source separation. Optics Express 18(10).
     """
-    import warnings
-
     from scipy.signal import detrend, periodogram
-    from sklearn.decomposition import FastICA
-    from sklearn.exceptions import ConvergenceWarning
 
     broad = detrend(normalise_channels(rgb), axis=0)
     x = bandpass(broad, sampling_rate=sampling_rate, low_hz=PULSE_BAND_HZ[0], high_hz=PULSE_BAND_HZ[1])
@@ -184,17 +211,12 @@ def rppg_ica(rgb: np.ndarray, *, sampling_rate: float, random_state: int = 0) ->
     if len(x) < 8 or np.any(sd == 0):
         return x[:, 1] if len(x) else np.zeros(0)
     x = (x - x.mean(axis=0)) / sd
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        ica = FastICA(n_components=3, whiten="unit-variance", random_state=random_state, max_iter=400).fit(x)
-    sources = ica.transform(x)
+    unmixing = fast_ica(x, random_state=random_state)
+    sources = x @ unmixing.T
     freqs, power = periodogram(sources, fs=sampling_rate, axis=0, nfft=max(1024, len(sources)))
     band = (freqs >= 40 / 60) & (freqs <= 200 / 60)
     peakiness = power[band].max(axis=0) / np.maximum(power[band].sum(axis=0), 1e-12)
-    # the unmixing is learnt in the pulse band; applied to the unfiltered channels it keeps the waveform's
-    # harmonics (beat timing for HRV needs them)
-    unmixing = ica.components_[int(np.argmax(peakiness))]
-    return (broad - broad.mean(axis=0)) / sd @ unmixing
+    return (broad - broad.mean(axis=0)) / sd @ unmixing[int(np.argmax(peakiness))]
 
 
 def extract_pulse(rgb: np.ndarray, *, sampling_rate: float, method: str = DEFAULT_METHOD) -> np.ndarray:

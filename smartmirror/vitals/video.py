@@ -56,7 +56,7 @@ def pulse_signal(trace: VitalsTrace, *, method: str = DEFAULT_METHOD) -> tuple[n
 
 
 def extract_rppg_signal(
-    video_path: str | Path, method: str = DEFAULT_METHOD, frames: int | None = None
+    video_path: str | Path, method: str = "pos", frames: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seed 001's call: the pulse signal of a face video.
 
@@ -65,7 +65,8 @@ def extract_rppg_signal(
     video_path : str or Path
         The video file.
     method : str
-        Pulse method name (``pos``, ``chrom``, ``green``, ``ica`` or a registered learned one).
+        Pulse method name (``pos``, ``chrom``, ``green``, ``ica`` or a registered learned one); ``pos`` as in
+        DESIGN.md's contract (the report's default is :data:`smartmirror.vitals.rppg.DEFAULT_METHOD`).
     frames : int, optional
         Read at most this many frames (default: the whole video).
 
