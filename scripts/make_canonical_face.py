@@ -18,7 +18,6 @@ from skimage import data
 from smartmirror.face import FaceTracker
 
 
-
 def main() -> None:
     image = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
     with FaceTracker(static_image_mode=True) as tracker:
@@ -29,7 +28,8 @@ def main() -> None:
     height, width = image.shape[:2]
     camera = np.array([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], dtype=np.float64)
     for _ in range(5):
-        ok, rvec, _ = cv2.solvePnP(canonical[:468], np.ascontiguousarray(points[:468, :2]), camera, None, flags=cv2.SOLVEPNP_SQPNP)
+        image_points = np.ascontiguousarray(points[:468, :2])
+        ok, rvec, _ = cv2.solvePnP(canonical[:468], image_points, camera, None, flags=cv2.SOLVEPNP_SQPNP)
         rotation, _ = cv2.Rodrigues(rvec)
         canonical = canonical @ rotation.T  # apply the portrait's rotation to the model
         print("residual rotation (deg):", np.round(np.rad2deg(np.linalg.norm(rvec)), 3))

@@ -21,7 +21,8 @@ from smartmirror.vitals.commands import analyze, eval_dataset
 from smartmirror.vitals.train_commands import train_rppg
 
 app = typer.Typer(
-    help="SmartMirror: emotion, fatigue, stress and rPPG vitals from a face video. A wellness demo, not a medical device.",
+    help="SmartMirror: emotion, fatigue, stress and rPPG vitals from a face video. "
+    "A wellness demo, not a medical device.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -97,7 +98,9 @@ def main() -> None:
     """Console entry point."""
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=os.environ.get("SMARTMIRROR_LOG", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("SMARTMIRROR_LOG", "WARNING"), format="%(levelname)s %(name)s: %(message)s"
+    )
     app()
 
 

@@ -245,8 +245,9 @@ def write_video(path: str | Path, packets: Iterator[FramePacket], *, fps: float,
     Returns the number of frames written. AVI stores one frame per tick of ``1/fps``, so on AVI a packet time
     is rounded to the nearest tick (dropped frames leave gaps); MKV stores the times themselves.
     """
-    import av
     from fractions import Fraction
+
+    import av
 
     if codec not in _CODECS:
         raise ValueError(f"Unknown codec {codec!r}; choose one of {sorted(_CODECS)}")

@@ -61,7 +61,8 @@ def wait_for_no_sessions(client: httpx.Client, timeout_s: float = 40.0) -> None:
 @pytest.mark.slow
 def test_twenty_concurrent_sessions_keep_latency_and_memory_bounded():
     frames = synthetic_frames(FRAMES_PER_SESSION)
-    app = create_app(ApiSettings().with_overrides(session_expiry_s=10.0, sweep_interval_s=0.25))  # > the queueing gap under load
+    # expiry well above the gap between one session's frames when 20 sessions queue on a loaded machine
+    app = create_app(ApiSettings().with_overrides(session_expiry_s=10.0, sweep_interval_s=0.25))
     with running_server(app) as url, httpx.Client(base_url=url, timeout=30) as client:
         # warm up: one session through its whole life, so one-time allocations are in the baseline; its
         # per-frame latency (alone, on this machine, now) is the yardstick for the latency under load

@@ -223,10 +223,13 @@ def _wait_heart_rate(page, app: App, truth_bpm: float, face_found_at: float) -> 
         seen.append(value)
         match = re.fullmatch(r"(\d+) bpm", value or "")
         if match and abs(float(match.group(1)) - truth_bpm) <= HR_TOLERANCE_BPM:
+            print(f"heart rate {match.group(1)} bpm {time.monotonic() - face_found_at:.1f} s after the face was found")
             return float(match.group(1))
         page.wait_for_timeout(500)
+    captions = page.locator('[data-testid="stCaptionContainer"]').all_inner_texts()
     raise AssertionError(f"heart rate never within {HR_TOLERANCE_BPM} bpm of {truth_bpm:.1f} in {HR_DEADLINE_S} s;"
-                         f" last values {seen[-6:]}\n{app.log_tail()}")
+                         f" last values {seen[-6:]}; captions {captions}; metrics "
+                         f"{page.locator('[data-testid=stMetric]').all_inner_texts()}\n{app.log_tail()}")
 
 
 def test_webcam_mirror_shows_heart_rate_bars_and_feedback_reaches_the_agent(start_app, browser_page, camera_clip):

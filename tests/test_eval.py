@@ -114,7 +114,7 @@ def test_eval_cli_json_and_errors(tmp_path, dataset):
     (broken_only / "b.txt").write_text((root / "flat01.txt").read_text())
     table = runner.invoke(app, [str(broken_only)])
     assert table.exit_code == 0 and "HR MAE" in table.stdout and "mean" in table.stdout
-    assert "empty_file" in table.stdout
+    assert "1 failed" in table.stdout
     empty = tmp_path / "empty"
     empty.mkdir()
     for folder, code in ((empty, "no_clips"), (tmp_path / "missing", "not_found")):

@@ -196,3 +196,18 @@ def test_tracker_keeps_the_rhythm_through_a_noisy_window_and_reacquires_a_real_c
     for t in range(11, 16):  # the rate really moved
         rate = tracker.update(window(float(t), (95.0, 1.0), (72.0, 0.1)))
     assert rate == pytest.approx(95.0, abs=2.0)
+
+
+@pytest.mark.parametrize("method", ["pos", DEFAULT_METHOD])
+def test_a_coloured_flicker_at_half_the_rate_is_not_taken_for_the_pulse(method):
+    """A red-only flicker at 60/min beside a 120/min pulse: POS sees a strong "half" peak, ICA a cleaner source;
+    the colour signature says which one is blood (a 0.5x error caught)."""
+    times, rgb, truth = simulate_rgb_trace(SynthConfig(duration_s=12, heart_rate_bpm=120, hrv_sd_ms=5, seed=1),
+                                           roi_noise=0.0003)
+    rgb[:, 0] *= 1 + 0.004 * np.sin(2 * np.pi * 1.0 * times)
+    pulse = extract_pulse(rgb, sampling_rate=GRID_RATE_HZ, method=method)
+    window = heart.estimate_window(pulse[-300:], rgb[-300:], sampling_rate=GRID_RATE_HZ)
+    assert window.bpm == pytest.approx(truth.heart_rate_bpm, abs=2.0)
+    assert window.confidence >= heart.CONFIDENCE_GATE
+    if method == "pos":
+        assert any(abs(p.bpm - 60) < 2 and p.power > 0.3 * window.peaks[0].power for p in window.peaks)

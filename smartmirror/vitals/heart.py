@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from smartmirror.vitals.rppg import PBV_SIGNATURE_RGB
 from smartmirror.vitals.signal import bandpass, normalise_channels
 
 HR_BAND_BPM = (40.0, 200.0)
@@ -44,8 +45,6 @@ HALF_PEAK_RATIO = 0.3
 #: A peak at twice the chosen rate with at least this fraction of its power is a candidate for a 0.5x error;
 #: the colour signature decides (blood pulses in the blood-volume direction, artefacts do not).
 DOUBLE_PEAK_RATIO = 0.4
-#: Normalised blood-volume-pulse signature (R, G, B) of skin for a standard camera (de Haan & van Leest 2014).
-PBV_SIGNATURE_RGB = np.array([0.33, 0.77, 0.53])
 
 _PLANE = np.array([[1.0, -1.0, 0.0], [1.0, 1.0, -2.0]]) / np.array([[math.sqrt(2)], [math.sqrt(6)]])
 

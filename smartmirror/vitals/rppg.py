@@ -17,6 +17,9 @@ from smartmirror.vitals.signal import bandpass, normalise_channels
 #: The method used when none is named (chosen by measurement: see benchmarks/vitals.py and the README).
 DEFAULT_METHOD = "ica"
 
+#: Normalised blood-volume-pulse signature (R, G, B) of skin for a standard camera (de Haan & van Leest 2014).
+PBV_SIGNATURE_RGB = np.array([0.33, 0.77, 0.53])
+
 #: Pulse band for filtering, Hz (36-240 beats/min: wider than the 40-200 search band so edges are not cut).
 PULSE_BAND_HZ = (0.6, 4.0)
 
@@ -183,8 +186,10 @@ def rppg_ica(rgb: np.ndarray, *, sampling_rate: float, random_state: int = 0) ->
     """Independent component analysis of the three channels (Poh, McDuff, Picard 2010).
 
     Channels are normalised, band-passed and z-scored; FastICA (:func:`fast_ica`) separates three sources, and
-    the one with the most peaked spectrum in the pulse band (largest fraction of power at its peak) is the
-    pulse. Its unmixing row is then applied to the unfiltered channels, so the waveform keeps its harmonics.
+    the pulse is the one with the most peaked spectrum in the pulse band (largest fraction of power at its
+    peak), weighted by how blood-like the colour variation is at that source's rate
+    (:func:`smartmirror.vitals.heart.pulse_signature`; a flickering lamp is not taken). Its unmixing row is then
+    applied to the unfiltered channels, so the waveform keeps its harmonics.
 
     Parameters
     ----------
@@ -216,7 +221,16 @@ def rppg_ica(rgb: np.ndarray, *, sampling_rate: float, random_state: int = 0) ->
     freqs, power = periodogram(sources, fs=sampling_rate, axis=0, nfft=max(1024, len(sources)))
     band = (freqs >= 40 / 60) & (freqs <= 200 / 60)
     peakiness = power[band].max(axis=0) / np.maximum(power[band].sum(axis=0), 1e-12)
-    return (broad - broad.mean(axis=0)) / sd @ unmixing[int(np.argmax(peakiness))]
+    # how blood-like the skin's colour variation is at each source's own peak rate: blood changes all three
+    # channels the same way, green most; a flickering lamp or a coloured screen does not
+    from smartmirror.vitals.heart import pulse_signature
+
+    peak_bpm = 60.0 * freqs[band][np.argmax(power[band], axis=0)]
+    likeness = np.ones(len(peak_bpm))
+    for k, bpm in enumerate(peak_bpm):
+        signature = pulse_signature(rgb, sampling_rate=sampling_rate, bpm=float(bpm))
+        likeness[k] = max(signature.score, 0.05) if signature is not None else 0.05
+    return (broad - broad.mean(axis=0)) / sd @ unmixing[int(np.argmax(peakiness * likeness))]
 
 
 def extract_pulse(rgb: np.ndarray, *, sampling_rate: float, method: str = DEFAULT_METHOD) -> np.ndarray:
