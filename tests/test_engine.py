@@ -445,3 +445,24 @@ def test_panel_texts_read_as_the_contract_says():
     assert svg.startswith("<svg") and len(points) == 4 and 'data-testid="pulse-waveform"' in svg
     ys = [float(p.split(",")[1]) for p in points]
     assert ys.index(min(ys)) == 1 and ys.index(max(ys)) == 2  # SVG y grows downwards: the peak is highest
+
+
+def test_identity_is_off_by_default_and_only_runs_when_opted_in():
+    from smartmirror.ui.session import MirrorSession
+
+    built: list[tuple] = []
+
+    def factory(*args):
+        built.append(args)
+        return Engine([], mode=args[0])
+
+    session = MirrorSession(engine_factory=factory)
+    first = session.ensure_engine("wellness", False)
+    assert built == [("wellness", False)] and session.identity is False
+    assert session.ensure_engine("wellness", False) is first  # nothing changed: same engine
+    session.ensure_engine("wellness", False, identity=True)
+    assert built[-1] == ("wellness", False, True) and session.identity is True
+    session.close()
+    names = [spec.name for spec in default_specs("wellness")]
+    assert "identity" not in names
+    assert "identity" in [spec.name for spec in default_specs("wellness", identity=True)]

@@ -58,7 +58,7 @@ def _session() -> MirrorSession:
     return st.session_state["mirror"]
 
 
-def _sidebar() -> tuple[str, str, bool, bool, bool]:
+def _sidebar() -> tuple[str, str, bool, bool, bool, bool]:
     with st.sidebar:
         st.header("SmartMirror")
         st.info(DISCLAIMER)
@@ -76,11 +76,25 @@ def _sidebar() -> tuple[str, str, bool, bool, bool]:
             help="Numbers only (heart rate, stress, fatigue, emotion), every 5 s; never images. Kiosk keeps nothing.",
         )
         pacer = st.checkbox("Breathing pacer", value=False, key="pacer_toggle")
+        identity = st.checkbox(
+            "Estimate age and gender (opt-in)", value=_identity_default(), key="identity",
+            help="Off by default. Estimates with their uncertainty; face-attribute models are known to be biased.",
+        )
         if mode == "kiosk":
             st.caption("Kiosk: starts by itself and forgets everything 30 s after the face is gone.")
         if mode == "driver":
             st.caption("Driver: drowsiness alerts come first; never look away from the road for this screen.")
-    return mode, source, show_landmarks, keep_history and mode != "kiosk", pacer
+    return mode, source, show_landmarks, keep_history and mode != "kiosk", pacer, identity
+
+
+def _identity_default() -> bool:
+    """The opt-in's starting value: SMARTMIRROR_IDENTITY when set to a yes, else off."""
+    from smartmirror.identity.optin import identity_enabled
+
+    try:
+        return identity_enabled(None)
+    except ValueError:
+        return False
 
 
 def _mirror(session: MirrorSession, source: str, mode: str) -> None:
@@ -183,6 +197,8 @@ def _panels_fragment(session: MirrorSession, mode: str, pacer_toggle: bool) -> N
         panels.render_vitals(snapshot)
         panels.render_emotion(snapshot)
         panels.render_fatigue(snapshot)
+    if session.identity:
+        panels.render_identity(snapshot)
     started = st.session_state.get("pacer_started_at")  # set by a breathing suggestion or the toggle
     if pacer_toggle and started is None:
         started = st.session_state["pacer_started_at"] = time.time()
@@ -266,10 +282,10 @@ def main() -> None:
         f'color:#664d03;margin-bottom:.6rem"><b>{DISCLAIMER}</b></div>',
         unsafe_allow_html=True,
     )
-    mode, source, show_landmarks, keep_history, pacer_toggle = _sidebar()
+    mode, source, show_landmarks, keep_history, pacer_toggle, identity = _sidebar()
     session = _session()
     session.show_landmarks = show_landmarks
-    session.ensure_engine(mode, keep_history)
+    session.ensure_engine(mode, keep_history, identity=identity)
     left, right = st.columns([3, 2], gap="medium")
     with left:
         st.subheader("Mirror" + (" · DEMO" if source == "demo" else ""))

@@ -182,6 +182,26 @@ def render_emotion(snapshot: Mapping[str, StateEntry]) -> None:
                    text=f"Arousal {DASH if arousal is None else f'{arousal:+.2f}'} (calm to excited)")
 
 
+def render_identity(snapshot: Mapping[str, StateEntry]) -> None:
+    """Opt-in age and gender, always with their uncertainty (never a bare label)."""
+    st.subheader("Age and gender (opt-in)")
+    identity, entry = _state(snapshot, "identity")
+    if unavailable_note("identity", entry):
+        return
+    identity = identity or {}
+    age, spread = number(identity.get("age_years")), number(identity.get("age_spread_years"))
+    gender, confidence = identity.get("gender"), number(identity.get("gender_confidence"))
+    if age is None and gender is None:
+        st.caption(f"measuring... {identity.get('reason') or ''}".strip())
+        return
+    left, right = st.columns(2)
+    left.metric("Age", DASH if age is None else f"{age:.0f} years",
+                help=None if spread is None else f"spread (IQR) over frames: {spread:.1f} years")
+    right.metric("Gender", gender if isinstance(gender, str) else DASH,
+                 help="Models are known to be biased; below 80 % confidence the label is 'uncertain'.")
+    right.caption(f"confidence {percent_text(confidence)}")
+
+
 def render_fatigue(snapshot: Mapping[str, StateEntry], *, driver: bool = False) -> None:
     """Drowsiness %, PERCLOS, blinks/min, yawns (driver mode: alerts on top)."""
     st.subheader("Fatigue")

@@ -39,11 +39,12 @@ class MirrorSession:
     Attributes set from the page (plain values, read by the callback thread): ``show_landmarks``, ``demo``.
     """
 
-    def __init__(self, *, engine_factory: Callable[[str, bool], Engine] | None = None):
+    def __init__(self, *, engine_factory: Callable[..., Engine] | None = None):
         self.engine_factory = engine_factory or make_engine
         self.engine: Engine | None = None
         self.mode: str | None = None
         self.keep_history: bool | None = None
+        self.identity = False
         self.show_landmarks = True
         self.demo = False
         self.callback_ms: deque[float] = deque(maxlen=300)
@@ -53,15 +54,18 @@ class MirrorSession:
 
     # --- engine -------------------------------------------------------------------------------------------------
 
-    def ensure_engine(self, mode: str, keep_history: bool) -> Engine:
-        """The running engine for ``mode``; a new one (fresh analyzers and agent) when the mode or the history
-        choice changed."""
+    def ensure_engine(self, mode: str, keep_history: bool, *, identity: bool = False) -> Engine:
+        """The running engine for ``mode``; a new one (fresh analyzers and agent) when the mode, the history
+        choice or the age/gender opt-in changed."""
         with self._lock:
-            if self.engine is None or self.mode != mode or self.keep_history != keep_history:
+            changed = self.mode != mode or self.keep_history != keep_history or self.identity != identity
+            if self.engine is None or changed:
                 old = self.engine
-                self.engine = self.engine_factory(mode, keep_history).start()
+                factory_args = (mode, keep_history) + ((True,) if identity else ())  # opt-in only when asked
+                self.engine = self.engine_factory(*factory_args).start()
                 self.mode = mode
                 self.keep_history = keep_history
+                self.identity = identity
                 self._finalizer.detach()
                 self._finalizer = weakref.finalize(self, _stop_engine, self.engine)
                 if old is not None:
@@ -135,8 +139,9 @@ def _driver_alert(engine: Engine) -> str | None:
     return None
 
 
-def make_engine(mode: str, keep_history: bool) -> Engine:
-    """The app's engine: the default analyzers, the intervention agent, and the history recorder.
+def make_engine(mode: str, keep_history: bool, identity: bool = False) -> Engine:
+    """The app's engine: the default analyzers (age/gender only when ``identity``), the intervention agent,
+    and the history recorder.
 
     Kiosk mode and ``keep_history=False`` keep nothing on disk (the agent learns in memory only).
     """
@@ -155,7 +160,8 @@ def make_engine(mode: str, keep_history: bool) -> Engine:
     if data_dir is not None:
         recorder = HistoryRecorder(HistoryStore(data_dir / "history.sqlite3"), mode)
         on_sample = recorder.record
-    return Engine(default_specs(mode), mode=mode, agent_factory=agent_factory, on_sample=on_sample)
+    return Engine(default_specs(mode, identity=identity), mode=mode, agent_factory=agent_factory,
+                  on_sample=on_sample)
 
 
 class HistoryRecorder:
