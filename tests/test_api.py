@@ -142,7 +142,7 @@ def test_clip_upload_reports_the_heart_rate(server, client, pulse_clip):
 def test_both_clip_endpoints_answer_exactly_the_report_of_smartmirror_analyze(server, client, synth_clip):
     from smartmirror.report import analyze_video
 
-    clip_dir, _ = synth_clip(duration_s=2.0, width=320, height=240, seed=4)
+    clip_dir, _ = synth_clip(duration_s=12, heart_rate_bpm=70, seed=8, width=320, height=240)  # shared, >= 6 s
     expected = analyze_video(clip_dir / "vid.avi")
     for path, field in (("/analyze-video", "file"), ("/save_video", "video")):
         with open(clip_dir / "vid.avi", "rb") as video:

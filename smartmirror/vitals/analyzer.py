@@ -9,6 +9,7 @@ Memory is bounded by ``max_seconds`` of per-frame numbers.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from typing import Any
 
@@ -100,6 +101,7 @@ class VitalsAnalyzer:
         self.method_ = get_method(self.method)  # ValueError listing the valid names
         if self.max_seconds < heart.WINDOW_S:
             raise ValueError(f"max_seconds must be >= {heart.WINDOW_S}, got {self.max_seconds!r}")
+        self.lock_ = threading.Lock()  # update() on the analyzer's thread, summary() maybe on another
         self.times_: deque[float] = deque()
         self.rgb_: deque[np.ndarray] = deque()
         self.presence_: deque[float] = deque()
@@ -122,6 +124,11 @@ class VitalsAnalyzer:
 
     def _append(self, t: float, rgb: np.ndarray, presence: float, skin: float, face_y: float,
                 crop: np.ndarray | None) -> None:
+        with self.lock_:
+            self._append_locked(t, rgb, presence, skin, face_y, crop)
+
+    def _append_locked(self, t: float, rgb: np.ndarray, presence: float, skin: float, face_y: float,
+                       crop: np.ndarray | None) -> None:
         self.times_.append(t)
         self.rgb_.append(rgb)
         self.presence_.append(presence)
@@ -139,16 +146,17 @@ class VitalsAnalyzer:
                 self.crops_.popleft()
 
     def trace(self) -> pipeline.VitalsTrace:
-        """The per-frame data held now, as arrays."""
-        n = len(self.times_)
-        return pipeline.VitalsTrace(
-            times_s=np.fromiter(self.times_, dtype=np.float64, count=n),
-            rgb=np.array(self.rgb_, dtype=np.float64).reshape(n, 3),
-            presence=np.fromiter(self.presence_, dtype=np.float64, count=n),
-            skin_fraction=np.fromiter(self.skin_, dtype=np.float64, count=n),
-            face_y=np.fromiter(self.face_y_, dtype=np.float64, count=n),
-            crops=None if self.crops_ is None else list(self.crops_),
-        )
+        """The per-frame data held now, as arrays (a consistent copy, safe from another thread)."""
+        with self.lock_:
+            n = len(self.times_)
+            return pipeline.VitalsTrace(
+                times_s=np.fromiter(self.times_, dtype=np.float64, count=n),
+                rgb=np.array(self.rgb_, dtype=np.float64).reshape(n, 3),
+                presence=np.fromiter(self.presence_, dtype=np.float64, count=n),
+                skin_fraction=np.fromiter(self.skin_, dtype=np.float64, count=n),
+                face_y=np.fromiter(self.face_y_, dtype=np.float64, count=n),
+                crops=None if self.crops_ is None else list(self.crops_),
+            )
 
     # ------------------------------------------------------------------ per frame
     def update(self, packet: FramePacket, face: FaceObservation | None) -> dict[str, Any] | None:
@@ -292,17 +300,14 @@ class VitalsAnalyzer:
     # ------------------------------------------------------------------ clip
     def summary(self) -> dict[str, Any] | None:
         """The report's vitals keys computed over everything held (None before any frame)."""
-        if not self.times_:
-            return None
-        resting = self.resting_heart_rate_bpm if self.resting_heart_rate_bpm is not None else self.resting_.resting_bpm
-        result = pipeline.analyze_trace(self.trace(), method=self.method_.name, resting_heart_rate_bpm=resting,
-                                        spo2_calibration=self.calibration_)
-        return result.report()
+        result = self.result()
+        return None if result is None else result.report()
 
     def result(self) -> pipeline.VitalsResult | None:
         """The full clip result (readings, segments) for callers that need more than the report keys."""
-        if not self.times_:
+        trace = self.trace()
+        if trace.frames == 0:
             return None
         resting = self.resting_heart_rate_bpm if self.resting_heart_rate_bpm is not None else self.resting_.resting_bpm
-        return pipeline.analyze_trace(self.trace(), method=self.method_.name, resting_heart_rate_bpm=resting,
+        return pipeline.analyze_trace(trace, method=self.method_.name, resting_heart_rate_bpm=resting,
                                       spo2_calibration=self.calibration_)
