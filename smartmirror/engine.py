@@ -215,10 +215,13 @@ class AnalyzerSpec:
     inputs: tuple[tuple[str, str], ...] = ()
 
 
-def _vitals_factory() -> Analyzer:
-    from smartmirror.vitals import VitalsAnalyzer
+def _vitals_factory(method: str | None) -> Callable[[], Analyzer]:
+    def make() -> Analyzer:
+        from smartmirror.vitals import VitalsAnalyzer
 
-    return VitalsAnalyzer()
+        return VitalsAnalyzer() if method is None else VitalsAnalyzer(method=method)
+
+    return make
 
 
 def _emotion_factory() -> Analyzer:
@@ -258,14 +261,19 @@ class FailingAnalyzer:
         return None
 
 
-def default_specs(mode: str = "wellness", *, identity: bool = False) -> list[AnalyzerSpec]:
+def default_specs(
+    mode: str = "wellness", *, identity: bool = False, pulse_method: str | None = None
+) -> list[AnalyzerSpec]:
     """The app's analyzers: vitals and fatigue on every frame, emotion at 5 Hz (identity at 1 Hz when opted in).
+
+    ``pulse_method`` picks the vitals' pulse extractor (None: the measured default); the app offers only methods
+    registered as ``realtime``.
 
     With ``SMARTMIRROR_TEST_FAILING_ANALYZER=<name>`` set, an analyzer of that name that always raises replaces
     or joins them (tests only).
     """
     specs = [
-        AnalyzerSpec("vitals", _vitals_factory),
+        AnalyzerSpec("vitals", _vitals_factory(pulse_method)),
         AnalyzerSpec("fatigue", _fatigue_factory(mode)),
         AnalyzerSpec("emotion", _emotion_factory, rate_hz=5.0, inputs=(("fatigue_state", "fatigue"),)),
     ]

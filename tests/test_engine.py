@@ -452,8 +452,8 @@ def test_identity_is_off_by_default_and_only_runs_when_opted_in():
 
     built: list[tuple] = []
 
-    def factory(*args):
-        built.append(args)
+    def factory(*args, **options):
+        built.append(args + tuple(options.values()))
         return Engine([], mode=args[0])
 
     session = MirrorSession(engine_factory=factory)
@@ -462,7 +462,11 @@ def test_identity_is_off_by_default_and_only_runs_when_opted_in():
     assert session.ensure_engine("wellness", False) is first  # nothing changed: same engine
     session.ensure_engine("wellness", False, identity=True)
     assert built[-1] == ("wellness", False, True) and session.identity is True
+    session.ensure_engine("wellness", False, identity=True, pulse_method="chrom")
+    assert built[-1] == ("wellness", False, True, "chrom")
     session.close()
+    vitals = next(s for s in default_specs("wellness", pulse_method="chrom") if s.name == "vitals").factory()
+    assert vitals.method_.name == "chrom"
     names = [spec.name for spec in default_specs("wellness")]
     assert "identity" not in names
     assert "identity" in [spec.name for spec in default_specs("wellness", identity=True)]

@@ -58,7 +58,7 @@ def _session() -> MirrorSession:
     return st.session_state["mirror"]
 
 
-def _sidebar() -> tuple[str, str, bool, bool, bool, bool]:
+def _sidebar() -> tuple[str, str, bool, bool, bool, bool, str | None]:
     with st.sidebar:
         st.header("SmartMirror")
         st.info(DISCLAIMER)
@@ -76,6 +76,7 @@ def _sidebar() -> tuple[str, str, bool, bool, bool, bool]:
             help="Numbers only (heart rate, stress, fatigue, emotion), every 5 s; never images. Kiosk keeps nothing.",
         )
         pacer = st.checkbox("Breathing pacer", value=False, key="pacer_toggle")
+        pulse_method = _pulse_method_picker()
         identity = st.checkbox(
             "Estimate age and gender (opt-in)", value=_identity_default(), key="identity",
             help="Off by default. Estimates with their uncertainty; face-attribute models are known to be biased.",
@@ -84,7 +85,22 @@ def _sidebar() -> tuple[str, str, bool, bool, bool, bool]:
             st.caption("Kiosk: starts by itself and forgets everything 30 s after the face is gone.")
         if mode == "driver":
             st.caption("Driver: drowsiness alerts come first; never look away from the road for this screen.")
-    return mode, source, show_landmarks, keep_history and mode != "kiosk", pacer, identity
+    return mode, source, show_landmarks, keep_history and mode != "kiosk", pacer, identity, pulse_method
+
+
+def _pulse_method_picker() -> str | None:
+    """The live pulse method (only those fast enough for 30 fps on 2 cores); names the clip-report-only ones."""
+    from smartmirror.vitals.methods import list_methods
+    from smartmirror.vitals.rppg import DEFAULT_METHOD
+
+    live = list_methods(realtime_only=True)
+    clip_only = sorted(set(list_methods()) - set(live))
+    choice = st.selectbox("Pulse method", live, index=live.index(DEFAULT_METHOD) if DEFAULT_METHOD in live else 0,
+                          key="pulse_method")
+    if clip_only:
+        st.caption(f"Learned methods ({', '.join(clip_only)}) can't keep up live on this CPU: they are used in clip "
+                   "reports only (`smartmirror analyze --method NAME`).")
+    return None if choice == DEFAULT_METHOD else choice
 
 
 def _identity_default() -> bool:
@@ -282,10 +298,10 @@ def main() -> None:
         f'color:#664d03;margin-bottom:.6rem"><b>{DISCLAIMER}</b></div>',
         unsafe_allow_html=True,
     )
-    mode, source, show_landmarks, keep_history, pacer_toggle, identity = _sidebar()
+    mode, source, show_landmarks, keep_history, pacer_toggle, identity, pulse_method = _sidebar()
     session = _session()
     session.show_landmarks = show_landmarks
-    session.ensure_engine(mode, keep_history, identity=identity)
+    session.ensure_engine(mode, keep_history, identity=identity, pulse_method=pulse_method)
     left, right = st.columns([3, 2], gap="medium")
     with left:
         st.subheader("Mirror" + (" · DEMO" if source == "demo" else ""))

@@ -45,6 +45,7 @@ class MirrorSession:
         self.mode: str | None = None
         self.keep_history: bool | None = None
         self.identity = False
+        self.pulse_method: str | None = None
         self.show_landmarks = True
         self.demo = False
         self.callback_ms: deque[float] = deque(maxlen=300)
@@ -54,18 +55,21 @@ class MirrorSession:
 
     # --- engine -------------------------------------------------------------------------------------------------
 
-    def ensure_engine(self, mode: str, keep_history: bool, *, identity: bool = False) -> Engine:
+    def ensure_engine(
+        self, mode: str, keep_history: bool, *, identity: bool = False, pulse_method: str | None = None
+    ) -> Engine:
         """The running engine for ``mode``; a new one (fresh analyzers and agent) when the mode, the history
-        choice or the age/gender opt-in changed."""
+        choice, the age/gender opt-in or the pulse method changed."""
         with self._lock:
-            changed = self.mode != mode or self.keep_history != keep_history or self.identity != identity
-            if self.engine is None or changed:
+            wanted = (mode, keep_history, identity, pulse_method)
+            if self.engine is None or wanted != (self.mode, self.keep_history, self.identity, self.pulse_method):
                 old = self.engine
-                factory_args = (mode, keep_history) + ((True,) if identity else ())  # opt-in only when asked
-                self.engine = self.engine_factory(*factory_args).start()
+                options = {k: v for k, v in (("identity", identity), ("pulse_method", pulse_method)) if v}
+                self.engine = self.engine_factory(mode, keep_history, **options).start()  # opt-ins only when asked
                 self.mode = mode
                 self.keep_history = keep_history
                 self.identity = identity
+                self.pulse_method = pulse_method
                 self._finalizer.detach()
                 self._finalizer = weakref.finalize(self, _stop_engine, self.engine)
                 if old is not None:
@@ -139,7 +143,7 @@ def _driver_alert(engine: Engine) -> str | None:
     return None
 
 
-def make_engine(mode: str, keep_history: bool, identity: bool = False) -> Engine:
+def make_engine(mode: str, keep_history: bool, identity: bool = False, pulse_method: str | None = None) -> Engine:
     """The app's engine: the default analyzers (age/gender only when ``identity``), the intervention agent,
     and the history recorder.
 
@@ -160,7 +164,8 @@ def make_engine(mode: str, keep_history: bool, identity: bool = False) -> Engine
     if data_dir is not None:
         recorder = HistoryRecorder(HistoryStore(data_dir / "history.sqlite3"), mode)
         on_sample = recorder.record
-    return Engine(default_specs(mode, identity=identity), mode=mode, agent_factory=agent_factory,
+    specs = default_specs(mode, identity=identity, pulse_method=pulse_method)
+    return Engine(specs, mode=mode, agent_factory=agent_factory,
                   on_sample=on_sample)
 
 

@@ -62,19 +62,21 @@ class PretrainedCfg:
     fps: float = MODEL_FPS
 
 
-#: ``realtime`` from benchmarks/rppg_methods.py on this project's 2-core CPU (busy, torch 2 threads): FacePhys
-#: ~190 frames/s and ME ~170 frames/s on 36x36 crops, several times 30 fps; all three are offered live.
+#: ``realtime``: benchmarks/rppg_methods.py measures FacePhys at ~190 frames/s and ME at ~170 frames/s on 36x36
+#: crops (2-core CPU, torch 2 threads). The live vitals analyzer re-runs its method over the whole >= 10 s window
+#: every second (300+ frames, ~1.6-1.8 s of CPU per second on top of FaceMesh and the other analyzers), so on
+#: 2 cores none of them keeps up with 30 fps live: they are clip-report methods, and the app says so.
 PRETRAINED: dict[str, PretrainedCfg] = {
     "facephys-rlap": PretrainedCfg(
-        "facephys-rlap", "rppg_facephys_rlap.pt", "facephys", "open-rppg 0.1.1 FacePhys.rlap", True,
+        "facephys-rlap", "rppg_facephys_rlap.pt", "facephys", "open-rppg 0.1.1 FacePhys.rlap", False,
         "FacePhys (streaming state-space network, trained on RLAP), open-rppg port",
     ),
     "me-rlap": PretrainedCfg(
-        "me-rlap", "rppg_me_rlap.pt", "me", "open-rppg 0.1.1 ME-chunk.rlap", True,
+        "me-rlap", "rppg_me_rlap.pt", "me", "open-rppg 0.1.1 ME-chunk.rlap", False,
         "ME (state-space network, 160-frame chunks, trained on RLAP), open-rppg port",
     ),
     "me-pure": PretrainedCfg(
-        "me-pure", "rppg_me_pure.pt", "me", "open-rppg 0.1.1 ME-chunk.pure", True,
+        "me-pure", "rppg_me_pure.pt", "me", "open-rppg 0.1.1 ME-chunk.pure", False,
         "ME (state-space network, 160-frame chunks, trained on PURE), open-rppg port",
     ),
 }
