@@ -162,6 +162,38 @@ def frame_times(config: SynthConfig, rng: np.random.Generator) -> np.ndarray:
     return grid
 
 
+def clip_signals(config: SynthConfig) -> tuple[np.random.Generator, np.ndarray, np.ndarray, np.ndarray]:
+    """The clip's random generator (after its draws), beat times, frame times (s) and pulse waveform per frame.
+
+    Every consumer of a config (the video renderer, the trace simulator) draws in this order, so the same config
+    and seed give the same beats and frames everywhere.
+    """
+    rng = np.random.default_rng(config.seed)
+    beats = beat_times(config, rng)
+    times = frame_times(config, rng)
+    ppg = ppg_waveform(times, beats, harmonic_ratio=config.harmonic_ratio, dicrotic_ratio=config.dicrotic_ratio)
+    if config.still:
+        ppg = np.zeros_like(ppg)
+    return rng, beats, times, ppg
+
+
+def ground_truth(config: SynthConfig, beats: np.ndarray, times: np.ndarray, ppg: np.ndarray) -> SynthTruth:
+    """The truth record of a clip: mean heart rate over the beats inside it, per-frame rate, beats, waveform."""
+    ibis = np.diff(beats)
+    beat_mid = beats[:-1] + ibis / 2
+    clip_beats = beats[(beats >= 0) & (beats <= config.duration_s)]
+    mean_hr = float(60.0 / np.mean(np.diff(clip_beats))) if len(clip_beats) > 2 else config.heart_rate_bpm
+    return SynthTruth(
+        heart_rate_bpm=mean_hr,
+        respiration_rate_bpm=config.respiration_rate_bpm,
+        beat_times_s=[float(b) for b in clip_beats],
+        frame_times_s=[float(t) for t in times],
+        ppg=[float(p) for p in ppg],
+        heart_rate_series_bpm=[float(h) for h in np.interp(times, beat_mid, 60.0 / ibis)],
+        config=asdict(config),
+    )
+
+
 def generate_frames(
     config: SynthConfig, image_bgr: np.ndarray | None = None
 ) -> tuple[Iterator[FramePacket], SynthTruth]:
@@ -174,30 +206,11 @@ def generate_frames(
     image_bgr : ndarray, optional
         A face photo; default the astronaut portrait.
     """
-    rng = np.random.default_rng(config.seed)
     base = _fit_to_frame(default_face_image() if image_bgr is None else image_bgr, config.width, config.height)
     mask = skin_mask(base)
-    beats = beat_times(config, rng)
-    times = frame_times(config, rng)
-    ppg = ppg_waveform(times, beats, harmonic_ratio=config.harmonic_ratio, dicrotic_ratio=config.dicrotic_ratio)
-    if config.still:
-        ppg = np.zeros_like(ppg)
+    rng, beats, times, ppg = clip_signals(config)
     breath = np.sin(2 * np.pi * config.respiration_rate_bpm / 60.0 * times)
-    ibis = np.diff(beats)
-    beat_mid = beats[:-1] + ibis / 2
-    hr_series = np.interp(times, beat_mid, 60.0 / ibis)
-    in_clip = (beats >= 0) & (beats <= config.duration_s)
-    clip_beats = beats[in_clip]
-    mean_hr = float(60.0 / np.mean(np.diff(clip_beats))) if len(clip_beats) > 2 else config.heart_rate_bpm
-    truth = SynthTruth(
-        heart_rate_bpm=mean_hr,
-        respiration_rate_bpm=config.respiration_rate_bpm,
-        beat_times_s=[float(b) for b in clip_beats],
-        frame_times_s=[float(t) for t in times],
-        ppg=[float(p) for p in ppg],
-        heart_rate_series_bpm=[float(h) for h in hr_series],
-        config=asdict(config),
-    )
+    truth = ground_truth(config, beats, times, ppg)
     weights = np.asarray(BVP_WEIGHTS_BGR, dtype=np.float32) / BVP_WEIGHTS_BGR[1]
     sway = _sway(times, config, rng)
     base_f = base.astype(np.float32)

@@ -8,11 +8,9 @@ video generator's clean ROI hides: measurement noise, motion-induced intensity c
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import numpy as np
 
-from smartmirror.synth import BVP_WEIGHTS_BGR, SynthConfig, SynthTruth, beat_times, frame_times, ppg_waveform
+from smartmirror.synth import BVP_WEIGHTS_BGR, SynthConfig, SynthTruth, clip_signals, ground_truth
 from smartmirror.vitals.pipeline import VitalsTrace
 
 #: A typical mean skin colour (R, G, B) of the astronaut's forehead and cheeks.
@@ -48,12 +46,7 @@ def simulate_rgb_trace(
     rgb : ndarray, shape (n, 3)
     truth : SynthTruth
     """
-    rng = np.random.default_rng(config.seed)
-    beats = beat_times(config, rng)
-    times = frame_times(config, rng)
-    ppg = ppg_waveform(times, beats, harmonic_ratio=config.harmonic_ratio, dicrotic_ratio=config.dicrotic_ratio)
-    if config.still:
-        ppg = np.zeros_like(ppg)
+    _, beats, times, ppg = clip_signals(config)
     breath = np.sin(2 * np.pi * config.respiration_rate_bpm / 60.0 * times)
     weights_rgb = np.asarray(BVP_WEIGHTS_BGR[::-1]) / BVP_WEIGHTS_BGR[1]
     pulse = 0.5 * config.pulse_amplitude * ppg[:, None] * weights_rgb[None, :]
@@ -71,20 +64,7 @@ def simulate_rgb_trace(
     rgb = np.asarray(skin_rgb)[None, :] * gain
     if roi_noise > 0:
         rgb = rgb * (1.0 + roi_noise * noise_rng.standard_normal(rgb.shape))
-    ibis = np.diff(beats)
-    beat_mid = beats[:-1] + ibis / 2
-    in_clip = (beats >= 0) & (beats <= config.duration_s)
-    clip_beats = beats[in_clip]
-    mean_hr = float(60.0 / np.mean(np.diff(clip_beats))) if len(clip_beats) > 2 else config.heart_rate_bpm
-    truth = SynthTruth(
-        heart_rate_bpm=mean_hr,
-        respiration_rate_bpm=config.respiration_rate_bpm,
-        beat_times_s=[float(b) for b in clip_beats],
-        frame_times_s=[float(t) for t in times],
-        ppg=[float(p) for p in ppg],
-        heart_rate_series_bpm=[float(h) for h in np.interp(times, beat_mid, 60.0 / ibis)],
-        config=asdict(config),
-    )
+    truth = ground_truth(config, beats, times, ppg)
     return times, rgb, truth
 
 
