@@ -19,6 +19,7 @@ from torch import nn
 
 from smartmirror.vitals.nets.layers import (
     SameConv2d,
+    StatefulPulseNet,
     approx_cos,
     approx_exp,
     approx_sin,
@@ -173,7 +174,7 @@ class SpatialSSMBlock(nn.Module):
         return self.downsample(x + x1), new_state
 
 
-class FacePhys(nn.Module):
+class FacePhys(StatefulPulseNet):
     """The FacePhys network: (L, 3, 36, 36) frames in [0, 1] -> (L,) pulse, with carried state.
 
     Use :meth:`init_state` for a fresh clip, then feed consecutive chunks of any length with the state the
@@ -194,20 +195,3 @@ class FacePhys(nn.Module):
         self.head = nn.ModuleList(ComplexSSM(32, headdim=8, d_state=16) for _ in range(2))
         self.readout = nn.Linear(32, 1)
 
-    def init_state(self) -> dict:
-        return {"blocks": [b.init_state() for b in self.blocks], "head": [h.init_state() for h in self.head]}
-
-    def forward(self, frames: torch.Tensor, state: dict | None = None) -> tuple[torch.Tensor, dict]:
-        """frames: (L, 3, H, W) float in [0, 1] -> ((L,) pulse, new state)."""
-        state = self.init_state() if state is None else state
-        x = frames
-        block_states = []
-        for block, block_state in zip(self.blocks, state["blocks"], strict=True):
-            x, s = block(x, block_state)
-            block_states.append(s)
-        x = self.out_proj(x.mean(dim=(2, 3)))
-        head_states = []
-        for layer, layer_state in zip(self.head, state["head"], strict=True):
-            x, s = layer(x, layer_state)
-            head_states.append(s)
-        return self.readout(x)[:, 0], {"blocks": block_states, "head": head_states}

@@ -88,3 +88,33 @@ def lower_triangular_decay(decay: torch.Tensor, length: int) -> tuple[torch.Tens
     weights = torch.where(lag >= 0, (1 - d) * d ** lag.clamp(min=0), torch.zeros((), dtype=torch.float64))
     carry = decay.double()[:, None] ** (t[None, :] + 1)
     return weights.to(decay.dtype), carry.to(decay.dtype)
+
+
+class StatefulPulseNet(nn.Module):
+    """The shared skeleton of the streaming pulse networks (FacePhys, ME): spatial blocks per frame, a spatial
+    mean, a projection, temporal state-space layers, and a linear readout; every layer carries a state across
+    calls so a clip can be fed chunk by chunk. Subclasses build ``blocks``, ``out_proj``, ``head``, ``readout``.
+    """
+
+    blocks: nn.ModuleList
+    out_proj: nn.Module
+    head: nn.ModuleList
+    readout: nn.Module
+
+    def init_state(self) -> dict:
+        return {"blocks": [b.init_state() for b in self.blocks], "head": [h.init_state() for h in self.head]}
+
+    def forward(self, frames: torch.Tensor, state: dict | None = None) -> tuple[torch.Tensor, dict]:
+        """frames: (L, 3, H, W) float in [0, 1] -> ((L,) pulse, new state)."""
+        state = self.init_state() if state is None else state
+        x = frames
+        block_states = []
+        for block, block_state in zip(self.blocks, state["blocks"], strict=True):
+            x, s = block(x, block_state)
+            block_states.append(s)
+        x = self.out_proj(x.mean(dim=(2, 3)))
+        head_states = []
+        for layer, layer_state in zip(self.head, state["head"], strict=True):
+            x, s = layer(x, layer_state)
+            head_states.append(s)
+        return self.readout(x)[:, 0], {"blocks": block_states, "head": head_states}

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smartmirror.vitals.nets.layers import SameConv2d, causal_depthwise_conv
+from smartmirror.vitals.nets.layers import SameConv2d, StatefulPulseNet, causal_depthwise_conv
 
 CHUNK_FRAMES = 160
 
@@ -133,7 +133,7 @@ class SpatialMambaBlock(nn.Module):
         return self.downsample(x + x1), new_state
 
 
-class MENet(nn.Module):
+class MENet(StatefulPulseNet):
     """The ME network (``InfinitePulse``), chunk mode: (160, 3, 36, 36) frames in [0, 1] -> (160,) pulse."""
 
     input_size = (36, 36)
@@ -149,20 +149,3 @@ class MENet(nn.Module):
         self.head = nn.ModuleList(Mamba2(32, headdim=32, d_state=128, k_conv=4) for _ in range(2))
         self.readout = nn.Linear(32, 1)
 
-    def init_state(self) -> dict:
-        return {"blocks": [b.init_state() for b in self.blocks], "head": [h.init_state() for h in self.head]}
-
-    def forward(self, frames: torch.Tensor, state: dict | None = None) -> tuple[torch.Tensor, dict]:
-        """frames: (L, 3, H, W) in [0, 1], L = one chunk (160 in the original) -> ((L,) pulse, new state)."""
-        state = self.init_state() if state is None else state
-        x = frames
-        block_states = []
-        for block, block_state in zip(self.blocks, state["blocks"], strict=True):
-            x, s = block(x, block_state)
-            block_states.append(s)
-        x = self.out_proj(x.mean(dim=(2, 3)))
-        head_states = []
-        for layer, layer_state in zip(self.head, state["head"], strict=True):
-            x, s = layer(x, layer_state)
-            head_states.append(s)
-        return self.readout(x)[:, 0], {"blocks": block_states, "head": head_states}
