@@ -291,13 +291,48 @@ def evaluate_dataset(path: str | Path, method: str | None = "pos", *, show: bool
     return result
 
 
+def compare_methods(path: str | Path, methods: list[str], *, show: bool = True) -> dict[str, Any]:
+    """:func:`evaluate_dataset` for several methods (learned and unsupervised alike), side by side.
+
+    Returns ``{"methods": [...], "results": {method: evaluate_dataset(...)}}``; with ``show`` prints one table:
+    a row per file, the heart-rate MAE (bpm) of each method in its own column, and the means.
+    """
+    results = {m: evaluate_dataset(path, method=m, show=False) for m in methods}
+    if show:
+        _print_comparison(methods, results)
+    return {"methods": list(methods), "results": results}
+
+
+def _cell(value: Any, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _print_comparison(methods: list[str], results: dict[str, dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Heart-rate MAE (bpm) by method")
+    table.add_column("file")
+    table.add_column("HR true")
+    for method in methods:
+        table.add_column(method)
+    first = results[methods[0]]["files"]
+    for i, entry in enumerate(first):
+        row = [entry["name"], _cell(entry["hr_true_bpm"], 1)]
+        row += [_cell(results[m]["files"][i]["hr_mae_bpm"]) for m in methods]
+        table.add_row(*row)
+    table.add_section()
+    table.add_row("mean MAE", "", *[_cell(results[m]["mean"]["hr_mae_bpm"]) for m in methods])
+    table.add_row("mean RMSE", "", *[_cell(results[m]["mean"]["hr_rmse_bpm"]) for m in methods])
+    table.add_row("pulse MAE", "", *[_cell(results[m]["mean"]["pulse_mae"], 3) for m in methods])
+    Console().print(table)
+
+
 def _print_table(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    def cell(value: Any, digits: int = 2) -> str:
-        return "—" if value is None else f"{value:.{digits}f}"
-
+    cell = _cell
     table = Table(title=f"Heart-rate accuracy ({result['method']})")
     for column in ("file", "HR true", "HR pred", "HR MAE", "HR RMSE", "pulse MAE", "pulse RMSE", "note"):
         table.add_column(column)

@@ -123,3 +123,28 @@ def test_eval_cli_json_and_errors(tmp_path, dataset):
         assert json.loads(failed.stdout)["error"]["code"] == code
     unknown = runner.invoke(app, [str(flat), "--json", "--method", "astrology"])
     assert unknown.exit_code == EXIT_BAD_INPUT and "choose one of" in json.loads(unknown.stdout)["error"]["message"]
+
+
+def test_eval_compares_learned_and_unsupervised_methods_side_by_side(dataset, capsys):
+    from smartmirror.dataset import _print_comparison
+
+    root, truths = dataset
+    app = typer.Typer()
+    app.command()(eval_dataset)
+    single = root.parent / "one_subject"
+    if not single.exists():
+        single.mkdir()
+        (single / "subject1").symlink_to(root / "subject1")
+    result = CliRunner().invoke(app, [str(single), "--method", "pos,facephys-rlap", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["methods"] == ["pos", "facephys-rlap"]
+    for name in payload["methods"]:
+        mean = payload["results"][name]["mean"]
+        assert mean["hr_mae_bpm"] is not None and mean["hr_mae_bpm"] < 3.0, (name, mean)
+    _print_comparison(payload["methods"], payload["results"])  # the table the command prints without --json
+    table = capsys.readouterr().out
+    assert "pos" in table and "facephys-rlap" in table and "mean MAE" in table and "subject1" in table
+    bad = CliRunner().invoke(app, [str(single), "--method", "pos,nope", "--json"])
+    assert bad.exit_code == EXIT_BAD_INPUT
+    assert "nope" in json.loads(bad.stdout)["error"]["message"]

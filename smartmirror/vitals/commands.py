@@ -123,15 +123,26 @@ def _fail(payload: dict[str, Any], json_out: bool, status: int) -> NoReturn:
 
 def eval_dataset(
     dataset_dir: Annotated[Path, typer.Argument(help="A folder in the UBFC-rPPG or seed-001 layout.")],
-    method: Annotated[str | None, typer.Option(help="Pulse method (default: the measured best).")] = None,
+    method: Annotated[
+        str | None,
+        typer.Option(help="Pulse method (default: the measured best); several as 'pos,ica,me-pure', or 'all', "
+                     "to compare learned and unsupervised methods side by side."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
 ) -> None:
     """Heart-rate and pulse accuracy over a folder of clips with ground truth: per file and mean MAE/RMSE."""
-    from smartmirror.dataset import DatasetError, evaluate_dataset
+    from smartmirror.dataset import DatasetError, compare_methods, evaluate_dataset
     from smartmirror.report import error_object
+    from smartmirror.vitals.methods import get_method, list_methods
 
     try:
-        result = evaluate_dataset(dataset_dir, method=method, show=not json_out)
+        if method is not None and ("," in method or method.strip().lower() == "all"):
+            names = list_methods() if method.strip().lower() == "all" else [m.strip() for m in method.split(",")]
+            for name in names:
+                get_method(name)  # ValueError naming the valid methods, before any work
+            result = compare_methods(dataset_dir, names, show=not json_out)
+        else:
+            result = evaluate_dataset(dataset_dir, method=method, show=not json_out)
     except DatasetError as exc:
         _fail(error_object(exc.code, exc.message), json_out, EXIT_BAD_INPUT)
     except ValueError as exc:
