@@ -102,6 +102,8 @@ def test_default_analyzers_publish_states_from_one_tracker_pass(clip_packets):
         _feed(engine, packets)
         for name in ("fatigue", "emotion", "vitals"):
             _wait_for(lambda n=name: engine.store.get(n).status != STATUS_STARTING, 30, f"{name} state")
+        # the tracker thread may still be on the last frame when the analyzers have spoken
+        _wait_for(lambda: engine.store.get("face").source_t >= packets[-1].t - 1e-9, 30, "face at the last frame")
         snapshot = engine.store.snapshot()
         face = snapshot["face"]
         assert face.status == STATUS_OK and face.state["face_present"] is True
