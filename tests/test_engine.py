@@ -163,6 +163,7 @@ def test_a_failing_analyzer_is_unavailable_while_the_rest_keep_running(clip_pack
         _wait_for(lambda: engine.store.get("emotion").status == STATUS_UNAVAILABLE, 10, "emotion unavailable")
         _feed(engine, packets[40:])
         _wait_for(lambda: len(working.times_) == len(packets), 10, "the working analyzer to finish")
+        _wait_for(lambda: engine.store.get("working").source_t >= packets[-1].t - 1e-9, 10, "its state published")
         snapshot = engine.store.snapshot()
         assert snapshot["emotion"].status == STATUS_UNAVAILABLE
         assert "injected failure" in snapshot["emotion"].error
