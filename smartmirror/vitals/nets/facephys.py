@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from smartmirror.vitals.nets.layers import (
-    SameConv2d,
+    SpatialBlock,
     StatefulPulseNet,
     approx_cos,
     approx_exp,
@@ -153,25 +153,11 @@ class SpatialSSMLayer(nn.Module):
         return F.relu6(self.conv2(x0)), {"norm": norm_state, "ssm": ssm_state}
 
 
-class SpatialSSMBlock(nn.Module):
-    """FacePhys ``SSCBlock``: 1x1 projection, two layers with a residual, 2x2 strided downsampling."""
+class SpatialSSMBlock(SpatialBlock):
+    """FacePhys ``SSCBlock``: 1x1 projection, two spatial SSM layers with a residual, 2x2 strided downsampling."""
 
     def __init__(self, in_channels: int, channels: int, height: int, width: int, n_layers: int = 2):
-        super().__init__()
-        self.in_proj = nn.Conv2d(in_channels, channels, 1, bias=False)
-        self.layers = nn.ModuleList(SpatialSSMLayer(channels, height, width) for _ in range(n_layers))
-        self.downsample = SameConv2d(channels, channels, 2, stride=2)
-
-    def init_state(self) -> list:
-        return [layer.init_state() for layer in self.layers]
-
-    def forward(self, x: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
-        x = x1 = self.in_proj(x)
-        new_state = []
-        for layer, layer_state in zip(self.layers, state, strict=True):
-            x, s = layer(x, layer_state)
-            new_state.append(s)
-        return self.downsample(x + x1), new_state
+        super().__init__(in_channels, channels, [SpatialSSMLayer(channels, height, width) for _ in range(n_layers)])
 
 
 class FacePhys(StatefulPulseNet):

@@ -90,6 +90,28 @@ def lower_triangular_decay(decay: torch.Tensor, length: int) -> tuple[torch.Tens
     return weights.to(decay.dtype), carry.to(decay.dtype)
 
 
+class SpatialBlock(nn.Module):
+    """The streaming networks' ``SSCBlock``: 1x1 projection, stateful layers with a residual, 2x2 strided
+    downsampling. Subclasses pass their layers (FacePhys: spatial SSM layers; ME: spatial Mamba layers)."""
+
+    def __init__(self, in_channels: int, channels: int, layers: list[nn.Module]):
+        super().__init__()
+        self.in_proj = nn.Conv2d(in_channels, channels, 1, bias=False)
+        self.layers = nn.ModuleList(layers)
+        self.downsample = SameConv2d(channels, channels, 2, stride=2)
+
+    def init_state(self) -> list:
+        return [layer.init_state() for layer in self.layers]
+
+    def forward(self, x: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
+        x = x1 = self.in_proj(x)
+        new_state = []
+        for layer, layer_state in zip(self.layers, state, strict=True):
+            x, s = layer(x, layer_state)
+            new_state.append(s)
+        return self.downsample(x + x1), new_state
+
+
 class StatefulPulseNet(nn.Module):
     """The shared skeleton of the streaming pulse networks (FacePhys, ME): spatial blocks per frame, a spatial
     mean, a projection, temporal state-space layers, and a linear readout; every layer carries a state across

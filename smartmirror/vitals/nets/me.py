@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smartmirror.vitals.nets.layers import SameConv2d, StatefulPulseNet, causal_depthwise_conv
+from smartmirror.vitals.nets.layers import SpatialBlock, StatefulPulseNet, causal_depthwise_conv
 
 CHUNK_FRAMES = 160
 
@@ -112,25 +112,11 @@ class SpatialMambaLayer(nn.Module):
         return F.relu(self.conv2(x0)), new_state
 
 
-class SpatialMambaBlock(nn.Module):
-    """ME ``SSCBlock``: 1x1 projection, two layers with a residual, 2x2 strided downsampling."""
+class SpatialMambaBlock(SpatialBlock):
+    """ME ``SSCBlock``: 1x1 projection, two spatial Mamba layers with a residual, 2x2 strided downsampling."""
 
     def __init__(self, in_channels: int, channels: int, n_layers: int = 2):
-        super().__init__()
-        self.in_proj = nn.Conv2d(in_channels, channels, 1, bias=False)
-        self.layers = nn.ModuleList(SpatialMambaLayer(channels) for _ in range(n_layers))
-        self.downsample = SameConv2d(channels, channels, 2, stride=2)
-
-    def init_state(self) -> list:
-        return [layer.init_state() for layer in self.layers]
-
-    def forward(self, x: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
-        x = x1 = self.in_proj(x)
-        new_state = []
-        for layer, layer_state in zip(self.layers, state, strict=True):
-            x, s = layer(x, layer_state)
-            new_state.append(s)
-        return self.downsample(x + x1), new_state
+        super().__init__(in_channels, channels, [SpatialMambaLayer(channels) for _ in range(n_layers)])
 
 
 class MENet(StatefulPulseNet):
