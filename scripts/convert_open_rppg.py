@@ -132,13 +132,19 @@ def _keras_name(base: str, index: int) -> str:
     return base if index == 0 else f"{base}_{index}"
 
 
+def _convert_block_ends(h5: h5py.File, out: dict[str, torch.Tensor], i: int) -> str:
+    """Block i's 1x1 input projection and strided downsampling (the same in FacePhys and ME); its h5 path."""
+    block = f"layers/sequential/layers/{_keras_name('ssc_block', i)}"
+    out[f"blocks.{i}.in_proj.weight"] = _dense_as_conv1x1(h5[f"{block}/in_proj/vars/0"][()])
+    out[f"blocks.{i}.downsample.weight"] = _conv2d(h5[f"{block}/ds/vars/0"][()])
+    out[f"blocks.{i}.downsample.bias"] = _t(h5[f"{block}/ds/vars/1"][()])
+    return block
+
+
 def convert_facephys(h5: h5py.File) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for i in range(4):
-        block = f"layers/sequential/layers/{_keras_name('ssc_block', i)}"
-        out[f"blocks.{i}.in_proj.weight"] = _dense_as_conv1x1(h5[f"{block}/in_proj/vars/0"][()])
-        out[f"blocks.{i}.downsample.weight"] = _conv2d(h5[f"{block}/ds/vars/0"][()])
-        out[f"blocks.{i}.downsample.bias"] = _t(h5[f"{block}/ds/vars/1"][()])
+        block = _convert_block_ends(h5, out, i)
         for j in range(2):
             src = f"{block}/ssc/layers/{_keras_name('ss_conv', j)}"
             dst = f"blocks.{i}.layers.{j}"
@@ -165,10 +171,7 @@ def convert_facephys(h5: h5py.File) -> dict[str, torch.Tensor]:
 def convert_me(h5: h5py.File, init_state: list) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for i in range(4):
-        block = f"layers/sequential/layers/{_keras_name('ssc_block', i)}"
-        out[f"blocks.{i}.in_proj.weight"] = _dense_as_conv1x1(h5[f"{block}/in_proj/vars/0"][()])
-        out[f"blocks.{i}.downsample.weight"] = _conv2d(h5[f"{block}/ds/vars/0"][()])
-        out[f"blocks.{i}.downsample.bias"] = _t(h5[f"{block}/ds/vars/1"][()])
+        block = _convert_block_ends(h5, out, i)
         for j in range(2):
             src = f"{block}/ssc/layers/{_keras_name('ss_conv', j)}"
             dst = f"blocks.{i}.layers.{j}"
