@@ -18,7 +18,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
+# Streamlit asks for an e-mail address on its very first run (not headless) and waits for an answer; answer it
+# once, as its own prompt would with an empty line, so `make run` starts unattended on a fresh machine.
+STREAMLIT_CREDENTIALS := $(HOME)/.streamlit/credentials.toml
+
 run: $(STAMP)
+	@test -f $(STREAMLIT_CREDENTIALS) || { mkdir -p $(dir $(STREAMLIT_CREDENTIALS)); \
+		printf '[general]\nemail = ""\n' > $(STREAMLIT_CREDENTIALS); }
 	$(VENV)/bin/streamlit run app.py --server.port 8501 --server.headless false
 
 test: $(STAMP)
