@@ -37,8 +37,8 @@ driver state monitoring.
 from __future__ import annotations
 
 import math
-from collections import deque
 import statistics
+from collections import deque
 from dataclasses import dataclass
 
 #: Closure level of PERCLOS's "eyes closed" (P80: at least 80 % closed).

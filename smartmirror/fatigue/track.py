@@ -55,7 +55,8 @@ class FaceTrack:
     presence : ndarray (n,) float32
         Face-detector confidence 0..1.
     skin_fraction : ndarray (n,) float32
-        Share of skin-coloured pixels in the forehead and cheek polygons.
+        Share of the forehead and cheek pixels that look like the person's skin (the obstruction test,
+        :func:`smartmirror.vitals.quality.roi_skin_fraction`).
     rgb : ndarray (n, 3) float32
         Mean R, G, B of the skin ROI (0..255).
     image_size : tuple of int
@@ -124,6 +125,7 @@ def record_track(path: str | Path, max_seconds: float | None = None) -> FaceTrac
     """Track a video with the app's FaceTracker and skin ROI; one row per decoded frame."""
     from smartmirror.face import FaceTracker
     from smartmirror.frames import read_video_packets
+    from smartmirror.vitals.quality import roi_skin_fraction
     from smartmirror.vitals.signal import skin_roi_mean_rgb
 
     ids = list(TRACK_LANDMARKS)
@@ -146,7 +148,7 @@ def record_track(path: str | Path, max_seconds: float | None = None) -> FaceTrac
             marks.append(face.landmarks_px[ids, :2])
             pose.append((face.yaw_deg, face.pitch_deg, face.roll_deg))
             presence.append(face.presence_score)
-            skin.append(sample.skin_fraction)
+            skin.append(roi_skin_fraction(packet.image, face))
             rgb.append(sample.rgb)
     return FaceTrack(
         times_s=np.asarray(times, np.float64),

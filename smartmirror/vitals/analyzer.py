@@ -8,6 +8,7 @@ Memory is bounded by ``max_seconds`` of per-frame numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections import deque
@@ -111,6 +112,7 @@ class VitalsAnalyzer:
         self.cropper_ = _learned_cropper(self.method_) if self.crops_ is not None else None
         self.tracker_ = heart.HeartRateTracker()
         self.smoother_ = LandmarkSmoother()
+        self.motion_ = quality.FaceMotionLiveness(window_s=30.0 if self.live else self.max_seconds)
         self.resting_ = stress.RestingHeartRate()
         self.calibration_ = spo2.load_calibration(self.spo2_calibration_path)
         self.next_update_t_: float | None = None
@@ -166,6 +168,7 @@ class VitalsAnalyzer:
             log.debug("vitals: frame at %.3f s is not after %.3f s; ignored", t, self.times_[-1])
             return self.state_
         message = quality.presence_message(None if face is None else face.presence_score)
+        self.motion_.update(t, face)
         crop = None
         if self.cropper_ is not None:  # the learned methods' own stable crop, fed every frame
             crop, _ = self.cropper_.update(packet, face)
@@ -176,9 +179,9 @@ class VitalsAnalyzer:
             sample = skin_roi_mean_rgb(packet.image, self.smoother_.update(face.landmarks_px))
             if self.crops_ is not None and (crop is None or self.cropper_ is None):
                 crop = face_crop(packet.image, face, self.method_.input_size or (72, 72))
-            self._append(t, sample.rgb, float(face.presence_score), sample.skin_fraction,
-                         face_vertical_position(face), crop)
-            message = quality.presence_message(face.presence_score, sample.skin_fraction)
+            skin = quality.roi_skin_fraction(packet.image, face)  # obstruction: this person's skin, any light
+            self._append(t, sample.rgb, float(face.presence_score), skin, face_vertical_position(face), crop)
+            message = quality.presence_message(face.presence_score, skin)
             if self.last_face_t_ is not None and t - self.last_face_t_ > TRACK_RESET_GAP_S:
                 self.tracker_.reset()
             if self.last_face_t_ is None or t - self.last_face_t_ > pipeline.MAX_GAP_S:
@@ -293,7 +296,8 @@ class VitalsAnalyzer:
             "spo2_percent": None if oxygen is None else oxygen.percent,
             "spo2_calibrated": self.calibration_.calibrated,
             "stress": None if stress_estimate is None else stress_estimate.report(),
-            "liveness": None if reading is None else bool(reading.confidence >= heart.CONFIDENCE_GATE),
+            "liveness": quality.combined_liveness(
+                None if reading is None else bool(reading.confidence >= heart.CONFIDENCE_GATE), self.motion_.live()),
             "method": self.method_.name,
         }
 
@@ -309,5 +313,6 @@ class VitalsAnalyzer:
         if trace.frames == 0:
             return None
         resting = self.resting_heart_rate_bpm if self.resting_heart_rate_bpm is not None else self.resting_.resting_bpm
-        return pipeline.analyze_trace(trace, method=self.method_.name, resting_heart_rate_bpm=resting,
-                                      spo2_calibration=self.calibration_)
+        result = pipeline.analyze_trace(trace, method=self.method_.name, resting_heart_rate_bpm=resting,
+                                        spo2_calibration=self.calibration_)
+        return dataclasses.replace(result, liveness=quality.combined_liveness(result.liveness, self.motion_.live()))
