@@ -37,7 +37,7 @@ import numpy as np
 from smartmirror.face import FaceObservation
 from smartmirror.fatigue.features import LEFT_EYE_EAR, RIGHT_EYE_EAR, eye_aspect_ratio, mouth_aspect_ratio
 from smartmirror.vitals.heart import CONFIDENCE_GATE, HeartRateReading
-from smartmirror.vitals.signal import region_polygons
+from smartmirror.vitals.signal import SKIN_CB_RANGE, SKIN_CR_RANGE, region_polygons
 
 #: Face-detector confidence below which a frame counts as obstructed (MediaPipe's own detection threshold).
 MIN_PRESENCE_SCORE = 0.5
@@ -51,7 +51,7 @@ SKIN_MIN_CR_MINUS_CB = 3.0
 SKIN_MIN_CR = 126.0
 #: Pixels darker than this fraction of the ROI's median luma (hair, brows, glasses frames, shadow) or brighter
 #: than :data:`GLARE_LUMA` are not skin.
-DARK_LUMA_FRACTION = 0.6
+DARK_LUMA_FRACTION = 0.45
 GLARE_LUMA = 250
 #: Share of face frames that may be obstructed before the report says so.
 MAX_OBSTRUCTED_SHARE = 0.2
@@ -67,13 +67,11 @@ class FaceQuality:
 
 
 def roi_skin_fraction(image_bgr: np.ndarray, face: FaceObservation | np.ndarray) -> float:
-    """Share (0..1) of the forehead and cheek pixels that look like this person's skin.
+    """Share (0..1) of the forehead and cheek pixels that look like this person's skin (:func:`skin_share`).
 
-    The reference is the median chrominance of the ROI pixels that are neither dark nor glare; a pixel is skin
-    when it is neither and its Cr and Cb lie within :data:`SKIN_CHROMA_RADIUS` of that reference. Hair, glasses
-    frames, a hand's shadow, a scarf or a mask over part of the ROI fall outside; the camera's white balance, the
-    light's colour and the person's skin tone do not matter. When the reference itself is not skin-like (a mask
-    or a cloth over the whole ROI) the share is 0.
+    Hair, glasses frames, a hand's shadow, a scarf or a mask over part of the ROI fall outside; the camera's
+    white balance, the light's colour and the person's skin tone do not. A cloth of skin-like colour is skin to
+    this test (as to any colour test).
     """
     landmarks = face.landmarks_px if isinstance(face, FaceObservation) else np.asarray(face)
     height, width = image_bgr.shape[:2]
@@ -85,18 +83,31 @@ def roi_skin_fraction(image_bgr: np.ndarray, face: FaceObservation | np.ndarray)
         return 0.0
     inside = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
     cv2.fillPoly(inside, [np.round(p - [x0, y0]).astype(np.int32) for p in polygons], 1)
-    pixels = cv2.cvtColor(image_bgr[y0:y1, x0:x1], cv2.COLOR_BGR2YCrCb)[inside > 0].astype(np.float32)
+    return skin_share(cv2.cvtColor(image_bgr[y0:y1, x0:x1], cv2.COLOR_BGR2YCrCb)[inside > 0])
+
+
+def skin_share(ycrcb: np.ndarray) -> float:
+    """Share (0..1) of YCrCb pixels (shape (n, 3)) that look like skin, in any light.
+
+    A pixel is skin when it is neither dark (below :data:`DARK_LUMA_FRACTION` of the median luma) nor glare, and
+    its chrominance lies in the pulse ROI's skin box (Chai & Ngan, white-ish light) *or* within
+    :data:`SKIN_CHROMA_RADIUS` of the pixels' own median chrominance, when that median is skin-like
+    (:data:`SKIN_MIN_CR`, :data:`SKIN_MIN_CR_MINUS_CB`): the second test keeps a face under a bluish white
+    balance or a dim warm lamp, which the box alone rejects.
+    """
+    pixels = np.asarray(ycrcb, dtype=np.float32).reshape(-1, 3)
     if len(pixels) == 0:
         return 0.0
     luma = pixels[:, 0]
     lit = (luma >= DARK_LUMA_FRACTION * np.median(luma)) & (luma <= GLARE_LUMA)
     if not lit.any():
         return 0.0
-    cr_ref, cb_ref = np.median(pixels[lit, 1]), np.median(pixels[lit, 2])
-    if cr_ref < SKIN_MIN_CR or cr_ref - cb_ref < SKIN_MIN_CR_MINUS_CB:
-        return 0.0
-    near = (np.abs(pixels[:, 1] - cr_ref) <= SKIN_CHROMA_RADIUS) & (np.abs(pixels[:, 2] - cb_ref) <= SKIN_CHROMA_RADIUS)
-    return float(np.count_nonzero(lit & near) / len(pixels))
+    cr, cb = pixels[:, 1], pixels[:, 2]
+    skin = (cr >= SKIN_CR_RANGE[0]) & (cr <= SKIN_CR_RANGE[1]) & (cb >= SKIN_CB_RANGE[0]) & (cb <= SKIN_CB_RANGE[1])
+    cr_ref, cb_ref = np.median(cr[lit]), np.median(cb[lit])
+    if cr_ref >= SKIN_MIN_CR and cr_ref - cb_ref >= SKIN_MIN_CR_MINUS_CB:
+        skin |= (np.abs(cr - cr_ref) <= SKIN_CHROMA_RADIUS) & (np.abs(cb - cb_ref) <= SKIN_CHROMA_RADIUS)
+    return float(np.count_nonzero(lit & skin) / len(pixels))
 
 
 def frame_obstructed(presence_score: float, skin_fraction: float) -> bool:
