@@ -91,3 +91,24 @@ def test_mouth_motion_counts_speech_reversals_not_noise():
         talk.update(float(ti), 0.33 + 0.1 * (0.5 - 0.5 * np.cos(2 * np.pi * 4 * ti)))
     assert not still.talking(4.0) and len(still.reversals) == 0
     assert talk.talking(4.0) and talk.count_between(0, 4) >= 25
+
+
+def test_mouth_motion_tells_syllable_rhythm_from_the_jitter_of_a_held_open_mouth():
+    """A mouth held open at MAR 1.3 with FaceMesh-like frame jitter (+-0.1) is not speech; 0.35 <-> 0.7 at
+    4-6 syllables a second is, and so is the slow 1 Hz talk of a drawl; a 0.3 Hz opening and closing is not."""
+    rng = np.random.default_rng(1)
+    times = np.arange(0, 6, 1 / 30)
+    held, jittery_talk = MouthMotion(), MouthMotion()
+    for ti in times:
+        held.update(float(ti), 1.3 + rng.uniform(-0.1, 0.1), baseline=0.4)
+        rate = 4.0 + 2.0 * (ti > 3)
+        jittery_talk.update(float(ti), 0.35 + 0.35 * (0.5 - 0.5 * np.cos(2 * np.pi * rate * ti))
+                            + rng.normal(0, 0.02), baseline=0.35)
+    assert held.count_between(0, 6) <= 2 and not held.talking(6.0)
+    assert jittery_talk.talking(6.0) and jittery_talk.count_between(0, 6) >= 30
+    drawl, slow = MouthMotion(), MouthMotion()
+    for ti in times:
+        drawl.update(float(ti), 0.35 + 0.3 * (0.5 - 0.5 * np.cos(2 * np.pi * 1.2 * ti)), baseline=0.35)
+        slow.update(float(ti), 0.35 + 0.8 * (0.5 - 0.5 * np.cos(2 * np.pi * 0.3 * ti)), baseline=0.35)
+    assert drawl.talking(6.0)
+    assert slow.count_between(0, 6) == 0 and not slow.talking(6.0)
