@@ -107,3 +107,10 @@ def test_blinks_and_perclos_on_a_real_webcam_face_and_on_a_still_frame():
     _, still = run(load("still_physrecorder_frame"))
     assert still[-1]["blinks"] == 0 and still[-1]["perclos"] == 0.0
     assert not any(s["talking"] for s in still)
+
+
+def test_a_yawn_still_open_when_the_clip_ends_counts_in_the_report():
+    """The clip cut 2.3 s into the driver's yawn (24.7-27.8 s): the live count waits, the report counts it."""
+    analyzer, states = run(load("yawdd_11_female_sunglasses_talking_yawning").clip(14.0, 27.0))
+    assert states[-1]["yawns"] == 0 and states[-1]["yawning"] is True
+    assert analyzer.summary()["yawns"] == 1

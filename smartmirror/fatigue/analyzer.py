@@ -419,7 +419,7 @@ class FatigueAnalyzer:
             microsleeps=self.events_["microsleep"].total,
             long_closures=self.events_["long_closure"].total,
             eye_window_s=face_s,
-            yawns=self.events_["yawn"].total,
+            yawns=self.events_["yawn"].total + int(self.yawns_.pending_yawn()),  # one open as the clip ends
             nods=self.events_["nod"].total,
             slow_window_s=face_s,
         )

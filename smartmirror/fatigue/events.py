@@ -466,6 +466,13 @@ class YawnDetector:
                                 and not self._speech(self._start, end))
         return counted
 
+    def pending_yawn(self) -> bool:
+        """Whether the open spell in progress would count as a yawn if it ended now (the end of a clip)."""
+        if self._start is None or self._last is None:
+            return False
+        end = self._below_since if self._below_since is not None else self._last[0]
+        return self.min_duration_s <= end - self._start <= self.max_duration_s and not self._speech(self._start, end)
+
     def talking(self, now: float) -> bool:
         """Speech-like mouth motion in the last seconds (never during a yawn)."""
         return self.motion.talking(now) and not self.yawning_now
