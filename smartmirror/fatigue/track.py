@@ -77,8 +77,8 @@ class FaceTrack:
 
     def save(self, path: str | Path) -> None:
         """Write a compressed .npz (landmarks as sub-pixel int16 offsets from each frame's centre)."""
-        centre = np.nanmean(self.landmarks_px, axis=1)
-        centre = np.where(self.face_found[:, None], centre, 0.0)
+        centre = np.zeros((len(self), 2))
+        centre[self.face_found] = self.landmarks_px[self.face_found].mean(axis=1)
         offsets = np.nan_to_num(self.landmarks_px - centre[:, None, :]) * _SUBPIXEL
         np.savez_compressed(
             path,
