@@ -30,6 +30,7 @@ DEFAULT_CODES = {
     415: "unsupported_media_type",
     422: "invalid_request",
     429: "too_many_requests",
+    431: "headers_too_large",
     500: "internal_error",
     503: "unavailable",
     504: "timeout",

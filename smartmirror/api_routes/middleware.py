@@ -75,7 +75,13 @@ class RequestGuard:
         await error_response(status, code, message, headers)(scope, receive, send)
 
     def _cross_site(self, scope: Scope, headers: Headers) -> tuple[int, str, str] | None:
-        """(status, code, message) when the Host, Origin or content type is not allowed, else None."""
+        """(status, code, message) when the headers are too large, or the Host, Origin or content type is not
+        allowed, else None."""
+        size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+        size += sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+        if size > self.settings.max_header_bytes:
+            return 431, "headers_too_large", (f"The request line and headers are {size} bytes; the limit is "
+                                              f"{self.settings.max_header_bytes} (SMARTMIRROR_MAX_HEADER_BYTES)")
         host_header = headers.get("host")
         if host_header is not None and not host_allowed(host_header, self.settings.allowed_hosts):
             return 403, "host_not_allowed", (f"Host {host_header[:100]!r} is not an allowed name of this server "
