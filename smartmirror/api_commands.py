@@ -36,7 +36,11 @@ def serve(
         typer.echo(f"warning: serving on {host} without SMARTMIRROR_API_KEY; anyone who can reach it may use it",
                    err=True)
     settings = _hosts_for_bind(settings, host)
-    uvicorn.Server(uvicorn_config(create_app(settings), settings, host=host, port=port, log_level="info")).run()
+    server = uvicorn.Server(uvicorn_config(create_app(settings), settings, host=host, port=port, log_level="info"))
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the captured Ctrl-C after its clean shutdown
+        pass
 
 
 def _hosts_for_bind(settings, host: str):
