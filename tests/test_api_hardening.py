@@ -275,3 +275,27 @@ def test_an_expired_session_answers_410_before_its_image_is_looked_at(client):
                  "session_expired")
     assert_error(client.post(f"/sessions/{sid}/frames:batch", json={"frames": [{"image_data": "AAAA"}]}), 410,
                  "session_expired")
+
+
+def test_a_clip_past_its_time_limit_stops_its_worker_and_frees_the_slot(synth_clip):
+    from smartmirror.api import create_app
+    from smartmirror.api_commands import running_server
+    from smartmirror.api_settings import ApiSettings
+
+    clip_dir, _ = synth_clip(duration_s=12.0, fps=30.0, width=320, height=240, heart_rate_bpm=70.0, seed=3)
+    data = (clip_dir / "vid.avi").read_bytes()
+    app = create_app(ApiSettings(video_timeout_s=2.0))
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        state = app.state.api
+        start = time.perf_counter()
+        response = client.post("/analyze-video", files={"file": ("vid.avi", data, "video/x-msvideo")})
+        answered = time.perf_counter() - start
+        assert_error(response, 504, "timeout")
+        deadline = time.monotonic() + 5
+        while state.videos_running and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stopped = time.perf_counter() - start
+        assert state.videos_running == 0 and stopped - answered < 2.0, (answered, stopped)  # ran on before
+        assert list(state.upload_dir.iterdir()) == []
+        again = client.post("/analyze-video", files={"file": ("vid.avi", data[:5000], "video/x-msvideo")})
+        assert again.json()["error"]["code"] != "analyses_busy"          # the slot is free for the next clip
