@@ -141,7 +141,11 @@ def probe_expired_then_bad_image(server) -> dict:
     return {"status": response.status_code, "code": _err(response)}
 
 
-PROBES = {"png_bomb": probe_png_bomb, "batch": probe_batch, "big_clip": probe_big_clip,
+def probe_batch_within_limits(server) -> dict:
+    return probe_batch(server, frames=10)
+
+
+PROBES = {"png_bomb": probe_png_bomb, "batch": probe_batch, "batch_10": probe_batch_within_limits, "big_clip": probe_big_clip,
           "cross_site": probe_cross_site, "slowloris": probe_slowloris, "docs": probe_docs_mismatch,
           "expired": probe_expired_then_bad_image}
 

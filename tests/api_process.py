@@ -89,7 +89,12 @@ class ServerProcess:
 @contextmanager
 def serve_process(tmp_dir: Path, env: dict[str, str] | None = None, start_timeout_s: float = 90.0,
                   host: str = "127.0.0.1", pythonpath: str | None = None) -> Iterator[ServerProcess]:
-    """``smartmirror serve --port N`` in a child process; stopped (SIGTERM, then SIGKILL) when the block ends."""
+    """``smartmirror serve --port N`` in a child process; stopped (SIGTERM, then SIGKILL) when the block ends.
+
+    ``pythonpath`` (default ``$SMARTMIRROR_TEST_SERVE_PYTHONPATH``) runs the server from another checkout, e.g. a
+    copy of an older main, to see which of the hardening tests it fails.
+    """
+    pythonpath = pythonpath or os.environ.get("SMARTMIRROR_TEST_SERVE_PYTHONPATH")
     port = free_port()
     log_path = Path(tmp_dir) / f"serve-{port}.log"
     child_env = {**os.environ, "TMPDIR": str(tmp_dir), **(env or {})}
