@@ -101,8 +101,10 @@ def serve_process(tmp_dir: Path, env: dict[str, str] | None = None, start_timeou
     if pythonpath is not None:
         child_env["PYTHONPATH"] = pythonpath
     with open(log_path, "wb") as log_file:
+        # run from tmp_dir when another checkout is asked for (``python -c`` puts the working folder first)
         process = subprocess.Popen([sys.executable, "-c", SERVE, "--host", host, "--port", str(port)],
-                                   stdout=log_file, stderr=subprocess.STDOUT, env=child_env)
+                                   stdout=log_file, stderr=subprocess.STDOUT, env=child_env,
+                                   cwd=tmp_dir if pythonpath is not None else None)
     server = ServerProcess(f"http://{host}:{port}", process, log_path)
     try:
         deadline = time.monotonic() + start_timeout_s
