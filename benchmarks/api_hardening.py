@@ -145,7 +145,8 @@ def probe_batch_within_limits(server) -> dict:
     return probe_batch(server, frames=10)
 
 
-PROBES = {"png_bomb": probe_png_bomb, "batch": probe_batch, "batch_10": probe_batch_within_limits, "big_clip": probe_big_clip,
+PROBES = {"png_bomb": probe_png_bomb, "batch": probe_batch, "batch_10": probe_batch_within_limits,
+          "big_clip": probe_big_clip,
           "cross_site": probe_cross_site, "slowloris": probe_slowloris, "docs": probe_docs_mismatch,
           "expired": probe_expired_then_bad_image}
 

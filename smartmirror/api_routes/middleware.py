@@ -74,7 +74,7 @@ class RequestGuard:
                       headers: dict[str, str] | None = None) -> None:
         await error_response(status, code, message, headers)(scope, receive, send)
 
-    def _cross_site(self, scope: Scope, headers: Headers) -> tuple[int, str, str] | None:
+    def _refusal(self, scope: Scope, headers: Headers) -> tuple[int, str, str] | None:
         """(status, code, message) when the headers are too large, or the Host, Origin or content type is not
         allowed, else None."""
         size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
@@ -104,7 +104,7 @@ class RequestGuard:
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
         path = scope["path"]
-        refused = self._cross_site(scope, headers)
+        refused = self._refusal(scope, headers)
         if refused is not None:
             await self._refuse(scope, receive, send, *refused)
             return
