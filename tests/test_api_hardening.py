@@ -97,7 +97,7 @@ def test_batches_decode_one_frame_at_a_time_and_bound_their_pixels(server, clien
 
 
 def test_an_8k_clip_is_refused_from_its_container_in_a_second(server, client, tmp_root):
-    clip = make_clip(tmp_root / "8k.mp4", "7680x4320", 2, 10)
+    clip = make_clip(tmp_root / "8k.mp4", "7680x4320", 1, 5)
     with server.peak_rss() as rss:
         start = time.perf_counter()
         response = client.post("/analyze-video", files={"file": ("8k.mp4", clip.read_bytes(), "video/mp4")})
@@ -128,6 +128,7 @@ def _fds_into(pid: int, folder: Path) -> list[str]:
     return links
 
 
+@pytest.mark.slow
 def test_kill_9_during_an_analysis_leaves_nothing_after_the_next_start(tmp_path, synth_clip):
     clip_dir, _ = synth_clip(duration_s=12.0, fps=30.0, width=320, height=240, heart_rate_bpm=70.0, seed=3)
     data = (clip_dir / "vid.avi").read_bytes()
@@ -277,6 +278,7 @@ def test_an_expired_session_answers_410_before_its_image_is_looked_at(client):
                  "session_expired")
 
 
+@pytest.mark.slow
 def test_a_clip_past_its_time_limit_stops_its_worker_and_frees_the_slot(synth_clip):
     from smartmirror.api import create_app
     from smartmirror.api_commands import running_server
