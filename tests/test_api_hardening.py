@@ -25,7 +25,7 @@ from api_process import serve_process
 from image_bombs import png_bomb
 
 ENV = {"SMARTMIRROR_SESSION_EXPIRY_S": "3", "SMARTMIRROR_SWEEP_INTERVAL_S": "1",
-       "SMARTMIRROR_HEADER_TIMEOUT_S": "2", "SMARTMIRROR_KEEP_ALIVE_S": "2"}
+       "SMARTMIRROR_HEADER_TIMEOUT_S": "2", "SMARTMIRROR_KEEP_ALIVE_S": "2", "SMARTMIRROR_MAX_CONNECTIONS": "100"}
 
 
 def b64(data: bytes) -> str:
@@ -188,7 +188,8 @@ def test_half_sent_requests_are_closed_and_headers_are_bounded(server, client):
         sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         sock.sendall(b"POST /sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
         socks.append(sock)
-    assert client.get("/health").status_code == 200         # the server still answers meanwhile
+    busy = httpx.get(server.url + "/health", timeout=10)     # 100 connections open: the cap answers
+    assert busy.status_code == 503, busy.text
     deadline = time.monotonic() + 8                          # header deadline 2 s here (10 s by default)
     closed: set[int] = set()
     while len(closed) < len(socks) and time.monotonic() < deadline:
@@ -207,6 +208,7 @@ def test_half_sent_requests_are_closed_and_headers_are_bounded(server, client):
     for sock in socks:
         sock.close()
     assert len(closed) == 100                               # 0 of 500 closed after 40 s before
+    assert httpx.get(server.url + "/health", timeout=10).status_code == 200   # and new clients get in again
 
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n")
