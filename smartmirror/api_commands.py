@@ -59,16 +59,16 @@ def _hosts_for_bind(settings, host: str):
 
 
 def uvicorn_config(app, settings, **options):
-    """uvicorn's config with the API's connection limits: h11 with a header-size bound, a deadline for the
-    request line and headers (slowloris), a keep-alive timeout and a connection cap."""
+    """uvicorn's config with the API's connection limits: a deadline and a size bound for the request line and
+    headers (slowloris), a keep-alive timeout and a connection cap."""
     import uvicorn
 
-    from smartmirror.api_routes.protocol import guarded_h11_protocol
+    from smartmirror.api_routes.protocol import guarded_protocol
 
     options.setdefault("timeout_graceful_shutdown", 10)
     return uvicorn.Config(
         app,
-        http=guarded_h11_protocol(settings.header_timeout_s),
+        http=guarded_protocol(settings.header_timeout_s, settings.max_header_bytes),
         h11_max_incomplete_event_size=settings.max_header_bytes,
         timeout_keep_alive=settings.keep_alive_s,
         limit_concurrency=settings.max_connections,

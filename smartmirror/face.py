@@ -201,10 +201,6 @@ class FaceTracker:
         # The full-range detector (faces up to ~5 m): FaceMesh's own short-range detector misses faces narrower
         # than about a tenth of a wide frame; this one finds them, and the crop mesh below measures them.
         self._detector = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.3)
-        self._crop_mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-            min_detection_confidence=self.min_detection_confidence,
-        )
 
     def _detect(self, image_rgb: np.ndarray) -> tuple[float, int]:
         """Best face-detector score and the number of confident detections."""
@@ -232,6 +228,13 @@ class FaceTracker:
         if x1 - x0 < 16 or y1 - y0 < 16:
             return None
         crop = np.ascontiguousarray(image_rgb[y0:y1, x0:x1])
+        if self._crop_mesh is None:  # made on first need: most trackers never see a small face
+            import mediapipe as mp
+
+            self._crop_mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                min_detection_confidence=self.min_detection_confidence,
+            )
         faces = self._crop_mesh.process(crop).multi_face_landmarks or []
         if not faces:
             return None
@@ -299,6 +302,7 @@ class FaceTracker:
         if self._mesh is not None:
             self._mesh.close()
             self._detector.close()
+        if self._crop_mesh is not None:
             self._crop_mesh.close()
         self._mesh = None
         self._detector = None
