@@ -16,11 +16,11 @@ import json
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-_STALE_MESSAGE = "malformed, or request line and headers too large"
+_HINT = "malformed, or request line and headers too large"
 
 
 def _json_400(msg: str) -> bytes:
-    return json.dumps({"error": {"code": "bad_http_request", "message": f"{msg} ({_STALE_MESSAGE})"}}).encode()
+    return json.dumps({"error": {"code": "bad_http_request", "message": f"{msg} ({_HINT})"}}).encode()
 
 
 class _HeaderDeadline:
