@@ -7,7 +7,12 @@ light: ``times, signal = smartmirror.extract_rppg_signal(video_path, method="pos
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
+
+# OpenCV reads its image-decoder pixel limit once, when it loads: cap it (default 2^30 pixels, ~3 GB a decode)
+# before any part of SmartMirror imports cv2. The REST API also checks each image's size from its header first.
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(8192 * 8192))
 
 if TYPE_CHECKING:
     from smartmirror.dataset import evaluate_dataset

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse
 
 from smartmirror.api_routes import clips, sessions, system
-from smartmirror.api_routes.errors import error_response, install_error_handlers
+from smartmirror.api_routes.errors import error_response, error_responses, install_error_handlers
 from smartmirror.api_routes.metrics import ApiMetrics
 from smartmirror.api_routes.middleware import DOCS_STATIC_PATH, JsonCORSMiddleware, RequestGuard
 from smartmirror.api_routes.state import ApiState, package_version
@@ -103,6 +103,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         docs_url=None if local_docs else "/docs",
         redoc_url=None,
     )
+    app.state.settings = settings
     if local_docs:
         _serve_docs_offline(app, local_docs)
     install_error_handlers(app)
@@ -116,10 +117,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             allow_headers=["Content-Type", "X-API-Key"],
             max_age=600,
         )
-    app.include_router(system.router)
-    app.include_router(sessions.router)
-    app.include_router(sessions.seed_router)
-    app.include_router(clips.router)
+    guard_errors = error_responses(400, 403, 413, 415, 504)  # what the middleware may answer on any route
+    for router in (system.router, sessions.router, sessions.seed_router, clips.router):
+        app.include_router(router, responses=guard_errors)
     if settings.api_key:
         _document_api_key(app)
     return app

@@ -31,6 +31,7 @@ import numpy as np
 from smartmirror.analyzer import Analyzer
 from smartmirror.api_settings import ApiSettings
 from smartmirror.face import FaceObservation, FaceTracker
+from smartmirror.face_choice import choose_face
 from smartmirror.frames import FramePacket
 
 log = logging.getLogger(__name__)
@@ -166,11 +167,12 @@ class FrameOutcome:
 
     frame_index: int
     t: float
-    face: FaceObservation | None                 # the main face, when exactly one usable face was seen
-    num_faces: int
+    face: FaceObservation | None                 # the measured face (the largest when several were seen)
+    num_faces: int                               # faces seen in the frame
     states: dict[str, dict[str, Any] | None]     # plain-JSON copies of the analyzers' states
-    error_code: str | None = None                # "no_face" or "multiple_faces"
+    error_code: str | None = None                # "no_face"
     error_message: str | None = None
+    warning: dict[str, str] | None = None        # {"code": "several_faces", "message"} (see face_choice)
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -252,23 +254,20 @@ class Session:
     def process(self, image_bgr: np.ndarray, timestamp_s: float | None) -> FrameOutcome:
         """Run one frame through the tracker and every analyzer (call with :attr:`lock` held).
 
-        A frame with no face or with several faces still reaches the analyzers (as ``face=None``: a gap in the
-        measurement) and is reported in ``error_code``.
+        A frame without a face still reaches the analyzers (as ``face=None``: a gap in the measurement) and is
+        reported in ``error_code``; with several faces the largest is measured and ``warning`` says so
+        (:func:`smartmirror.face_choice.choose_face`, the rule the clip report and the live engine follow too).
         """
         t = self.frame_time(timestamp_s)
         packet = FramePacket(t=t, image=image_bgr, index=self.frames_received)
         timings: dict[str, float] = {}
         start = time.perf_counter()
-        observed = self.tracker.process(image_bgr)
+        choice = choose_face(self.tracker.process(image_bgr))  # several faces: the largest, flagged
         timings["face"] = time.perf_counter() - start
-        num_faces = 0 if observed is None else observed.num_faces
-        face = observed if num_faces == 1 else None
+        face = choice.face
         error_code = error_message = None
-        if observed is None:
+        if face is None:
             error_code, error_message = "no_face", "No face found in the image"
-        elif num_faces > 1:
-            error_code = "multiple_faces"
-            error_message = f"{num_faces} faces in the image; the mirror measures one person at a time"
         states: dict[str, dict[str, Any] | None] = {}
         fatigue_state = None
         for name, analyzer in self.analyzers.items():
@@ -297,8 +296,8 @@ class Session:
         self.frames_with_face += face is not None
         self._remember(FrameRecord(t=t, face_detected=face is not None))
         return FrameOutcome(
-            frame_index=packet.index, t=t, face=face, num_faces=num_faces, states=states,
-            error_code=error_code, error_message=error_message, timings_s=timings,
+            frame_index=packet.index, t=t, face=face, num_faces=choice.faces_seen, states=states,
+            error_code=error_code, error_message=error_message, warning=choice.warning, timings_s=timings,
         )
 
     def _remember(self, record: FrameRecord) -> None:

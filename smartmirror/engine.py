@@ -42,6 +42,7 @@ import numpy as np
 
 from smartmirror.analyzer import Analyzer
 from smartmirror.face import FaceObservation, FaceTracker
+from smartmirror.face_choice import choose_face
 from smartmirror.frames import FrameBuffer, FramePacket
 
 log = logging.getLogger(__name__)
@@ -571,11 +572,14 @@ class Engine:
         else:
             self._overlay = Overlay(None, {}, packet.t, (height, width))
         self._last_source_t = packet.t
+        choice = choose_face(face)
         self.store.put(
             "face",
             {
                 "face_present": face is not None,
-                "num_faces": 0 if face is None else face.num_faces,
+                "num_faces": choice.faces_seen,
+                "faces_seen": choice.faces_seen,
+                "warning": choice.warning,   # several faces: the largest is measured, and the user is told
                 "presence_score": None if face is None else round(face.presence_score, 3),
                 "yaw_deg": None if face is None else round(face.yaw_deg, 1),
                 "pitch_deg": None if face is None else round(face.pitch_deg, 1),

@@ -181,6 +181,7 @@ class FaceTracker:
         self._lock = threading.Lock()
         self._mesh = None
         self._detector = None
+        self._crop_mesh = None
         self._frames_seen = 0
         self._last_score = 0.0
         self._last_detected = 0
@@ -197,7 +198,9 @@ class FaceTracker:
             min_detection_confidence=self.min_detection_confidence,
             min_tracking_confidence=self.min_tracking_confidence,
         )
-        self._detector = mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.3)
+        # The full-range detector (faces up to ~5 m): FaceMesh's own short-range detector misses faces narrower
+        # than about a tenth of a wide frame; this one finds them, and the crop mesh below measures them.
+        self._detector = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.3)
 
     def _detect(self, image_rgb: np.ndarray) -> tuple[float, int]:
         """Best face-detector score and the number of confident detections."""
@@ -206,6 +209,39 @@ class FaceTracker:
             return 0.0, 0
         scores = [float(d.score[0]) for d in detections]
         return max(scores), sum(score >= 0.5 for score in scores)
+
+    def _small_face(self, image_rgb: np.ndarray) -> tuple[np.ndarray, float, int] | None:
+        """A face FaceMesh missed on the whole frame: the full-range detector's largest face, meshed on a crop
+        twice its size. Returns (landmarks_px, score, detected) or None."""
+        height, width = image_rgb.shape[:2]
+        detections = self._detector.process(image_rgb).detections or []
+        detections = [d for d in detections if d.score[0] >= self.min_detection_confidence]
+        if not detections:
+            return None
+        boxes = [d.location_data.relative_bounding_box for d in detections]
+        best = int(np.argmax([b.width * b.height for b in boxes]))
+        box = boxes[best]
+        side = 2.0 * max(box.width * width, box.height * height)
+        cx, cy = (box.xmin + box.width / 2) * width, (box.ymin + box.height / 2) * height
+        x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+        x1, y1 = int(min(width, cx + side / 2)), int(min(height, cy + side / 2))
+        if x1 - x0 < 16 or y1 - y0 < 16:
+            return None
+        crop = np.ascontiguousarray(image_rgb[y0:y1, x0:x1])
+        if self._crop_mesh is None:  # made on first need: most trackers never see a small face
+            import mediapipe as mp
+
+            self._crop_mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                min_detection_confidence=self.min_detection_confidence,
+            )
+        faces = self._crop_mesh.process(crop).multi_face_landmarks or []
+        if not faces:
+            return None
+        crop_w, crop_h = x1 - x0, y1 - y0
+        landmarks = np.array([(p.x, p.y, p.z) for p in faces[0].landmark], dtype=np.float32)
+        landmarks = landmarks * np.array([crop_w, crop_h, crop_w], np.float32) + np.array([x0, y0, 0], np.float32)
+        return landmarks, max(float(d.score[0]) for d in detections), len(detections)
 
     def process(self, image_bgr: np.ndarray) -> FaceObservation | None:
         """Track the face in one BGR uint8 frame; None when no face is seen.
@@ -225,17 +261,21 @@ class FaceTracker:
             self._ensure_models()
             result = self._mesh.process(image_rgb)
             faces = result.multi_face_landmarks or []
-            if not faces:
+            if faces:
+                if self.static_image_mode or self._frames_seen % self.score_every == 0:
+                    self._last_score, self._last_detected = self._detect(image_rgb)
+                self._frames_seen += 1
+                score, detected = self._last_score, self._last_detected
+                scale = np.array([width, height, width], dtype=np.float32)
+                all_landmarks = [
+                    np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float32) * scale for face in faces
+                ]
+            else:
                 self._frames_seen = 0
-                return None
-            if self.static_image_mode or self._frames_seen % self.score_every == 0:
-                self._last_score, self._last_detected = self._detect(image_rgb)
-            self._frames_seen += 1
-            score, detected = self._last_score, self._last_detected
-        scale = np.array([width, height, width], dtype=np.float32)
-        all_landmarks = [
-            np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float32) * scale for face in faces
-        ]
+                small = self._small_face(image_rgb)
+                if small is None:
+                    return None
+                all_landmarks, score, detected = [small[0]], small[1], small[2]
         areas = [np.ptp(lm[:, 0]) * np.ptp(lm[:, 1]) for lm in all_landmarks]
         landmarks = all_landmarks[int(np.argmax(areas))]
         x0, y0 = np.clip(landmarks[:, :2].min(axis=0), 0, [width - 1, height - 1]).astype(int)
@@ -245,7 +285,7 @@ class FaceTracker:
             landmarks_px=landmarks,
             bbox=(int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1)),
             presence_score=score,
-            num_faces=max(len(faces), detected),
+            num_faces=max(len(all_landmarks), detected),
             yaw_deg=yaw,
             pitch_deg=pitch,
             roll_deg=roll,
@@ -262,8 +302,11 @@ class FaceTracker:
         if self._mesh is not None:
             self._mesh.close()
             self._detector.close()
+        if self._crop_mesh is not None:
+            self._crop_mesh.close()
         self._mesh = None
         self._detector = None
+        self._crop_mesh = None
         self._frames_seen = 0
 
     def __enter__(self) -> FaceTracker:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from smartmirror.face_choice import FacesTally, choose_face
 from smartmirror.frames import FramePacket, VideoError, read_video_packets
 
 log = logging.getLogger(__name__)
@@ -144,9 +145,24 @@ class _Section:
 DEFAULT_SECTIONS = ("emotion", "fatigue")
 
 
+def _downscaled(packets: Iterator[FramePacket], max_side_px: int) -> Iterator[FramePacket]:
+    """Frames larger than ``max_side_px`` a side, shrunk (area interpolation keeps the skin's mean colour)."""
+    import cv2
+
+    for packet in packets:
+        height, width = packet.image.shape[:2]
+        scale = max_side_px / max(height, width)
+        if scale < 1:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            packet = FramePacket(t=packet.t, image=cv2.resize(packet.image, size, interpolation=cv2.INTER_AREA),
+                                 index=packet.index)
+        yield packet
+
+
 def analyze_video(
     path: str | Path, *, method: str | None = None, identity: bool = False,
-    sections: tuple[str, ...] = DEFAULT_SECTIONS,
+    sections: tuple[str, ...] = DEFAULT_SECTIONS, max_side_px: int | None = None,
+    cancel: threading.Event | None = None,
 ) -> dict:
     """The whole report for one clip (keys as in DESIGN.md; null where not measurable).
 
@@ -160,6 +176,10 @@ def analyze_video(
         Also estimate age and gender (opt-in).
     sections : tuple of str
         Which of "emotion" and "fatigue" to run (the others are reported as None); vitals always run.
+    max_side_px : int, optional
+        Downscale larger frames to this many pixels a side before tracking (the REST API bounds its work so).
+    cancel : threading.Event, optional
+        When set, the analysis stops at the next frame with ``VideoError("cancelled")``.
 
     Raises
     ------
@@ -178,6 +198,8 @@ def analyze_video(
     except ValueError as exc:
         raise VideoError("invalid_method", str(exc)) from None
     packets = read_video_packets(path)  # a generator: the first checks run on the first next()
+    if max_side_px is not None:
+        packets = _downscaled(packets, max_side_px)
     warm = threading.Thread(target=_warm_imports, name="report-imports", daemon=True)
     warm.start()
     unknown = set(sections) - set(DEFAULT_SECTIONS)
@@ -193,11 +215,16 @@ def analyze_video(
     frames = faces = 0
     first_face_t = last_face_t = None
     prefetch = Prefetcher(packets)
+    tally = FacesTally()
     with FaceTracker(static_image_mode=False) as tracker:
         for packet in prefetch:
+            if cancel is not None and cancel.is_set():
+                raise VideoError("cancelled", f"The analysis of {Path(path).name} was stopped")
             frames += 1
             start = time.perf_counter()
-            face = tracker.process(packet.image)
+            choice = choose_face(tracker.process(packet.image))  # several faces: the largest, flagged
+            tally.add(choice)
+            face = choice.face
             face_s += time.perf_counter() - start
             if face is not None:
                 faces += 1
@@ -234,6 +261,7 @@ def analyze_video(
         "fatigue": fatigue.summary(),
         "identity": who.summary(),
         "quality": quality,
+        "faces": tally.summary(),
     }
     report.update(vitals_report)  # spo2 details, pulse_method
     duration = None

@@ -135,22 +135,61 @@ def test_locked_database_gives_warning_and_fresh_in_memory_agent(tmp_path, caplo
     assert InterventionAgent(seed=0, store=path).policy_.counts_.sum() == 10  # nothing was lost
 
 
-def test_lock_taken_while_running_keeps_going_in_memory(tmp_path, caplog):
+_LOCK_HOLDER = textwrap.dedent(
+    """
+    import sqlite3, sys, time
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute("BEGIN EXCLUSIVE")
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+    conn.execute("ROLLBACK")
+    """
+)
+
+
+def test_a_lock_held_by_another_process_queues_writes_and_saves_them_when_it_clears(tmp_path):
     path = tmp_path / "agent.sqlite3"
-    agent = InterventionAgent(seed=0, store=AgentStore(path, timeout_s=0.2))
+    agent = InterventionAgent(seed=0, store=AgentStore(path))
     user, rng = make_user(np.random.default_rng(0)), np.random.default_rng(0)
     _run(agent, user, rng, 0, 5)
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
+    holder = subprocess.Popen([sys.executable, "-c", _LOCK_HOLDER, str(path), "3.0"], stdout=subprocess.PIPE,
+                              text=True)
     try:
-        with caplog.at_level(logging.WARNING, logger="smartmirror.agent"):
-            _run(agent, user, rng, 5, 5)
-        assert agent.store_ is None and "locked" in agent.store_error_
-        assert agent.policy_.counts_.sum() == 10  # learned state kept
-        assert len(agent.history(limit=None)) == 10
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.perf_counter()
+        _run(agent, user, rng, 5, 5)                        # 10 writes behind a 3 s lock
+        assert time.perf_counter() - started < 1.5          # each locked write blocked 2 s before
+        assert agent.store_ is not None and agent.store_error_ is None   # still attached
+        assert agent.store_.pending_writes > 0
+        assert len(agent.history(limit=None)) == 10         # reads see the queued writes
+        with sqlite3.connect(path, timeout=5) as conn:      # WAL: readers are not blocked by the writer
+            assert conn.execute("SELECT COUNT(*) FROM history").fetchone()[0] == 5
     finally:
-        holder.execute("ROLLBACK")
-        holder.close()
+        holder.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while agent.store_.pending_writes and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert agent.store_.pending_writes == 0
+    with sqlite3.connect(path) as conn:                    # what was missed is written, feedback included
+        assert conn.execute("SELECT COUNT(*) FROM history WHERE reward IS NOT NULL").fetchone()[0] == 10
+    _run(agent, user, rng, 10, 2)
+    agent.close()
+    reloaded = InterventionAgent(seed=1, store=path)
+    assert reloaded.get_state() == agent.get_state() and reloaded.policy_.counts_.sum() == 12
+
+
+def test_close_waits_for_queued_writes_within_its_timeout(tmp_path):
+    path = tmp_path / "agent.sqlite3"
+    agent = InterventionAgent(seed=0, store=AgentStore(path, timeout_s=5.0))
+    holder = subprocess.Popen([sys.executable, "-c", _LOCK_HOLDER, str(path), "1.0"], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        agent.feedback(agent.suggest({"now": 0.0, "stress_score": 80.0}), 1.0)
+        agent.close()                                       # the lock clears after 1 s, within the 5 s
+    finally:
+        holder.wait(timeout=30)
+    assert InterventionAgent(seed=0, store=path).policy_.counts_.sum() == 1
 
 
 def test_default_store_lives_in_user_data_dir(tmp_path, monkeypatch):

@@ -294,9 +294,11 @@ BAD_INPUTS = {
     "truncated mp4": (lambda c, s, a: upload(c, "cut.mp4", a["truncated_mp4"]), 415, "not_a_video"),
     "zero-byte upload": (lambda c, s, a: upload(c, "empty.avi", b""), 400, "empty_file"),
     "zero-byte seed upload": (lambda c, s, a: upload(c, "empty.avi", b"", "/save_video"), 400, "empty_file"),
-    "no file field": (lambda c, s, a: c.post("/analyze-video", data={"x": "1"}), 422, "missing_file"),
+    "no file field": (lambda c, s, a: c.post("/analyze-video", files={"x": ("x.txt", b"1", "text/plain")}),
+                      422, "missing_file"),
+    "a form instead of multipart": (lambda c, s, a: c.post("/analyze-video", data={"x": "1"}), 415,
+                                    "unsupported_media_type"),
     "no face": (lambda c, s, a: post_frame(c, s, b64_jpeg(a["coffee"])), 422, "no_face"),
-    "two faces": (lambda c, s, a: post_frame(c, s, b64_jpeg(a["two_faces"])), 422, "multiple_faces"),
     "image over 4096 px": (lambda c, s, a: post_frame(c, s, a["wide_png"]), 413, "image_too_large"),
     "unknown session": (lambda c, s, a: post_frame(c, "0" * 32, b64_jpeg(a["coffee"])), 404, "session_not_found"),
     "unknown session status": (lambda c, s, a: c.get("/session/nope/status"), 404, "session_not_found"),
@@ -308,7 +310,7 @@ BAD_INPUTS = {
                            422, "invalid_request"),
     "batch of 201 frames": (lambda c, s, a: c.post(f"/sessions/{s}/frames:batch",
                                                    json={"frames": [{"image_data": "AAAA"}] * 201}),
-                            422, "invalid_request"),
+                            413, "batch_too_large"),
     "unknown pulse method": (lambda c, s, a: c.post("/sessions", json={"pulse_method": "telepathy"}),
                              422, "unknown_pulse_method"),
     "unknown endpoint": (lambda c, s, a: c.get("/no/such/thing"), 404, "not_found"),
@@ -330,6 +332,14 @@ def test_bad_input_gets_its_documented_status_and_json_error(case, server, clien
     send, status, code = BAD_INPUTS[case]
     assert_error(send(client, session_id, bad_assets), status, code)
     assert list(server.upload_dir.iterdir()) == []
+
+
+def test_two_faces_measure_the_largest_and_say_so(client, session_id, bad_assets):
+    response = post_frame(client, session_id, b64_jpeg(bad_assets["two_faces"]))
+    assert response.status_code == 200, response.text     # 422 multiple_faces before: one rule everywhere now
+    body = response.json()
+    assert body["face_detected"] and body["faces_seen"] == 2 and body["face"]["num_faces"] == 2
+    assert body["warning"]["code"] == "several_faces"
 
 
 def test_a_60_mb_body_is_refused_from_its_content_length_before_it_is_sent(server):

@@ -203,7 +203,7 @@ def test_session_keeps_a_bounded_window_and_refuses_frames_out_of_order(astronau
     assert info["clock"] == "client"
 
 
-def test_frames_without_one_face_are_gaps_with_a_reason(astronaut_bgr, astronaut_face):
+def test_frames_without_a_face_are_gaps_and_several_faces_measure_the_largest(astronaut_bgr, astronaut_face):
     from skimage import data
 
     clock = FakeClock()
@@ -214,8 +214,9 @@ def test_frames_without_one_face_are_gaps_with_a_reason(astronaut_bgr, astronaut
         outcome = held.process(coffee, 0.0)
         assert outcome.error_code == "no_face" and outcome.face is None
         outcome = held.process(two_faces(astronaut_bgr, astronaut_face), 0.1)
-        assert outcome.error_code == "multiple_faces" and outcome.num_faces == 2 and outcome.face is None
-    assert session.frames_received == 2 and session.frames_with_face == 0
+        assert outcome.error_code is None and outcome.num_faces == 2 and outcome.face is not None
+        assert outcome.warning["code"] == "several_faces" and "2 faces" in outcome.warning["message"]
+    assert session.frames_received == 2 and session.frames_with_face == 1
 
 
 def two_faces(image_bgr: np.ndarray, face) -> np.ndarray:

@@ -13,17 +13,27 @@ Tables::
 
 Every sqlite/OS/JSON failure is raised as :class:`StoreError` with the path and the reason; the agent turns that
 into a logged warning and carries on in memory.
+
+A lock is not a failure: when another process (a second app, the ``sqlite3`` tool) holds the database, a write
+waits at most ``write_wait_s`` (0.1 s), then is queued, in order, and a background thread retries until the lock
+clears and writes everything that was missed. Reads made meanwhile see the queued writes. :meth:`AgentStore.close`
+waits up to ``timeout_s`` for the queue to drain.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
 import time
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 DEFAULT_FILENAME = "agent.sqlite3"
@@ -69,18 +79,49 @@ class StoreError(RuntimeError):
     """The agent database cannot be used (corrupt, locked, unreadable, or from a newer version)."""
 
 
+#: Seconds between retries of queued writes (doubling up to the last).
+_RETRY_DELAYS_S = (0.1, 0.2, 0.5, 1.0, 2.0)
+
+
+def _is_lock(error: BaseException) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return True
+    text = str(error).lower()
+    return isinstance(error, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+@dataclass
+class _Write:
+    """One transaction, and what it means for reads made before it reaches the file."""
+
+    doing: str
+    statements: list[tuple[str, tuple[Any, ...]]]
+    profile: str
+    state: dict[str, Any] | None = None
+    history_row: dict[str, Any] | None = None          # decoded, as history() returns it
+    feedback: tuple[str, float, float] | None = None
+    reset: bool = False
+
+
 class AgentStore:
     """The agent's SQLite file. ``path`` is stored as given; the file is opened on first use (or :meth:`open`).
 
-    ``timeout_s`` is how long to wait for another process's lock before giving up with :class:`StoreError`.
-    Safe to share between threads (one connection behind a lock).
+    ``timeout_s`` is how long opening and reading wait for another process's lock before giving up with
+    :class:`StoreError` (and how long :meth:`close` waits for queued writes); a write waits ``write_wait_s``,
+    then is queued and retried in the background. Safe to share between threads (one connection behind a lock).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout_s: float = 2.0):
+    def __init__(self, path: str | os.PathLike[str], *, timeout_s: float = 2.0, write_wait_s: float = 0.1):
         self.path = path
         self.timeout_s = timeout_s
+        self.write_wait_s = write_wait_s
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()
+        self._pending: deque[_Write] = deque()
+        self._retrier: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._failed: StoreError | None = None   # a queued write failed for a reason other than a lock
 
     @classmethod
     def default(cls, *, timeout_s: float = 2.0) -> AgentStore:
@@ -124,12 +165,38 @@ class AgentStore:
             self._conn = conn
             return self
 
+    @property
+    def pending_writes(self) -> int:
+        """Writes queued behind another process's lock (0 when everything is in the file)."""
+        with self._lock:
+            return len(self._pending)
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Wait up to ``timeout_s`` (default ``timeout_s``) for queued writes; True when none are left."""
+        deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
+        while True:
+            with self._lock:
+                if not self._pending or self._conn is None:
+                    return not self._pending
+                self._drain()
+                if not self._pending:
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
     def close(self) -> None:
-        """Close the connection (safe to call twice)."""
+        """Write what is queued (waiting up to ``timeout_s``), then close the connection (safe to call twice)."""
+        if not self.flush():
+            log.warning("agent database %r still locked: %d write(s) could not be saved", str(self.path),
+                        self.pending_writes)
+        self._closing.set()
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            self._pending.clear()
+        self._closing = threading.Event()
 
     def __enter__(self) -> Self:
         return self.open()
@@ -142,26 +209,80 @@ class AgentStore:
         assert self._conn is not None
         return self._conn
 
-    def _write(self, doing: str, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
-        """Run ``statements`` in one transaction."""
-        with self._lock:
-            conn = self._connection()
+    def _execute(self, statements: list[tuple[str, tuple[Any, ...]]], wait_s: float) -> None:
+        """Run ``statements`` in one transaction, waiting at most ``wait_s`` for a lock (call with the lock)."""
+        conn = self._connection()
+        conn.execute(f"PRAGMA busy_timeout = {max(0, int(wait_s * 1000))}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                for sql, params in statements:
+                    conn.execute(sql, params)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
+
+    def _write(self, write: _Write) -> None:
+        """Write now, or queue behind a lock (in order) and retry in the background."""
+        with self._lock:
+            if self._failed is not None:
+                raise self._failed
+            if not self._pending:
                 try:
-                    for sql, params in statements:
-                        conn.execute(sql, params)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
+                    self._execute(write.statements, self.write_wait_s)
+                    return
+                except sqlite3.Error as error:
+                    if not _is_lock(error):
+                        raise self._fail(write.doing, error) from error
+                    log.info("agent database %r is locked; the write is queued and retried", str(self.path))
+            self._pending.append(write)
+            self._start_retrier()
+
+    def _drain(self) -> None:
+        """Write queued transactions in order until one meets the lock again (call with the lock)."""
+        while self._pending:
+            write = self._pending[0]
+            try:
+                self._execute(write.statements, self.write_wait_s)
             except sqlite3.Error as error:
-                raise self._fail(doing, error) from error
+                if _is_lock(error):
+                    return
+                self._failed = self._fail(write.doing, error)
+                log.warning("%s; %d queued write(s) dropped", self._failed, len(self._pending))
+                self._pending.clear()
+                return
+            self._pending.popleft()
+        log.info("agent database %r: the lock cleared and the queued writes are saved", str(self.path))
+
+    def _start_retrier(self) -> None:
+        if self._retrier is not None and self._retrier.is_alive():
+            return
+        closing = self._closing
+
+        def retry() -> None:
+            attempt = 0
+            while not closing.wait(_RETRY_DELAYS_S[min(attempt, len(_RETRY_DELAYS_S) - 1)]):
+                attempt += 1
+                with self._lock:
+                    if self._conn is None or not self._pending:
+                        return
+                    self._drain()
+                    if not self._pending:
+                        return
+
+        self._retrier = threading.Thread(target=retry, name="agent-store-retry", daemon=True)
+        self._retrier.start()
 
     def load_state(self, profile: str) -> dict[str, Any] | None:
-        """The saved state of ``profile``, or None when it has none."""
+        """The saved state of ``profile``, or None when it has none (queued writes included)."""
         with self._lock:
+            for write in reversed(self._pending):
+                if write.profile == profile and (write.state is not None or write.reset):
+                    return None if write.reset else json.loads(json.dumps(write.state))
             try:
                 row = (
                     self._connection()
@@ -182,16 +303,22 @@ class AgentStore:
     ) -> None:
         """Save ``state`` and, in the same transaction, a new history row (``suggestion``: a dict with the
         history columns) or a feedback ``(suggestion_id, reward, feedback_at_s)``."""
-        statements = [
+        write = _Write(f"save the state of profile {profile!r}", [], profile, state=json.loads(json.dumps(state)),
+                       feedback=feedback)
+        statements = write.statements
+        statements.extend([
             (
                 "INSERT INTO agent_state (profile, state_json, updated_at_s) VALUES (?, ?, ?) "
                 "ON CONFLICT(profile) DO UPDATE SET state_json = excluded.state_json, "
                 "updated_at_s = excluded.updated_at_s",
                 (profile, json.dumps(state), time.time()),
             )
-        ]
+        ])
         if suggestion is not None:
             row = {**suggestion, "profile": profile, "reward": None, "feedback_at_s": None}
+            write.history_row = {c: row[c] for c in _HISTORY_COLUMNS if c in row}
+            write.history_row.update(context=json.loads(json.dumps(row["context"])),
+                                     features=list(row["features"]))
             row["context_json"] = json.dumps(row.pop("context"))
             row["features_json"] = json.dumps(list(row.pop("features")))
             statements.append(
@@ -209,11 +336,16 @@ class AgentStore:
                     (reward, feedback_at_s, suggestion_id, profile),
                 )
             )
-        self._write(f"save the state of profile {profile!r}", statements)
+        self._write(write)
 
     def awaiting_feedback(self, profile: str, suggestion_id: str) -> bool:
-        """Whether ``suggestion_id`` was made for ``profile`` and has no feedback yet."""
+        """Whether ``suggestion_id`` was made for ``profile`` and has no feedback yet (queued writes included)."""
         with self._lock:
+            queued = [w for w in self._pending if w.profile == profile]
+            if any(w.feedback and w.feedback[0] == suggestion_id for w in queued):
+                return False
+            if any(w.history_row and w.history_row["id"] == suggestion_id for w in queued):
+                return True
             try:
                 row = (
                     self._connection()
@@ -245,16 +377,35 @@ class AgentStore:
                     row["context"] = json.loads(row.pop("context_json"))
                     row["features"] = json.loads(row.pop("features_json"))
                     out.append(row)
-                return out
             except (sqlite3.Error, ValueError) as error:
                 raise self._fail("read the history", error) from error
+            out = self._with_queued(profile, out)
+        return out if limit is None else out[-int(limit):] if limit > 0 else []
+
+    def _with_queued(self, profile: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """History rows as they will be once the queued writes reach the file."""
+        for write in self._pending:
+            if write.profile != profile:
+                continue
+            if write.reset:
+                rows = []
+            if write.history_row is not None:
+                rows.append({**write.history_row, "reward": None, "feedback_at_s": None})
+            if write.feedback is not None:
+                suggestion_id, reward, at_s = write.feedback
+                for row in rows:
+                    if row["id"] == suggestion_id:
+                        row.update(reward=reward, feedback_at_s=at_s)
+        return rows
 
     def reset(self, profile: str) -> None:
         """Delete the state and the history of ``profile``."""
-        self._write(
+        self._write(_Write(
             f"reset profile {profile!r}",
             [
                 ("DELETE FROM agent_state WHERE profile = ?", (profile,)),
                 ("DELETE FROM history WHERE profile = ?", (profile,)),
             ],
-        )
+            profile,
+            reset=True,
+        ))

@@ -1,31 +1,34 @@
 """Whole clips: a multipart video upload answered with the same JSON report as ``smartmirror analyze --json``.
 
-The upload goes to one temp file (named as the client named it, in its own folder under the server's private
-upload folder) and is removed when the analysis ends, whatever happens (the request may already have timed out;
-the worker removes it). At most ``max_concurrent_videos`` analyses run at once; more answer 503 with
-``Retry-After``.
+The upload is streamed into one private temp file (:mod:`smartmirror.api_routes.uploads`), removed when the
+analysis ends, whatever happens. Before any frame is decoded the container is probed: its resolution (at most
+``max_clip_side_px`` a side), its duration (at most ``max_clip_seconds``) and its frame count (at most
+:data:`MAX_CLIP_FPS` per second of the limit). Frames larger than ``clip_analysis_side_px`` are downscaled for
+the tracker. At most ``max_concurrent_videos`` analyses run at once; more answer 503 with ``Retry-After``; an
+analysis past the time limit answers 504 and its worker stops at the next frame.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import re
 import shutil
-import tempfile
+import threading
 import time
-from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from smartmirror.api_routes.errors import ApiError, error_responses
-from smartmirror.api_routes.media import probe_video_seconds
+from smartmirror.api_routes.media import probe_video
 from smartmirror.api_routes.middleware import DEADLINE_KEY
 from smartmirror.api_routes.models import ClipReport
 from smartmirror.api_routes.state import ApiState, api_state
-from smartmirror.api_sessions import jsonable
+from smartmirror.api_routes.uploads import receive_upload
+from smartmirror.api_sessions import jsonable, release_memory
 from smartmirror.frames import VideoError
 
 log = logging.getLogger(__name__)
@@ -42,16 +45,11 @@ VIDEO_ERROR_STATUS = {
     "no_frames": 422,
     "no_face": 422,
     "clip_too_long": 413,
+    "clip_too_large": 413,
     "file_too_large": 413,
+    "cancelled": 504,
 }
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def _safe_name(filename: str | None) -> str:
-    """The upload's base name with only ``[A-Za-z0-9._-]`` (the report names the clip by it)."""
-    name = _UNSAFE.sub("_", Path((filename or "").replace("\\", "/")).name).lstrip(".")[-100:]
-    return name or "upload.bin"
 
 
 def _remove_upload(path: Path) -> None:
@@ -76,63 +74,70 @@ def _check_method(name: str | None) -> None:
         raise ApiError(422, "unknown_pulse_method", str(exc)) from None
 
 
-def _run_analysis(state: ApiState, path: Path, method: str | None, identity: bool) -> dict[str, Any]:
-    """Worker: analyse, then always remove the upload and free the slot."""
+def _run_analysis(state: ApiState, path: Path, method: str | None, identity: bool,
+                  cancel: threading.Event) -> dict[str, Any]:
+    """Worker: analyse, then always remove the upload, free the slot and hand freed memory back."""
     start = time.perf_counter()
     state.video_started()
     try:
         from smartmirror.report import analyze_video
 
-        return analyze_video(path, method=method, identity=identity)
+        return analyze_video(path, method=method, identity=identity,
+                             max_side_px=state.settings.clip_analysis_side_px, cancel=cancel)
     finally:
         _remove_upload(path)
         state.video_finished()
         state.video_slots.release()
         state.metrics.video_seconds.observe(time.perf_counter() - start)
+        release_memory()
 
 
-def _analyze_upload(state: ApiState, request: Request, upload: UploadFile | None, method: str | None,
-                    identity: bool) -> JSONResponse:
-    if upload is None:
-        raise ApiError(422, "missing_file", "Send the clip as a multipart/form-data file field named 'file'")
+async def _analyze_upload(state: ApiState, request: Request, method: str | None, identity: bool,
+                          fields: tuple[str, ...]) -> JSONResponse:
     _check_method(method)
     method = method or state.settings.pulse_method
-    path = Path(tempfile.mkdtemp(prefix="upload-", dir=state.upload_dir)) / _safe_name(upload.filename)
+    folder = state.uploads.new_request_folder()
+    path = folder / "upload.bin"
     handed_to_worker = False
     outcome = "ok"
     try:
-        with open(path, "xb") as out:
-            shutil.copyfileobj(upload.file, out, 1 << 20)
-            size = out.tell()
-        if size == 0:
-            raise ApiError(400, "empty_file", "The uploaded file is empty (0 bytes)")
+        path = await receive_upload(request, folder, fields)
+        limits = state.settings
         try:
-            probe_video_seconds(path, max_seconds=state.settings.max_clip_seconds)
+            await run_in_threadpool(probe_video, path, max_seconds=limits.max_clip_seconds,
+                                    max_side_px=limits.max_clip_side_px)
         except VideoError as exc:
             raise _video_error(exc) from None
         if not state.video_slots.acquire(blocking=False):
             raise ApiError(503, "analyses_busy",
-                           f"{state.settings.max_concurrent_videos} clip analysis(es) already running; retry shortly",
+                           f"{limits.max_concurrent_videos} clip analysis(es) already running; retry shortly",
                            headers={"Retry-After": "5"})
+        cancel = threading.Event()
         try:
-            future = state.video_workers.submit(_run_analysis, state, path, method, identity)
+            future = state.video_workers.submit(_run_analysis, state, path, method, identity, cancel)
         except RuntimeError:  # shutting down
             state.video_slots.release()
             raise ApiError(503, "unavailable", "The server is shutting down") from None
         handed_to_worker = True
         remaining = request.scope.get(DEADLINE_KEY, time.monotonic() + 3600) - time.monotonic() - 0.5
         try:
-            report = future.result(timeout=max(remaining, 0.1))
-        except FutureTimeout:
+            report = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)),
+                                            timeout=max(remaining, 0.1))
+        except TimeoutError:
             raise ApiError(504, "timeout", f"The clip analysis took longer than the limit of "
-                                           f"{state.settings.video_timeout_s:g} s") from None
+                                           f"{limits.video_timeout_s:g} s; it was stopped") from None
         except VideoError as exc:
             raise _video_error(exc) from None
         except ImportError:
             raise ApiError(503, "unavailable", "The clip analyzer (smartmirror.report) is not installed") from None
+        except asyncio.CancelledError:
+            raise
         except Exception as exc:
             log.exception("clip analysis failed")
             raise ApiError(500, "analysis_failed", f"The clip analysis failed ({exc.__class__.__name__})") from None
+        finally:
+            if not future.done():
+                cancel.set()   # the worker stops at its next frame and frees the slot
         return JSONResponse(jsonable(report))
     except ApiError as exc:
         outcome = exc.code
@@ -144,21 +149,32 @@ def _analyze_upload(state: ApiState, request: Request, upload: UploadFile | None
 
 
 CLIP_ERRORS = error_responses(400, 401, 413, 415, 422, 503, 504)
-Upload = Annotated[UploadFile | None, File(description="The clip (any container/codec FFmpeg reads; <= 50 MB, "
-                                                       "<= 120 s)")]
 Method = Annotated[str | None, Query(max_length=64, description="rPPG method (GET /status lists them)")]
 Identity = Annotated[bool, Query(description="Also estimate age and gender (opt-in)")]
 
 
-@router.post("/analyze-video", response_model=ClipReport, responses=CLIP_ERRORS)
-def analyze_video_upload(state: State, request: Request, file: Upload = None, method: Method = None,
-                         identity: Identity = False) -> JSONResponse:
-    """The whole clip report (heart rate, HRV, respiration, SpO2, stress, emotion, fatigue, quality, timings)."""
-    return _analyze_upload(state, request, file, method, identity)
+def _upload_body(*fields: str) -> dict[str, Any]:
+    """The OpenAPI request body of a clip upload (the route streams it itself, so FastAPI cannot infer it)."""
+    properties = {name: {"type": "string", "format": "binary",
+                         "description": "The clip (any container/codec FFmpeg reads; <= 50 MB, <= 120 s, "
+                                        "<= 3840 px a side)"} for name in fields}
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if len(fields) == 1:
+        schema["required"] = list(fields)
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
 
 
-@router.post("/save_video", response_model=ClipReport, responses=CLIP_ERRORS)
-def save_video(state: State, request: Request, file: Upload = None, video: Upload = None, method: Method = None,
-               identity: Identity = False) -> JSONResponse:
+@router.post("/analyze-video", response_model=ClipReport, responses=CLIP_ERRORS, openapi_extra=_upload_body("file"))
+async def analyze_video_upload(state: State, request: Request, method: Method = None,
+                               identity: Identity = False) -> JSONResponse:
+    """The whole clip report (heart rate, HRV, respiration, SpO2, stress, emotion, fatigue, quality, faces,
+    timings)."""
+    return await _analyze_upload(state, request, method, identity, ("file",))
+
+
+@router.post("/save_video", response_model=ClipReport, responses=CLIP_ERRORS,
+             openapi_extra=_upload_body("file", "video"))
+async def save_video(state: State, request: Request, method: Method = None,
+                     identity: Identity = False) -> JSONResponse:
     """Seed 004's endpoint: as `POST /analyze-video` (the file field may also be named `video`)."""
-    return _analyze_upload(state, request, file or video, method, identity)
+    return await _analyze_upload(state, request, method, identity, ("file", "video"))

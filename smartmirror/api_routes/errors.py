@@ -30,6 +30,7 @@ DEFAULT_CODES = {
     415: "unsupported_media_type",
     422: "invalid_request",
     429: "too_many_requests",
+    431: "headers_too_large",
     500: "internal_error",
     503: "unavailable",
     504: "timeout",
@@ -55,11 +56,30 @@ def _http_exception_handler(request: Request, exc: StarletteHTTPException) -> JS
     detail = exc.detail
     if not isinstance(detail, str):
         detail = json.dumps(detail, default=str)
+    headers = dict(getattr(exc, "headers", None) or {})
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"No such endpoint: {request.method} {request.url.path}"
-    elif exc.status_code == 405 and detail == "Method Not Allowed":
-        detail = f"{request.method} is not allowed on {request.url.path}"
-    return error_response(exc.status_code, code, detail, headers=getattr(exc, "headers", None))
+    elif exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
+        if detail == "Method Not Allowed":
+            detail = f"{request.method} is not allowed on {request.url.path}; use {', '.join(allowed) or '-'}"
+    elif exc.status_code == 400 and detail == "There was an error parsing the body":
+        code, detail = "invalid_json", "The request body is not valid JSON (or not UTF-8)"
+    return error_response(exc.status_code, code, detail, headers=headers or None)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path (Starlette's own Allow names only the first route's)."""
+    from starlette.routing import Match
+
+    allowed = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 def _validation_message(errors: list[dict[str, Any]], limit: int = 5) -> str:
@@ -75,6 +95,8 @@ def _validation_handler(request: Request, exc: RequestValidationError) -> JSONRe
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(400, "invalid_json", "The request body is not valid JSON")
+    if errors and all(tuple(e.get("loc", ()))[-1:] == ("pulse_method",) for e in errors):
+        return error_response(422, "unknown_pulse_method", _validation_message(errors))
     return error_response(422, "invalid_request", _validation_message(errors))
 
 
@@ -102,13 +124,14 @@ def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
     from smartmirror.api_routes.models import ErrorResponse
 
     descriptions = {
-        400: "Malformed input (bad base64, empty upload, invalid JSON)",
+        400: "Malformed input (bad base64, empty upload, invalid JSON or UTF-8, bad Content-Length)",
         401: "Missing or wrong X-API-Key",
+        403: "Origin or Host header not allowed (cross-site use, DNS rebinding)",
         404: "Unknown session",
         409: "Frame out of order, or the session is busy",
         410: "The session expired after inactivity",
         413: "Body, image or clip larger than the limits",
-        415: "Not an image / not a video",
+        415: "Not an image / not a video, or a body that is not JSON / multipart/form-data",
         422: "Invalid request, or no usable face",
         503: "Too many sessions or analyses at once",
         504: "The request took longer than its time limit",

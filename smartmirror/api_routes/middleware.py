@@ -1,4 +1,11 @@
-"""ASGI middleware: API key, body-size limit (early from Content-Length and while streaming), time limit, metrics.
+"""ASGI middleware: Host and Origin checks, API key, content types, body-size limit (early from Content-Length
+and while streaming), time limit, metrics.
+
+Cross-site use is refused even without an API key: a request whose ``Host`` is not an allowed name (DNS
+rebinding: a hostile name resolving to 127.0.0.1) answers 403 ``host_not_allowed``; one whose ``Origin`` is
+neither the server itself nor in ``cors_origins`` answers 403 ``origin_not_allowed``; a POST body must be
+``application/json`` (or ``multipart/form-data`` for clips), types a cross-site page cannot send without a CORS
+preflight, else 415 ``unsupported_media_type``.
 
 Pure ASGI (no ``BaseHTTPMiddleware``) so that a refused request is answered before its body is read, and so a
 request past its time limit is answered with a JSON 504 while the worker thread finishes on its own.
@@ -63,9 +70,44 @@ class RequestGuard:
             label = getattr(route, "path", None) or "unmatched"
             self.metrics.observe_request(scope["method"], label, status["code"], time.perf_counter() - start)
 
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str,
+                      headers: dict[str, str] | None = None) -> None:
+        await error_response(status, code, message, headers)(scope, receive, send)
+
+    def _refusal(self, scope: Scope, headers: Headers) -> tuple[int, str, str] | None:
+        """(status, code, message) when the headers are too large, or the Host, Origin or content type is not
+        allowed, else None."""
+        size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+        size += sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+        if size > self.settings.max_header_bytes:
+            return 431, "headers_too_large", (f"The request line and headers are {size} bytes; the limit is "
+                                              f"{self.settings.max_header_bytes} (SMARTMIRROR_MAX_HEADER_BYTES)")
+        host_header = headers.get("host")
+        if host_header is not None and not host_allowed(host_header, self.settings.allowed_hosts):
+            return 403, "host_not_allowed", (f"Host {host_header[:100]!r} is not an allowed name of this server "
+                                             "(SMARTMIRROR_ALLOWED_HOSTS)")
+        origin = headers.get("origin")
+        if origin is not None:
+            same = host_header is not None and origin.rstrip("/").lower() == f"{scope['scheme']}://{host_header}".lower()
+            allowed = self.settings.cors_origins
+            if not (same or "*" in allowed or origin.rstrip("/") in allowed):
+                return 403, "origin_not_allowed", (f"Requests from {origin[:100]!r} are not allowed "
+                                                   "(SMARTMIRROR_CORS_ORIGINS)")
+        if scope["method"] in ("POST", "PUT", "PATCH") and _has_body(headers):
+            kind = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            wanted = "multipart/form-data" if scope["path"] in VIDEO_PATHS else "application/json"
+            if kind != wanted and not (wanted == "application/json" and kind.endswith("+json")):
+                return 415, "unsupported_media_type", (f"Send the body as {wanted} "
+                                                       f"(got {kind or 'no Content-Type'})")
+        return None
+
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
         path = scope["path"]
+        refused = self._refusal(scope, headers)
+        if refused is not None:
+            await self._refuse(scope, receive, send, *refused)
+            return
         key = self.settings.api_key
         is_open = path in OPEN_PATHS or path.startswith(DOCS_STATIC_PATH + "/")
         if key and not is_open and scope["method"] != "OPTIONS":
@@ -139,6 +181,25 @@ class RequestGuard:
             await error_response(504, "timeout", f"The request took longer than its limit of {timeout_s:g} s")(
                 scope, receive, send
             )
+
+
+def host_allowed(host_header: str, allowed: tuple[str, ...]) -> bool:
+    """Whether the Host header (``name[:port]``, ``[v6]:port``) names an allowed host (``*``: any)."""
+    if "*" in allowed:
+        return True
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".") in allowed
+
+
+def _has_body(headers: Headers) -> bool:
+    length = headers.get("content-length")
+    if length is not None:
+        return length.strip() not in ("0", "")
+    return "transfer-encoding" in headers
 
 
 def _log_late_failure(task: asyncio.Future) -> None:

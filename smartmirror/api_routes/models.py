@@ -10,6 +10,18 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 MAX_BATCH_FRAMES = 200
 
 
+def _realtime_methods() -> tuple[str, ...]:
+    try:
+        from smartmirror.vitals.methods import list_methods
+    except ImportError:
+        return ()
+    return tuple(list_methods(realtime_only=True))
+
+
+#: The pulse methods a live session accepts, as an enum in the schema (a generated name outside it is refused).
+RealtimeMethod = Literal[_realtime_methods()] if _realtime_methods() else str  # type: ignore[valid-type]
+
+
 class ErrorBody(BaseModel):
     code: str = Field(description="Stable machine-readable reason, e.g. `no_face`, `session_expired`")
     message: str = Field(description="What went wrong, for people")
@@ -26,8 +38,8 @@ class SessionCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    pulse_method: str | None = Field(
-        default=None, max_length=64, description="rPPG method name (see GET /status); default: the server's"
+    pulse_method: RealtimeMethod | None = Field(  # type: ignore[valid-type]
+        default=None, description="rPPG method name (see GET /status); default: the server's"
     )
     fatigue_mode: Literal["wellness", "driver", "kiosk"] = Field(
         default="wellness", description="Fatigue analyzer mode"
@@ -123,7 +135,11 @@ class AnalyzeImageRequest(FrameIn):
 class FrameBatch(BaseModel):
     """Ordered frames (oldest first)."""
 
-    frames: list[FrameIn] = Field(min_length=1, max_length=MAX_BATCH_FRAMES)
+    frames: list[FrameIn] = Field(
+        min_length=1,
+        description=f"At most {MAX_BATCH_FRAMES} frames (`SMARTMIRROR_SESSION_BUFFER_FRAMES`; more: 413 "
+        "`batch_too_large`) and 200 megapixels together (`SMARTMIRROR_MAX_BATCH_MPX`)",
+    )
 
 
 class AnalyzeBatchRequest(FrameBatch):
@@ -133,7 +149,7 @@ class AnalyzeBatchRequest(FrameBatch):
 class FaceInfo(BaseModel):
     bbox: list[int] = Field(description="x, y, width, height in pixels")
     presence_score: float = Field(description="Face-detector confidence 0..1")
-    num_faces: int
+    num_faces: int = Field(description="Faces seen in the frame (the largest is measured)")
     yaw_deg: float
     pitch_deg: float
     roll_deg: float
@@ -152,9 +168,11 @@ class FrameResult(BaseModel):
     vitals: dict[str, Any] | None
     emotion: dict[str, Any] | None
     fatigue: dict[str, Any] | None
-    error: ErrorBody | None = Field(
-        default=None, description="Per-frame problem inside a batch (`no_face`, `multiple_faces`)"
+    faces_seen: int = Field(description="Faces seen in the frame; with several, the largest is measured")
+    warning: ErrorBody | None = Field(
+        default=None, description="`several_faces` when more than one face was seen (the largest is measured)"
     )
+    error: ErrorBody | None = Field(default=None, description="Per-frame problem inside a batch (`no_face`)")
     processing_ms: float
 
 
@@ -163,6 +181,7 @@ class BatchResult(BaseModel):
     frames: list[FrameResult]
     frames_processed: int
     frames_with_face: int
+    frames_with_several_faces: int
     heart_rate_bpm: float | None
     heart_rate_confidence: float | None
     processing_ms: float
@@ -184,6 +203,9 @@ class ClipReport(BaseModel):
     fatigue: dict[str, Any] | None = None
     identity: dict[str, Any] | None = None
     quality: dict[str, Any] | None = None
+    faces: dict[str, Any] | None = Field(
+        default=None, description="`max_faces_seen`, `frames_with_several_faces` and a `several_faces` warning"
+    )
     timings_s: dict[str, Any] | None = None
 
 

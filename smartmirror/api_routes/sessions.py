@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Path, Request
 
 from smartmirror.api_routes.errors import ApiError, error_responses
-from smartmirror.api_routes.media import decode_image_base64
+from smartmirror.api_routes.media import checked_image_size, decode_base64, decode_image, decode_image_base64
 from smartmirror.api_routes.middleware import DEADLINE_KEY
 from smartmirror.api_routes.models import (
     AnalyzeBatchRequest,
@@ -107,6 +107,8 @@ def _frame_result(session_id: str | None, outcome: FrameOutcome, seconds: float)
         timestamp_s=round(outcome.t, 6) if session_id else None,
         face_detected=outcome.face is not None,
         face=_face_info(outcome),
+        faces_seen=outcome.num_faces,
+        warning=outcome.warning,
         heart_rate_bpm=vitals.get("heart_rate_bpm"),
         heart_rate_confidence=vitals.get("heart_rate_confidence"),
         vitals=states.get("vitals"),
@@ -123,9 +125,11 @@ def _record(state: ApiState, outcome: FrameOutcome) -> None:
 
 def _analyze_frame(state: ApiState, session_id: str, frame: FrameIn) -> FrameResult:
     start = time.perf_counter()
+    state.store.get(session_id)  # an unknown or expired session answers 404/410 before the image is decoded
     image = decode_image_base64(frame.image_data, max_side_px=state.settings.max_image_side_px)
     with state.store.use(session_id, wait_s=_lock_wait_s(state)) as session:
         outcome = session.process(image, frame.timestamp_s)
+    del image
     _record(state, outcome)
     if outcome.error_code:
         raise ApiError(422, outcome.error_code,
@@ -162,33 +166,57 @@ def _check_batch_times(session: Session, frames: list[FrameIn]) -> None:
     session.frame_time(frames[0].timestamp_s)  # against the session's clock and last frame
 
 
-def _analyze_batch(state: ApiState, request: Request, session_id: str, batch: FrameBatch) -> BatchResult:
-    start = time.perf_counter()
-    if len(batch.frames) > state.settings.buffer_frames:
+def _checked_batch(state: ApiState, batch: FrameBatch) -> list[bytes]:
+    """Every frame's bytes, refused as a whole (before any pixel is decoded) when a frame's header is bad or
+    too large, or when the frames' pixels together pass ``max_batch_megapixels``."""
+    limits = state.settings
+    if len(batch.frames) > limits.buffer_frames:
         raise ApiError(413, "batch_too_large",
-                       f"{len(batch.frames)} frames; a batch holds at most {state.settings.buffer_frames}")
-    images = []
+                       f"{len(batch.frames)} frames; a batch holds at most {limits.buffer_frames}")
+    raws, pixels = [], 0
     for i, frame in enumerate(batch.frames):
         try:
-            images.append(decode_image_base64(frame.image_data, max_side_px=state.settings.max_image_side_px))
+            raw = decode_base64(frame.image_data)
+            width, height = checked_image_size(raw, max_side_px=limits.max_image_side_px)
         except ApiError as exc:
             raise ApiError(exc.status_code, exc.code, f"frames[{i}]: {exc.message}") from None
+        pixels += width * height
+        raws.append(raw)
+    if pixels > limits.max_batch_megapixels * 1e6:
+        raise ApiError(413, "batch_too_large",
+                       f"The batch's frames hold {pixels / 1e6:.1f} megapixels together; the limit is "
+                       f"{limits.max_batch_megapixels:g} (send smaller or fewer frames)")
+    return raws
+
+
+def _analyze_batch(state: ApiState, request: Request, session_id: str, batch: FrameBatch) -> BatchResult:
+    start = time.perf_counter()
+    state.store.get(session_id)  # 404/410 before any image work
+    raws = _checked_batch(state, batch)
     deadline = request.scope.get(DEADLINE_KEY, float("inf")) - 0.5
     results: list[FrameResult] = []
     with state.store.use(session_id, wait_s=_lock_wait_s(state)) as session:
         _check_batch_times(session, batch.frames)
-        for i, (frame, image) in enumerate(zip(batch.frames, images, strict=True)):
+        for i, (frame, raw) in enumerate(zip(batch.frames, raws, strict=True)):
             if time.monotonic() > deadline:
-                raise ApiError(504, "timeout", f"Only {i} of {len(images)} frames were analysed within the time "
+                raise ApiError(504, "timeout", f"Only {i} of {len(raws)} frames were analysed within the time "
                                                "limit (they stay in the session); send smaller batches")
             frame_start = time.perf_counter()
+            try:  # one frame's pixels at a time: a batch never holds more than one decoded frame
+                image = decode_image(raw, max_side_px=state.settings.max_image_side_px)
+            except ApiError as exc:
+                kept = f"; frames[0..{i - 1}] were analysed and stay in the session" if i else ""
+                raise ApiError(exc.status_code, exc.code, f"frames[{i}]: {exc.message}{kept}") from None
+            raws[i] = b""
             outcome = session.process(image, frame.timestamp_s)
+            del image
             _record(state, outcome)
             results.append(_frame_result(session_id, outcome, time.perf_counter() - frame_start))
     last = results[-1]
     return BatchResult(
         session_id=session_id, frames=results, frames_processed=len(results),
         frames_with_face=sum(r.face_detected for r in results),
+        frames_with_several_faces=sum(r.warning is not None for r in results),
         heart_rate_bpm=last.heart_rate_bpm, heart_rate_confidence=last.heart_rate_confidence,
         processing_ms=round((time.perf_counter() - start) * 1000, 2),
     )
@@ -234,7 +262,8 @@ def delete_session(state: State, session_id: SessionId) -> SessionDeleted:
 
 @router.post("/sessions/{session_id}/frames", response_model=FrameResult, responses=FRAME_ERRORS)
 def post_frame(state: State, session_id: SessionId, frame: FrameIn) -> FrameResult:
-    """Analyse one frame. A frame with no face (or several) answers 422 and counts as a gap."""
+    """Analyse one frame. A frame with no face answers 422 and counts as a gap; with several faces the largest
+    is measured and `warning` says so."""
     return _analyze_frame(state, session_id, frame)
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
-import shutil
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +15,7 @@ import numpy as np
 from fastapi import Request
 
 from smartmirror.api_routes.metrics import ApiMetrics
+from smartmirror.api_routes.uploads import UploadArea
 from smartmirror.api_sessions import SessionStore, build_analyzers, installed_analyzers
 from smartmirror.api_settings import ApiSettings
 from smartmirror.face import FaceTracker
@@ -38,7 +37,7 @@ class ApiState:
     settings: ApiSettings
     metrics: ApiMetrics
     store: SessionStore
-    upload_dir: Path
+    uploads: UploadArea
     video_workers: ThreadPoolExecutor
     video_slots: threading.BoundedSemaphore
     photo_tracker: FaceTracker                       # static-image mode, for one-off images without a session
@@ -54,13 +53,9 @@ class ApiState:
 
         Raises
         ------
-        ValueError
-            When ``settings.pulse_method`` names no registered method (the server does not start).
+        OSError
+            When the private upload folder cannot be made.
         """
-        if settings.pulse_method:
-            from smartmirror.vitals.methods import get_method
-
-            get_method(settings.pulse_method)
         store = SessionStore(settings)
         metrics.watch_sessions(
             lambda: (len(store), settings.max_sessions, store.created_total, store.expired_total)
@@ -69,7 +64,7 @@ class ApiState:
             settings=settings,
             metrics=metrics,
             store=store,
-            upload_dir=Path(tempfile.mkdtemp(prefix="smartmirror-api-")),
+            uploads=UploadArea.create(),  # sweeps folders left by a server that was killed
             video_workers=ThreadPoolExecutor(max_workers=settings.max_concurrent_videos,
                                              thread_name_prefix="smartmirror-clip"),
             video_slots=threading.BoundedSemaphore(settings.max_concurrent_videos),
@@ -101,7 +96,12 @@ class ApiState:
         self.store.close_all()
         self.video_workers.shutdown(wait=True, cancel_futures=True)
         self.photo_tracker.close()
-        shutil.rmtree(self.upload_dir, ignore_errors=True)
+        self.uploads.close()
+
+    @property
+    def upload_dir(self) -> Path:
+        """This server's private upload folder (empty between clip requests)."""
+        return self.uploads.folder
 
     def uptime_s(self) -> float:
         return time.monotonic() - self.started_s

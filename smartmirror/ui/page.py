@@ -165,23 +165,31 @@ def _server_source(source: str, session: MirrorSession):
         return "camera", camera_packets
     upload = st.file_uploader("A video of a face (decoded in memory, never stored)",
                               type=["mp4", "avi", "mkv", "mov", "webm"], key="upload")
-    path_text = st.text_input("...or a video file path on this computer", key="video_path")
     if upload is not None:
         data = upload.getvalue()
         from smartmirror.ui.sources import bytes_packets
 
         return f"file:upload:{upload.name}:{len(data)}", lambda: bytes_packets(data, name=upload.name)
-    if path_text.strip():
-        from pathlib import Path
+    from smartmirror.ui.sources import ConfigError, folder_video, folder_videos, video_folder
 
+    try:
+        folder = video_folder()
+    except ConfigError as error:
+        st.error(str(error))
+        return "file", None
+    if folder is None:
+        st.caption("Choose a video to play it through the mirror (or set SMARTMIRROR_VIDEO_DIR to a folder of "
+                   "videos to pick from).")
+        return "file", None
+    names = folder_videos(folder)
+    choice = st.selectbox(f"...or a video from {folder.name}/", ["-"] + names, key="video_choice",
+                          help="Video files in the folder SMARTMIRROR_VIDEO_DIR names")
+    if choice in names:
         from smartmirror.frames import read_video_packets
 
-        path = Path(path_text.strip()).expanduser()
-        if not path.is_file():
-            st.error(f"No such video file: {path}")
-            return "file", None
-        return f"file:path:{path}", lambda: read_video_packets(path, loop=True)
-    st.caption("Choose a video to play it through the mirror.")
+        path = folder_video(folder, choice)
+        return f"file:folder:{path}", lambda: read_video_packets(path, loop=True)
+    st.caption("Choose a video to play it through the mirror." if names else f"No videos in {folder}.")
     return "file", None
 
 

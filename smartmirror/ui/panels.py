@@ -61,6 +61,8 @@ def render_status(snapshot: Mapping[str, StateEntry], engine: Engine, callback_p
         parts.append("no video yet" if stats["frames_submitted"] == 0 else "video paused")
     else:
         parts.append("face found" if face.get("face_present") else "no face in view")
+        if (face.get("warning") or {}).get("message"):  # several faces: say which one is measured
+            parts.append(face["warning"]["message"])
     st.caption(" · ".join(parts))
     down = [TITLES.get(n, n) for n, e in snapshot.items() if e.status == STATUS_UNAVAILABLE]
     if down:

@@ -5,6 +5,10 @@
   plays :class:`~smartmirror.frames.FramePacket` s in real time (RECVONLY mode, through the same video callback).
   Its frames carry the packets' own times as pts, so the engine sees the source clock, across loops too.
 
+Files from this computer are only those the user picks in the upload widget, or video files directly inside the
+folder ``SMARTMIRROR_VIDEO_DIR`` names (:func:`folder_videos`): the page has no free path field, so it can neither
+open ``/etc/passwd`` nor tell whether some file exists.
+
 ``rtc_configuration()`` has no ICE servers unless ``SMARTMIRROR_ICE_SERVERS`` says otherwise (a JSON list of
 RTCIceServer dicts, e.g. ``[{"urls": ["stun:stun.example.org:3478"]}]`` or a TURN server with username and
 credential), so a localhost session never contacts a public STUN server.
@@ -22,6 +26,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import av
@@ -32,6 +37,9 @@ from smartmirror.frames import FramePacket, VideoError
 log = logging.getLogger(__name__)
 
 ICE_SERVERS_ENV = "SMARTMIRROR_ICE_SERVERS"
+VIDEO_DIR_ENV = "SMARTMIRROR_VIDEO_DIR"
+#: File name endings of the videos the page offers (the upload widget takes the same).
+VIDEO_EXTENSIONS = ("mp4", "avi", "mkv", "mov", "webm")
 VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
 
 
@@ -57,6 +65,47 @@ def ice_servers_from_env(environ: dict[str, str] | None = None) -> list[dict[str
         raise ConfigError(f'{ICE_SERVERS_ENV} must be a JSON list of objects with "urls", got {raw[:80]!r}')
     allowed = {"urls", "username", "credential"}
     return [{k: v for k, v in server.items() if k in allowed} for server in servers]
+
+
+def video_folder(environ: dict[str, str] | None = None) -> Path | None:
+    """The folder ``SMARTMIRROR_VIDEO_DIR`` names (resolved), or None when unset.
+
+    Raises :class:`ConfigError` when it is set but is not a folder.
+    """
+    raw = (os.environ if environ is None else environ).get(VIDEO_DIR_ENV, "").strip()
+    if not raw:
+        return None
+    folder = Path(raw).expanduser().resolve()
+    if not folder.is_dir():
+        raise ConfigError(f"{VIDEO_DIR_ENV}={raw!r} is not a folder")
+    return folder
+
+
+def folder_videos(folder: Path) -> list[str]:
+    """Names of the video files directly inside ``folder`` (sorted; hidden files, links leading out of the
+    folder and other file types are left out)."""
+    names = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        if entry.name.startswith(".") or entry.suffix.lower().lstrip(".") not in VIDEO_EXTENSIONS:
+            continue
+        try:
+            resolved = entry.resolve(strict=True)
+        except OSError:
+            continue
+        if resolved.parent == folder and resolved.is_file():
+            names.append(entry.name)
+    return sorted(names)
+
+
+def folder_video(folder: Path, name: str) -> Path:
+    """The path of ``name`` when it is one of :func:`folder_videos`; ``ValueError`` otherwise."""
+    if name not in folder_videos(folder):
+        raise ValueError(f"{name!r} is not a video in {folder}")
+    return folder / name
 
 
 def rtc_configuration(environ: dict[str, str] | None = None) -> dict[str, Any]:

@@ -1,0 +1,147 @@
+"""uvicorn's HTTP protocols with a deadline and a size bound for the request line and headers, and JSON errors.
+
+uvicorn has no request-header timeout: a client that opens a connection and sends its headers one byte at a time
+(slowloris) holds the connection for ever, and with httptools nothing bounds how much header it may send.
+:func:`guarded_protocol` returns uvicorn's httptools protocol (h11 when httptools is missing) that closes a
+connection whose request line and headers are not complete ``header_timeout_s`` after it opened (or after its
+previous response), refuses headers past ``max_header_bytes`` while they arrive, and answers a request it cannot
+parse with the API's JSON error object (``bad_http_request``) instead of uvicorn's plain text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+_HINT = "malformed, or request line and headers too large"
+
+
+def _json_400(msg: str) -> bytes:
+    return json.dumps({"error": {"code": "bad_http_request", "message": f"{msg} ({_HINT})"}}).encode()
+
+
+class _HeaderDeadline:
+    """Close the connection when the next request's headers are not complete within ``header_timeout_s``."""
+
+    header_timeout_s: float = 10.0
+    max_header_bytes: int = 16384
+    _header_deadline: asyncio.TimerHandle | None = None
+
+    def _awaiting_headers(self) -> bool:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _arm_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+        self._header_deadline = self.loop.call_later(self.header_timeout_s, self._header_deadline_passed)
+
+    def _cancel_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _header_deadline_passed(self) -> None:
+        self._header_deadline = None
+        if self._awaiting_headers() and not self.transport.is_closing():
+            self.logger.info("closing a connection whose request headers took longer than %.0f s",
+                             self.header_timeout_s)
+            self.transport.close()
+
+
+class GuardedH11Protocol(_HeaderDeadline, H11Protocol):
+    """h11 (its ``h11_max_incomplete_event_size`` bounds the headers) with the header deadline."""
+
+    def _awaiting_headers(self) -> bool:
+        return self.conn.their_state is h11.IDLE   # the request line and headers are not complete yet
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_header_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_deadline()
+        super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        body = _json_400(msg)
+        event = h11.Response(status_code=400, reason=b"Bad Request", headers=[
+            (b"content-type", b"application/json"), (b"connection", b"close"),
+            (b"content-length", str(len(body)).encode()),
+        ])
+        try:
+            self.transport.write(self.conn.send(event))
+            self.transport.write(self.conn.send(h11.Data(data=body)))
+            self.transport.write(self.conn.send(h11.EndOfMessage()))
+        except h11.LocalProtocolError:  # h11 is already in an error state: just close
+            pass
+        self.transport.close()
+
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # httptools not installed: h11 only
+    HttpToolsProtocol = None
+
+
+if HttpToolsProtocol is not None:
+
+    class GuardedHttpToolsProtocol(_HeaderDeadline, HttpToolsProtocol):
+        """httptools (fast, C) with the header deadline and a bound on header bytes while they arrive."""
+
+        _in_headers = True
+        _header_bytes = 0
+
+        def _awaiting_headers(self) -> bool:
+            return self._in_headers
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._in_headers, self._header_bytes = True, 0
+            self._arm_header_deadline()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._in_headers and not self.transport.is_closing():
+                self._header_bytes += len(data)    # all of this chunk was request line and headers
+                if self._header_bytes > self.max_header_bytes:
+                    self.send_400_response("Invalid HTTP request received.")
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._in_headers = True
+
+        def on_headers_complete(self) -> None:
+            self._in_headers, self._header_bytes = False, 0
+            super().on_headers_complete()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._in_headers, self._header_bytes = True, 0
+            if not self.transport.is_closing():
+                self._arm_header_deadline()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_header_deadline()
+            super().connection_lost(exc)
+
+        def send_400_response(self, msg: str) -> None:
+            body = _json_400(msg)
+            head = (b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: "
+                    + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n")
+            self.transport.write(head + body)
+            self.transport.close()
+
+
+def guarded_protocol(header_timeout_s: float, max_header_bytes: int) -> type:
+    """A protocol class for ``uvicorn.Config(http=...)`` with this header deadline and size bound."""
+    base = GuardedH11Protocol if HttpToolsProtocol is None else GuardedHttpToolsProtocol
+    return type(base.__name__, (base,), {"header_timeout_s": float(header_timeout_s),
+                                         "max_header_bytes": int(max_header_bytes)})
