@@ -116,6 +116,7 @@ def _identity_default() -> bool:
 def _mirror(session: MirrorSession, source: str, mode: str) -> None:
     from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
+    from smartmirror.ui.sdp import install_answer_bitrate
     from smartmirror.ui.sources import ConfigError, rtc_configuration
 
     try:
@@ -132,8 +133,10 @@ def _mirror(session: MirrorSession, source: str, mode: str) -> None:
     )
     session.demo = source == "demo"
     if source == "webcam":
+        install_answer_bitrate()  # the browser's VP8 at 2.5-8 Mbit/s, so the pulse's colour survives (ui/sdp.py)
         webrtc_streamer(key="mirror-webcam", mode=WebRtcMode.SENDRECV,
                         media_stream_constraints={"video": {"width": 640, "height": 480}, "audio": False}, **common)
+        st.caption(pulse_source_caption(source))
         return
     track_key, factory = _server_source(source, session)
     if factory is None:
@@ -143,9 +146,21 @@ def _mirror(session: MirrorSession, source: str, mode: str) -> None:
     track = session.track(track_key, factory)
     webrtc_streamer(key=f"mirror-{source}", mode=WebRtcMode.RECVONLY, source_video_track=track,
                     media_stream_constraints={"video": True, "audio": False}, **common)
+    st.caption(pulse_source_caption(source))
     error = session.track_error(track_key)
     if error:
         st.error(f"The video source stopped: {error}")
+
+
+def pulse_source_caption(source: str) -> str:
+    """Where the heart rate's skin colour comes from, for the page (the browser path is lossy)."""
+    from smartmirror.ui.sdp import MAX_KBIT_S, MIN_KBIT_S
+
+    if source == "webcam":
+        return (f"Pulse source: your browser's camera over WebRTC (VP8 asked for {MIN_KBIT_S / 1000:g}-"
+                f"{MAX_KBIT_S / 1000:g} Mbit/s so sub-1 % colour changes survive the encoder; a weak pulse is "
+                "shown as uncertain).")
+    return "Pulse source: the video frames themselves, read on this computer before any lossy encoding."
 
 
 def _server_source(source: str, session: MirrorSession):
