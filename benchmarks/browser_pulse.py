@@ -93,8 +93,18 @@ def contact_heart_rate_bpm(times_s: np.ndarray, bvp: np.ndarray) -> float:
     return float(freqs[band][np.argmax(power[band])] * 60.0)
 
 
+def loop_frames(name: str, frames: int) -> tuple[int, int]:
+    """Where the recording's ping-pong loop turns: at pulse peaks (``scripts/make_physrecorder_clip.py`` found
+    them for v01 and wrote them to tests/data); the whole clip for other recordings."""
+    truth = Path(__file__).resolve().parents[1] / "tests" / "data" / f"physrecorder_{name}_truth.json"
+    if truth.exists():
+        first, last = json.loads(truth.read_text())["loop_frames"]
+        return first, last
+    return 0, frames - 1
+
+
 def physrecorder_clip(folder: Path) -> tuple[list[np.ndarray], float, str]:
-    """A PhysRecorder recording (PNG frames, ``frames_timestamp.csv``, ``BVP.csv``) at 15 frames/s, ping-pong."""
+    """A PhysRecorder recording (PNG frames, ``BVP.csv``) at 15 frames/s, ping-pong between pulse peaks."""
     with open(folder / "BVP.csv") as f:
         rows = [(float(r["timestamp"]), float(r["bvp"])) for r in csv.DictReader(f)]
     times, bvp = np.array(rows).T
@@ -102,7 +112,9 @@ def physrecorder_clip(folder: Path) -> tuple[list[np.ndarray], float, str]:
     pngs = sorted((folder / "pictures_ZIP_RAW_RGB").glob("*.png"))
     step = max(1, round(30 / FPS))
     frames = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in pngs[::step]]  # BGR, as OpenCV wrote them
-    return ping_pong(frames), truth, f"PhysRecorder {folder.name} (real, lossless), contact PPG {truth:.1f} bpm"
+    first, last = loop_frames(folder.name, len(frames))
+    label = f"PhysRecorder {folder.name} (real, lossless), contact PPG {truth:.1f} bpm"
+    return ping_pong(frames[first:last + 1]), truth, label
 
 
 # ------------------------------------------------------------------ frame numbers
@@ -158,7 +170,7 @@ def pulse_metrics(trace, truth_bpm: float, method: str = "pos") -> dict:
     from smartmirror.vitals.pipeline import analyze_trace, build_segments
     from smartmirror.vitals.signal import GRID_RATE_HZ, bandpass
 
-    snrs, errors = [], []
+    snrs, errors, confident = [], [], []
     window = int(heart.WINDOW_S * GRID_RATE_HZ)
     step = int(heart.STEP_S * GRID_RATE_HZ)
     for segment in build_segments(trace, method):
@@ -169,6 +181,7 @@ def pulse_metrics(trace, truth_bpm: float, method: str = "pos") -> dict:
             snrs.append(heart.pulse_snr_db(freqs, power, truth_bpm))
             estimate = heart.estimate_window(pulse, segment.rgb[stop - window: stop], sampling_rate=GRID_RATE_HZ)
             errors.append(abs(estimate.bpm - truth_bpm) if estimate.bpm is not None else float("inf"))
+            confident.append(estimate.confidence >= heart.CONFIDENCE_GATE)
     clip = analyze_trace(trace, method=method).heart_rate
     finite = [e for e in errors if np.isfinite(e)]
     return {
@@ -176,6 +189,7 @@ def pulse_metrics(trace, truth_bpm: float, method: str = "pos") -> dict:
         "snr_db_median": round(statistics.median(snrs), 2) if snrs else None,
         "hr_abs_error_median_bpm": round(statistics.median(finite), 1) if finite else None,
         "within_3_bpm": round(sum(e <= 3 for e in errors) / len(errors), 2) if errors else None,
+        "above_gate": round(sum(confident) / len(confident), 2) if confident else None,
         "clip_hr_bpm": clip.tracked_bpm and round(clip.tracked_bpm, 1),
         "face_frames": int(np.isfinite(trace.presence).sum()), "frames": trace.frames,
     }
@@ -298,6 +312,13 @@ def encoder_summary(stats: list[dict]) -> dict:
     }
 
 
+def save_trace(folder: Path | None, name: str, trace) -> None:
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez(folder / f"{name}.npz", times_s=trace.times_s, rgb=trace.rgb, presence=trace.presence,
+                 skin_fraction=trace.skin_fraction, face_y=trace.face_y)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clip", default="synth", help="'synth' or a PhysRecorder recording folder")
@@ -305,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default="default,sdp-bitrate")
     parser.add_argument("--method", default="pos")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--save-traces", type=Path, help="folder for each path's ROI trace (npz)")
     args = parser.parse_args(argv)
     frames, truth, label = synth_clip() if args.clip == "synth" else physrecorder_clip(Path(args.clip))
     results: dict = {"clip": label, "truth_bpm": round(truth, 1), "method": args.method}
@@ -315,12 +337,15 @@ def main(argv: list[str] | None = None) -> int:
         file_frames, fps = read_y4m(y4m)
         n = min(len(file_frames), int(args.seconds * fps))
         started = time.perf_counter()
-        results["file"] = pulse_metrics(roi_trace(file_frames[:n], np.arange(n) / fps), truth, args.method)
+        file_trace = roi_trace(file_frames[:n], np.arange(n) / fps)
+        save_trace(args.save_traces, "file", file_trace)
+        results["file"] = pulse_metrics(file_trace, truth, args.method)
         del file_frames
         print(f"file: {results['file']} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
         for variant in args.variants.split(","):
             images, times, encoder = browser_path(y4m, args.seconds, variant)
             trace = roi_trace(images, times)
+            save_trace(args.save_traces, f"webrtc-{variant}", trace)
             metrics = pulse_metrics(trace, truth, args.method)
             # The same colours on the file's own clock (frame numbers read back): the codec's loss alone,
             # without the fake camera's playback jitter.

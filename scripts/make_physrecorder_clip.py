@@ -7,7 +7,9 @@ C930c at 640x480, 30 frames/s, saved lossless as PNG frames, with a finger-oxime
 (200 MB) are too big for the repository; the test clip keeps every other frame (15 frames/s, what the browser
 test's fake camera plays) as H.264 at CRF 12 (about 4 MB; the skin trace keeps its pulse: 82 % of 10 s POS
 windows within 3 bpm of the oximeter, as in the lossless frames). The oximeter's mean rate goes beside it in
-``physrecorder_v01_truth.json``.
+``physrecorder_v01_truth.json``, with ``loop_frames``: the first and last strong pulse peaks of the clip's own
+skin trace (POS on the ROI colours), where a forward-then-backward loop joins itself smoothly (at a peak the
+pulse is flat, so the mirror image of the waveform continues it; at any other phase it would kink).
 """
 
 from __future__ import annotations
@@ -34,6 +36,30 @@ def contact_heart_rate_bpm(times_s: np.ndarray, bvp: np.ndarray) -> float:
     return float(freqs[band][np.argmax(power[band])] * 60.0)
 
 
+def loop_frames(video: Path, fps: float) -> list[int]:
+    """First and last pulse peaks (frame indices) of the clip's skin trace, away from the filter's edges."""
+    import av
+    from scipy.signal import find_peaks
+
+    from smartmirror.face import FaceTracker
+    from smartmirror.vitals.rppg import extract_pulse
+    from smartmirror.vitals.signal import LandmarkSmoother, bandpass, skin_roi_mean_rgb
+
+    rgb = []
+    smoother = LandmarkSmoother()
+    with av.open(str(video)) as container, FaceTracker() as tracker:
+        for frame in container.decode(video=0):
+            image = frame.to_ndarray(format="bgr24")
+            face = tracker.process(image)
+            rgb.append(skin_roi_mean_rgb(image, smoother.update(face.landmarks_px)).rgb)
+    pulse = bandpass(extract_pulse(np.array(rgb), sampling_rate=fps, method="pos"), sampling_rate=fps,
+                     low_hz=0.7, high_hz=3.0)
+    peaks, _ = find_peaks(pulse, distance=int(0.5 * fps))
+    edge = int(fps)  # the band-pass rings in the first and last second
+    inner = peaks[(peaks >= edge) & (peaks < len(pulse) - edge)]
+    return [int(inner[0]), int(inner[-1])]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("recording", type=Path, help="the Example/v01 folder (PNG frames and BVP.csv)")
@@ -48,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                     "-vf", r"select=not(mod(n\,2)),setpts=N/15/TB", "-r", "15", "-c:v", "libx264", "-preset", "slow",
                     "-crf", "12", "-pix_fmt", "yuv420p", str(video)], check=True)
     truth = {"heart_rate_bpm": round(contact_heart_rate_bpm(times, bvp), 1), "fps": 15,
+             "loop_frames": loop_frames(video, 15.0),
              "source": "github.com/KegangWangCCNU/PhysRecorder Example/v01 (MIT)",
              "reference": "finger-oximeter PPG (BVP.csv), peak of the whole-trace spectrum"}
     (args.out / "physrecorder_v01_truth.json").write_text(json.dumps(truth, indent=2) + "\n")
