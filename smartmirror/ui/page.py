@@ -22,6 +22,7 @@ import streamlit as st
 from smartmirror.engine import MODES
 from smartmirror.ui import panels
 from smartmirror.ui.format import DISCLAIMER
+from smartmirror.ui.hold import ReadingHold
 from smartmirror.ui.session import MirrorSession
 
 log = logging.getLogger(__name__)
@@ -217,15 +218,17 @@ def _panels_fragment(session: MirrorSession, mode: str, pacer_toggle: bool) -> N
         st.session_state["engine_generation"] = (id(engine), engine.generation)
         st.session_state.pop("answered_suggestion", None)
         st.session_state.pop("pacer_started_at", None)
+        st.session_state["heart_rate_hold"] = ReadingHold()
+    hold = st.session_state.setdefault("heart_rate_hold", ReadingHold())
     snapshot = engine.store.snapshot()
     if mode == "driver":
         panels.render_fatigue(snapshot, driver=True)
         panels.render_suggestion(snapshot, engine)
-        panels.render_vitals(snapshot)
+        panels.render_vitals(snapshot, hold)
         panels.render_emotion(snapshot)
     else:
         panels.render_suggestion(snapshot, engine)
-        panels.render_vitals(snapshot)
+        panels.render_vitals(snapshot, hold)
         panels.render_emotion(snapshot)
         panels.render_fatigue(snapshot)
     if session.identity:

@@ -8,7 +8,10 @@ it, and Chromium reads ``x-google-min-bitrate`` / ``x-google-start-bitrate`` / `
 
 from __future__ import annotations
 
+import logging
 import re
+
+log = logging.getLogger(__name__)
 
 #: kbit/s asked of the browser's VP8/H.264/VP9 encoder for a 640x480 camera (loopback: bandwidth is free).
 MIN_KBIT_S = 2500
@@ -73,12 +76,17 @@ def install_answer_bitrate() -> None:
     from streamlit_webrtc.webrtc import WebRtcWorker
 
     original = WebRtcWorker.local_description.fget
+    edited: dict[str, str] = {}  # aiortc's answer -> the one sent (the property is read on every rerun)
 
     def local_description(self):
         description = original(self)
         if description is None or description.type != "answer":
             return description
-        return RTCSessionDescription(sdp=raise_video_bitrate(description.sdp), type=description.type)
+        if description.sdp not in edited:
+            edited.clear()
+            edited[description.sdp] = raise_video_bitrate(description.sdp)
+            log.info("SDP answer asks the browser's video encoder for %d-%d kbit/s", MIN_KBIT_S, MAX_KBIT_S)
+        return RTCSessionDescription(sdp=edited[description.sdp], type=description.type)
 
     WebRtcWorker.local_description = property(local_description, doc=original.__doc__)
     _installed = True
