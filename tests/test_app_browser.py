@@ -41,6 +41,10 @@ CHROMIUM_ARGS = [
 HR_TOLERANCE_BPM = 3.0
 HR_DEADLINE_S = 20.0  # after the face is first found in the mirror
 HR_HOLD_S = 30.0  # the reading then stays within tolerance this long
+#: The webcam test's timed heart-rate check needs the CPU the app is built for (2 cores for it and the browser):
+#: on a machine whose load per core is above this before the test starts, frames stall for 0.3-0.5 s about
+#: once a second and the check measures the other work, not the app (it is skipped, saying so).
+MAX_LOAD_PER_CORE = 3.0
 DEMO_HR_TOLERANCE_BPM = 5.0
 DEMO_HR_DEADLINE_S = 30.0
 START_DEADLINE_S = 60.0  # page load, START, WebRTC connection, first tracked face
@@ -250,6 +254,10 @@ def _hold_heart_rate(page, app: App, truth_bpm: float, *, tolerance_bpm: float, 
 
 def test_webcam_mirror_shows_heart_rate_bars_and_feedback_reaches_the_agent(start_app, browser_page, camera_clip):
     clip, truth_bpm = camera_clip
+    load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    if load > MAX_LOAD_PER_CORE:
+        pytest.skip(f"the machine is oversubscribed (1-min load {load:.1f} per core > {MAX_LOAD_PER_CORE}): the "
+                    "timed live heart-rate check would measure the other work")
     app = start_app()
     page = browser_page("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                         f"--use-file-for-fake-video-capture={clip}")
