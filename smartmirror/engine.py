@@ -84,9 +84,19 @@ STATUS_UNAVAILABLE = "unavailable"
 
 @dataclass(frozen=True)
 class TrackedPacket(FramePacket):
-    """A frame with the face tracker's observation of it (``None``: no face)."""
+    """A frame with the face tracker's observation of it (``None``: no face).
+
+    ``reused_face``: the tracker was busy when this frame came and skipped it; ``face`` is its observation of
+    the next frame it did track (at most :data:`MAX_SKIPPED_FRAMES` frames later). Only analyzers whose spec
+    asks for ``every_frame`` read such packets.
+    """
 
     face: FaceObservation | None = None
+    reused_face: bool = False
+
+
+#: Frames the face tracker skipped that are kept for ``every_frame`` analyzers until the next tracked frame.
+MAX_SKIPPED_FRAMES = 15
 
 
 # --- the latest-state store -------------------------------------------------------------------------------------
@@ -207,12 +217,17 @@ class AnalyzerSpec:
     inputs : tuple of (keyword, state name)
         Other parts' latest states passed to ``update`` as keyword arguments, e.g.
         ``(("fatigue_state", "fatigue"),)`` for emotion's "tired" class.
+    every_frame : bool
+        Also read the frames the face tracker skipped while busy (with the face of the next tracked frame).
+        For the vitals: a seated face moves little in 1/15 s, but a skipped frame is a hole in the pulse trace,
+        and a machine that stalls about once a second makes holes at that rate, i.e. a false 40-60 bpm peak.
     """
 
     name: str
     factory: Callable[[], Analyzer]
     rate_hz: float | None = None
     inputs: tuple[tuple[str, str], ...] = ()
+    every_frame: bool = False
 
 
 def _vitals_factory(method: str | None) -> Callable[[], Analyzer]:
@@ -273,7 +288,7 @@ def default_specs(
     or joins them (tests only).
     """
     specs = [
-        AnalyzerSpec("vitals", _vitals_factory(pulse_method)),
+        AnalyzerSpec("vitals", _vitals_factory(pulse_method), every_frame=True),
         AnalyzerSpec("fatigue", _fatigue_factory(mode)),
         AnalyzerSpec("emotion", _emotion_factory, rate_hz=5.0, inputs=(("fatigue_state", "fatigue"),)),
     ]
@@ -432,6 +447,8 @@ class Engine:
         self.frames_lost: dict[str, int] = {}  # per analyzer: tracked frames it fell too far behind to read
 
         self._inbox: FramePacket | None = None
+        self._skipped: list[FramePacket] = []  # replaced in the inbox before the tracker took them (oldest first)
+        self._keep_skipped = any(spec.every_frame and spec.rate_hz is None for spec in self.specs)
         self._inbox_cond = threading.Condition()
         self._overlay: Overlay | None = None
         self._stop = threading.Event()
@@ -510,6 +527,9 @@ class Engine:
         with self._inbox_cond:
             if self._inbox is not None:
                 self.frames_dropped += 1
+                if self._keep_skipped:
+                    self._skipped.append(self._inbox)
+                    del self._skipped[:-MAX_SKIPPED_FRAMES]
             self._inbox = packet
             self.frames_submitted += 1
             self._inbox_cond.notify()
@@ -529,6 +549,7 @@ class Engine:
                 while self._inbox is None and not self._stop.is_set():
                     self._inbox_cond.wait(0.5)
                 packet, self._inbox = self._inbox, None
+                skipped, self._skipped = self._skipped, []
             if packet is None:
                 continue
             try:
@@ -552,6 +573,9 @@ class Engine:
                 if failures > 3:
                     time.sleep(self.retry_after_s)
                 continue
+            for older in skipped:  # before the tracked frame: the buffer stays in time order
+                self.buffer.push(TrackedPacket(t=older.t, image=older.image, index=older.index, face=face,
+                                               reused_face=True))
             self._after_tracking(packet, face)
         if tracker is not None:
             try:
@@ -648,8 +672,10 @@ class Engine:
             packet = None
             try:
                 for seq, packet in batch:
-                    state = analyzer.update(packet, packet.face, **kwargs)
                     last_seq = seq
+                    if packet.reused_face and not spec.every_frame:
+                        continue
+                    state = analyzer.update(packet, packet.face, **kwargs)
                 failures = 0
             except Exception as error:  # noqa: BLE001 - shown as unavailable, others keep running
                 last_seq = batch[-1][0]

@@ -127,7 +127,7 @@ def _mirror(session: MirrorSession, source: str, mode: str) -> None:
         rtc = {"iceServers": []}
     common = dict(
         rtc_configuration=rtc,
-        video_frame_callback=session.video_frame_callback,
+        queued_video_frames_callback=session.queued_video_frames_callback,  # no frame lost to a late thread
         async_processing=True,
         desired_playing_state=True if mode == "kiosk" else None,
         video_html_attrs={"autoPlay": True, "controls": False, "muted": True, "style": {"width": "100%"}},
