@@ -11,12 +11,26 @@ browser's VP8 encoder with its own rate control, aiortc's decoder). The received
 go through the same measurement: FaceMesh, the skin ROI mean colour, POS, 10 s windows every second.
 
 Printed per path: median SNR at the true rate (dB, de Haan), median |window HR - truth| (bpm), share of windows
-within 3 bpm, and for the WebRTC path the encoder's mean bitrate, mean QP, resolution and quality limitation.
+within 3 bpm and above the confidence gate, the clip report's heart rate, and for the WebRTC path the encoder's
+mean bitrate, mean QP, resolution and quality limitation; "on the file clock" repeats the WebRTC numbers with
+each frame timed by the frame number stamped in its corner (the codec's loss alone, without playback jitter).
+Each frame's number is stamped as 12 black/white blocks in the top-left corner (away from the face).
 
 Variants (answer-side SDP changes, what a server can do without touching the browser's JavaScript):
 - ``default``: aiortc's answer as is (what streamlit-webrtc sends);
 - ``sdp-bitrate``: the answer's VP8 ``a=fmtp`` gets ``x-google-min-bitrate`` / ``x-google-start-bitrate`` /
-  ``x-google-max-bitrate`` and the video section ``b=AS`` (see ``smartmirror.ui.sdp``).
+  ``x-google-max-bitrate`` and the video section ``b=AS`` (see ``smartmirror.ui.sdp``; what the app sends).
+
+Measured (2026-12-01, Chromium 156, 2 shared cores, POS, 30 s of frames):
+
+| clip | path | SNR dB | within 3 bpm | clip HR (truth) | encoder |
+|---|---|---|---|---|---|
+| PhysRecorder v01 (real) | file | -0.07 | 0.80 | 72.3 (71.1) | |
+| | WebRTC default | -4.90 | 0.38 | 63.9 | 608 kbit/s, QP 7.9 |
+| | WebRTC sdp-bitrate | +0.23 | 0.81 | 72.4 | 1490 kbit/s, QP 2.0 |
+| synthetic, 0.8 % pulse | file | +9.28 | 0.93 | 84.3 (84.0) | |
+| | WebRTC default | -8.16 | 0.06 | 51.1 | 718 kbit/s, QP 14.1 |
+| | WebRTC sdp-bitrate | +0.36 | 0.75 | 84.7 | 2592 kbit/s, QP 3.1 |
 """
 
 from __future__ import annotations
@@ -81,18 +95,6 @@ def synth_clip(seconds: float = 20.0) -> tuple[list[np.ndarray], float, str]:
     return ping_pong([p.image for p in packets]), float(truth.heart_rate_bpm), "synthetic 0.8 % pulse, 84 bpm"
 
 
-def contact_heart_rate_bpm(times_s: np.ndarray, bvp: np.ndarray) -> float:
-    """Mean heart rate of a contact PPG trace: the peak of its spectrum in 40-180 bpm."""
-    from scipy.signal import welch
-
-    rate = 1.0 / float(np.median(np.diff(times_s)))
-    grid = np.arange(times_s[0], times_s[-1], 1.0 / rate)
-    signal = np.interp(grid, times_s, bvp - np.mean(bvp))
-    freqs, power = welch(signal, fs=rate, nperseg=len(signal), nfft=1 << 16, detrend="linear")
-    band = (freqs >= 40 / 60) & (freqs <= 180 / 60)
-    return float(freqs[band][np.argmax(power[band])] * 60.0)
-
-
 def loop_frames(name: str, frames: int) -> tuple[int, int]:
     """Where the recording's ping-pong loop turns: at pulse peaks (``scripts/make_physrecorder_clip.py`` found
     them for v01 and wrote them to tests/data); the whole clip for other recordings."""
@@ -108,6 +110,9 @@ def physrecorder_clip(folder: Path) -> tuple[list[np.ndarray], float, str]:
     with open(folder / "BVP.csv") as f:
         rows = [(float(r["timestamp"]), float(r["bvp"])) for r in csv.DictReader(f)]
     times, bvp = np.array(rows).T
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from make_physrecorder_clip import contact_heart_rate_bpm
+
     truth = contact_heart_rate_bpm(times, bvp)
     pngs = sorted((folder / "pictures_ZIP_RAW_RGB").glob("*.png"))
     step = max(1, round(30 / FPS))
