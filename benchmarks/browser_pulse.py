@@ -1,6 +1,6 @@
 """What the browser's camera path keeps of the pulse: skin-colour SNR and heart-rate error, file vs WebRTC.
 
-    .venv/bin/python benchmarks/browser_pulse.py [--clip synth | /work/data/physrecorder/v01] [--seconds 30]
+    .venv/bin/python benchmarks/browser_pulse.py [--clip synth | PHYSRECORDER/Example/v01] [--seconds 30]
         [--variants default,sdp-bitrate] [--json]
 
 The clip (a synthetic pulse clip with a realistic 0.8 % pulse, or a real lossless recording such as the

@@ -1,6 +1,6 @@
 """Make tests/data/physrecorder_v01_15fps.mkv and its truth from the PhysRecorder example recording (MIT).
 
-    python scripts/make_physrecorder_clip.py /work/data/physrecorder/v01 [--out tests/data]
+    python scripts/make_physrecorder_clip.py PHYSRECORDER/Example/v01 [--out tests/data]
 
 The source is github.com/KegangWangCCNU/PhysRecorder, ``Example/v01``: 20 s of a seated person from a Logitech
 C930c at 640x480, 30 frames/s, saved lossless as PNG frames, with a finger-oximeter PPG (``BVP.csv``). The PNGs
