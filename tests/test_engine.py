@@ -4,6 +4,7 @@ the real agent and SQLite files; plus the video callback, the overlay, the sourc
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fractions
 import time
 import tracemalloc
@@ -473,3 +474,83 @@ def test_identity_is_off_by_default_and_only_runs_when_opted_in():
     names = [spec.name for spec in default_specs("wellness")]
     assert "identity" not in names
     assert "identity" in [spec.name for spec in default_specs("wellness", identity=True)]
+
+
+class SlowTracker:
+    """The real FaceMesh, ``delay_s`` slower per frame (a tracker on a busy machine)."""
+
+    def __init__(self, delay_s: float = 0.1):
+        from smartmirror.face import FaceTracker
+
+        self.delay_s = delay_s
+        self.tracker = FaceTracker(static_image_mode=False)
+
+    def process(self, image):
+        time.sleep(self.delay_s)
+        return self.tracker.process(image)
+
+    def close(self):
+        self.tracker.close()
+
+
+def test_frames_the_busy_tracker_skips_still_reach_every_frame_analyzers(clip_packets):
+    packets, _truth = clip_packets
+    every = ForeheadGreen()
+    tracked_only = SlowAnalyzer(delay_s=0.0)
+    engine = Engine([AnalyzerSpec("every", lambda: every, every_frame=True),
+                     AnalyzerSpec("tracked", lambda: tracked_only)], mode="wellness",
+                    tracker_factory=lambda: SlowTracker(0.1)).start()
+    try:
+        for packet in packets[:60]:  # 30 frames/s into a tracker that manages under 10
+            engine.submit(packet)
+            time.sleep(1 / 30)
+        _wait_for(lambda: every.times_ and every.times_[-1] >= packets[59].t - 1e-9, 30, "the last frame")
+        time.sleep(0.3)
+        assert engine.frames_dropped > 20  # the tracker really skipped frames
+        sent = [p.t for p in packets[:60]]
+        assert every.times_ == sorted(every.times_)  # in time order
+        assert len(every.times_) >= 60 - 2  # all of them (the first one or two may precede the first track)
+        assert set(every.times_) <= set(sent)
+        assert len(tracked_only.times_) <= 60 - engine.frames_dropped + 1  # the others see tracked frames only
+        state = engine.store.state("every")
+        assert state["face"] is True  # the skipped frames carry the next tracked frame's face
+    finally:
+        engine.stop()
+
+
+def test_queued_callback_hands_every_frame_to_the_engine_and_draws_the_newest(astronaut_bgr):
+    from smartmirror.ui.session import MirrorSession
+
+    session = MirrorSession(engine_factory=lambda mode, keep: Engine([], mode=mode))
+    engine = session.ensure_engine("wellness", False)
+    try:
+        image = astronaut_bgr[:480, :480].copy()
+        frames = []
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = 3000 * i
+            frame.time_base = fractions.Fraction(1, 90000)
+            frames.append(frame)
+        out = asyncio.run(session.queued_video_frames_callback(frames))
+        assert len(out) == 1 and out[0].width == 480
+        assert engine.frames_submitted == 5
+        assert asyncio.run(session.queued_video_frames_callback([])) == []
+    finally:
+        session.close()
+
+
+def test_a_skipped_frame_gets_landmarks_between_the_tracked_faces_around_it(astronaut_bgr):
+    from smartmirror.engine import MAX_INTERPOLATION_S, between_faces
+    from smartmirror.face import FaceTracker
+
+    with FaceTracker(static_image_mode=True) as tracker:
+        face = tracker.process(astronaut_bgr)
+    assert face is not None
+    moved = dataclasses.replace(face, landmarks_px=face.landmarks_px + np.float32([6.0, -3.0, 0.0]), _masks={})
+    middle = between_faces(0.25, (0.0, face), (1.0, moved))
+    assert np.allclose(middle.landmarks_px - face.landmarks_px, [1.5, -0.75, 0.0], atol=1e-4)
+    assert middle.presence_score == moved.presence_score
+    assert middle.region_mask("forehead").sum() > 0  # its own masks, not the moved face's cached ones
+    assert between_faces(0.5, None, (1.0, moved)) is moved  # nothing before: the face after
+    too_old = 1.0 - MAX_INTERPOLATION_S - 0.1
+    assert between_faces(0.95, (too_old, face), (1.0, moved)) is moved

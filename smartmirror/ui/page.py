@@ -22,6 +22,7 @@ import streamlit as st
 from smartmirror.engine import MODES
 from smartmirror.ui import panels
 from smartmirror.ui.format import DISCLAIMER
+from smartmirror.ui.hold import ReadingHold
 from smartmirror.ui.session import MirrorSession
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ def _identity_default() -> bool:
 def _mirror(session: MirrorSession, source: str, mode: str) -> None:
     from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
+    from smartmirror.ui.sdp import install_answer_bitrate
     from smartmirror.ui.sources import ConfigError, rtc_configuration
 
     try:
@@ -125,15 +127,17 @@ def _mirror(session: MirrorSession, source: str, mode: str) -> None:
         rtc = {"iceServers": []}
     common = dict(
         rtc_configuration=rtc,
-        video_frame_callback=session.video_frame_callback,
+        queued_video_frames_callback=session.queued_video_frames_callback,  # no frame lost to a late thread
         async_processing=True,
         desired_playing_state=True if mode == "kiosk" else None,
         video_html_attrs={"autoPlay": True, "controls": False, "muted": True, "style": {"width": "100%"}},
     )
     session.demo = source == "demo"
     if source == "webcam":
+        install_answer_bitrate()  # the browser's VP8 at 2.5-8 Mbit/s, so the pulse's colour survives (ui/sdp.py)
         webrtc_streamer(key="mirror-webcam", mode=WebRtcMode.SENDRECV,
                         media_stream_constraints={"video": {"width": 640, "height": 480}, "audio": False}, **common)
+        st.caption(pulse_source_caption(source))
         return
     track_key, factory = _server_source(source, session)
     if factory is None:
@@ -143,9 +147,21 @@ def _mirror(session: MirrorSession, source: str, mode: str) -> None:
     track = session.track(track_key, factory)
     webrtc_streamer(key=f"mirror-{source}", mode=WebRtcMode.RECVONLY, source_video_track=track,
                     media_stream_constraints={"video": True, "audio": False}, **common)
+    st.caption(pulse_source_caption(source))
     error = session.track_error(track_key)
     if error:
         st.error(f"The video source stopped: {error}")
+
+
+def pulse_source_caption(source: str) -> str:
+    """Where the heart rate's skin colour comes from, for the page (the browser path is lossy)."""
+    from smartmirror.ui.sdp import MAX_KBIT_S, MIN_KBIT_S
+
+    if source == "webcam":
+        return (f"Pulse source: your browser's camera over WebRTC (VP8 asked for {MIN_KBIT_S / 1000:g}-"
+                f"{MAX_KBIT_S / 1000:g} Mbit/s so sub-1 % colour changes survive the encoder; a weak pulse is "
+                "shown as uncertain).")
+    return "Pulse source: the video frames themselves, read on this computer before any lossy encoding."
 
 
 def _server_source(source: str, session: MirrorSession):
@@ -210,15 +226,17 @@ def _panels_fragment(session: MirrorSession, mode: str, pacer_toggle: bool) -> N
         st.session_state["engine_generation"] = (id(engine), engine.generation)
         st.session_state.pop("answered_suggestion", None)
         st.session_state.pop("pacer_started_at", None)
+        st.session_state["heart_rate_hold"] = ReadingHold()
+    hold = st.session_state.setdefault("heart_rate_hold", ReadingHold())
     snapshot = engine.store.snapshot()
     if mode == "driver":
         panels.render_fatigue(snapshot, driver=True)
         panels.render_suggestion(snapshot, engine)
-        panels.render_vitals(snapshot)
+        panels.render_vitals(snapshot, hold)
         panels.render_emotion(snapshot)
     else:
         panels.render_suggestion(snapshot, engine)
-        panels.render_vitals(snapshot)
+        panels.render_vitals(snapshot, hold)
         panels.render_emotion(snapshot)
         panels.render_fatigue(snapshot)
     if session.identity:

@@ -23,6 +23,7 @@ from smartmirror.ui.format import (
     percent_text,
     unit_text,
 )
+from smartmirror.ui.hold import ReadingHold
 
 try:  # seconds of face data each vital needs first (for the "measuring..." progress)
     from smartmirror.vitals.analyzer import WARMUP_S
@@ -92,8 +93,11 @@ def _warmup_left(vitals: Mapping[str, Any], what: str) -> float | None:
     return None
 
 
-def render_vitals(snapshot: Mapping[str, StateEntry]) -> None:
-    """Heart rate metric ("72 bpm" / "—"), confidence, pulse plot, HRV / respiration / SpO2, stress bar."""
+def render_vitals(snapshot: Mapping[str, StateEntry], hold: ReadingHold | None = None) -> None:
+    """Heart rate metric ("72 bpm" / "—"), confidence, pulse plot, HRV / respiration / SpO2, stress bar.
+
+    With ``hold`` the last confident rate stays up to ``hold.hold_s`` seconds through weak windows, marked held.
+    """
     st.subheader("Heart and breathing")
     vitals, entry = _state(snapshot, "vitals")
     if unavailable_note("vitals", entry):
@@ -102,10 +106,19 @@ def render_vitals(snapshot: Mapping[str, StateEntry]) -> None:
     vitals = vitals or {}
     confidence = number(vitals.get("heart_rate_confidence"))
     heart_rate = number(vitals.get("heart_rate_bpm"))
+    held_for_s = None
+    if hold is not None:
+        held = hold.update(heart_rate, face_present=bool(vitals.get("face_present")), now=time.monotonic())
+        heart_rate, held_for_s = held.bpm, held.held_for_s
     col_hr, col_conf = st.columns(2)
     col_hr.metric("Heart rate", heart_rate_text(heart_rate),
                   help="Remote photoplethysmography from skin colour; a wellness estimate, not a medical reading.")
-    col_conf.metric("Confidence", percent_text(confidence) if heart_rate is not None else DASH)
+    if held_for_s is not None:
+        col_conf.metric("Confidence", f"held {held_for_s:.0f} s",
+                        help="The newest windows are below the confidence gate: the last confident rate is held "
+                             f"for at most {hold.hold_s:.0f} s.")
+    else:
+        col_conf.metric("Confidence", percent_text(confidence) if heart_rate is not None else DASH)
     if heart_rate is None:
         note = measuring_text(_warmup_left(vitals, "heart_rate")) if vitals.get("face_present", True) else ""
         message = vitals.get("message") if isinstance(vitals.get("message"), str) else ""

@@ -3,7 +3,8 @@
 Kept in ``st.session_state`` so they survive Streamlit reruns. The video callback is a bound method of
 :class:`MirrorSession`; it runs on streamlit-webrtc's worker thread, never calls ``st.*`` and never waits on a
 model: it timestamps the frame (``frame.time``, the source clock), hands it to the engine and draws the newest
-overlay.
+overlay. The page registers the queued form (:meth:`MirrorSession.queued_video_frames_callback`): when the
+worker thread was late, every frame that piled up still reaches the engine, only the newest is drawn.
 """
 
 from __future__ import annotations
@@ -107,6 +108,16 @@ class MirrorSession:
         out = av.VideoFrame.from_ndarray(view, format="bgr24")
         self.callback_ms.append((time.perf_counter() - start) * 1000.0)
         return out
+
+    async def queued_video_frames_callback(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
+        """streamlit-webrtc's queued callback: every frame that arrived since the last call reaches the engine
+        (the vitals need each one's colour; the plain callback only sees the newest when the machine stalls),
+        and the newest is returned as the mirror with its overlay."""
+        engine = self.engine
+        if engine is not None:
+            for frame in frames[:-1]:
+                engine.submit(FramePacket(t=frame.time, image=frame.to_ndarray(format="bgr24")))
+        return [self.video_frame_callback(frames[-1])] if frames else []
 
     def callback_p95_ms(self) -> float | None:
         """95th percentile of the callback's own time over the last 300 frames (milliseconds)."""

@@ -1,0 +1,92 @@
+"""SDP answer edits that ask the browser's video encoder for more bits (pure string functions).
+
+The browser encodes its camera at a bitrate its own congestion control picks (it starts near 300 kbit/s and
+grows with the receiver's feedback). An answer can bound that from the receiving side: ``b=AS`` (kbit/s) caps
+it, and Chromium reads ``x-google-min-bitrate`` / ``x-google-start-bitrate`` / ``x-google-max-bitrate``
+(kbit/s) from a codec's ``a=fmtp`` line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+log = logging.getLogger(__name__)
+
+#: kbit/s asked of the browser's VP8/H.264/VP9 encoder for a 640x480 camera (loopback: bandwidth is free).
+MIN_KBIT_S = 2500
+START_KBIT_S = 4000
+MAX_KBIT_S = 8000
+
+_VIDEO_CODECS = ("VP8", "VP9", "H264", "AV1")
+
+
+def raise_video_bitrate(sdp: str, *, min_kbit_s: int = MIN_KBIT_S, start_kbit_s: int = START_KBIT_S,
+                        max_kbit_s: int = MAX_KBIT_S) -> str:
+    """``sdp`` with every video section asking for ``min..max`` kbit/s (``b=AS`` and x-google fmtp keys).
+
+    Audio sections and every other line are left as they are; line endings stay CRLF.
+    """
+    lines = sdp.replace("\r\n", "\n").rstrip("\n").split("\n")
+    sections: list[list[str]] = [[]]
+    for line in lines:
+        if line.startswith("m="):
+            sections.append([])
+        sections[-1].append(line)
+    out = sections[0]
+    keys = f"x-google-min-bitrate={min_kbit_s};x-google-start-bitrate={start_kbit_s};" \
+           f"x-google-max-bitrate={max_kbit_s}"
+    for section in sections[1:]:
+        if not section[0].startswith("m=video"):
+            out += section
+            continue
+        payloads = [m.group(1) for line in section
+                    if (m := re.match(r"a=rtpmap:(\d+) ([\w-]+)/", line)) and m.group(2).upper() in _VIDEO_CODECS]
+        edited = [line for line in section if not line.startswith("b=AS:")]
+        with_fmtp = set()
+        for i, line in enumerate(edited):
+            m = re.match(r"a=fmtp:(\d+) (.*)", line)
+            if m and m.group(1) in payloads:
+                params = ";".join(p for p in m.group(2).split(";") if not p.strip().startswith("x-google-"))
+                edited[i] = f"a=fmtp:{m.group(1)} {params};{keys}" if params else f"a=fmtp:{m.group(1)} {keys}"
+                with_fmtp.add(m.group(1))
+        for payload in payloads:
+            if payload not in with_fmtp:
+                at = max(i for i, line in enumerate(edited) if line.startswith(f"a=rtpmap:{payload} "))
+                edited.insert(at + 1, f"a=fmtp:{payload} {keys}")
+        c_line = next((i for i, line in enumerate(edited) if line.startswith("c=")), 0)
+        edited.insert(c_line + 1, f"b=AS:{max_kbit_s}")
+        out += edited
+    return "\r\n".join(out) + "\r\n"
+
+
+_installed = False
+
+
+def install_answer_bitrate() -> None:
+    """Make streamlit-webrtc's SDP answers ask the browser for :data:`MIN_KBIT_S`..:data:`MAX_KBIT_S`.
+
+    streamlit-webrtc sends the browser ``WebRtcWorker.local_description`` (aiortc's answer); this wraps that
+    property so the description it returns carries :func:`raise_video_bitrate`'s lines. Idempotent.
+    """
+    global _installed
+    if _installed:
+        return
+    from aiortc import RTCSessionDescription
+    from streamlit_webrtc.webrtc import WebRtcWorker
+
+    original = WebRtcWorker.local_description.fget
+    edited: dict[str, str] = {}  # aiortc's answer -> the one sent (the property is read on every rerun)
+
+    def local_description(self):
+        description = original(self)
+        if description is None or description.type != "answer":
+            return description
+        if description.sdp not in edited:
+            edited.clear()
+            edited[description.sdp] = raise_video_bitrate(description.sdp)
+            log.info("SDP answer asks the browser's video encoder for %d-%d kbit/s", MIN_KBIT_S, MAX_KBIT_S)
+        return RTCSessionDescription(sdp=edited[description.sdp], type=description.type)
+
+    WebRtcWorker.local_description = property(local_description, doc=original.__doc__)
+    _installed = True
