@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 #: How often a clip is tried again after its task raised or its worker died, before it is reported as failed.
 DEFAULT_RETRIES = 2
 #: Seconds to wait for an existing scheduler to answer.
-CONNECT_TIMEOUT_S = 20.0
+CONNECT_TIMEOUT_S = 10.0
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm")
 
 
