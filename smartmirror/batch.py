@@ -345,8 +345,17 @@ def run_clips(
     from distributed import as_completed
 
     with dask_client(options) as client:
+        try:
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+        except TimeoutError:
+            raise BatchError("cluster_unavailable", f"The cluster at {client.scheduler.address} has no workers "
+                                                    f"(none joined within {CONNECT_TIMEOUT_S:.0f} s)") from None
         if warm is not None:
-            client.register_plugin(warm, name=warm.name)
+            try:
+                client.register_plugin(warm, name=warm.name)
+            except Exception as exc:  # e.g. a worker without SmartMirror installed
+                raise BatchError("cluster_unavailable", "The workers cannot load SmartMirror's models: "
+                                                        f"{type(exc).__name__}: {exc}") from None
         futures = {client.submit(run_one, fn, item, key=f"smartmirror-clip-{i}-{os.urandom(4).hex()}", pure=False,
                                  retries=options.retries): i for i, item in enumerate(items)}
         with progress:
