@@ -91,8 +91,9 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=None, help="Folder for the generated clips.")
     args = parser.parse_args()
 
-    import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client
+
+    from smartmirror.batch import local_cluster
 
     cache = args.cache or user_cache_dir() / "bench-eval-scaling"
     folder = make_clips(cache / f"{args.clips}x{args.duration:g}s-{args.width}x{args.height}", args.clips,
@@ -108,9 +109,7 @@ def main() -> None:
           f"{here['steady_s_per_clip']:.2f} s/clip, peak RSS {peak_rss_mb():.0f} MiB")
     for workers in (int(w) for w in args.workers.split(",")):
         started = time.perf_counter()
-        with dask.config.set({"distributed.scheduler.allowed-failures": 2}), \
-                LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
-                             silence_logs=40) as cluster:
+        with local_cluster(workers) as cluster:
             cluster_s = time.perf_counter() - started
             run = timed_run(clips, methods, ClusterOptions(scheduler=cluster.scheduler_address),
                             args.report)

@@ -121,14 +121,12 @@ def _kill_a_busy_worker(address: str, seen: list, killed: dict) -> None:
 def test_a_worker_killed_mid_run(clips, in_process, allowed_failures):
     """With tries left the killed worker's clip runs again elsewhere and nothing is lost; with none it is
     reported as failed (worker_died) and every other clip still finishes."""
-    import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    from smartmirror.batch import WarmModels
+    from smartmirror.batch import WarmModels, local_cluster
 
-    names = [str(clips / f"clip{i}.avi") for i in range(3)] * 2       # six tasks: the pool stays busy
-    with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}), \
-            LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster:
+    names = [str(clips / f"clip{i}.avi") for i in (0, 1, 2, 0)]      # four tasks: both workers stay busy
+    with local_cluster(2, retries=allowed_failures) as cluster:
         seen: list = []
         killed: dict = {}
         killer = threading.Thread(target=_kill_a_busy_worker, args=(cluster.scheduler_address, seen, killed))
