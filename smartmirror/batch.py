@@ -255,7 +255,7 @@ def _quiet_dask_logs() -> None:
 
 
 def local_cluster(workers: int, retries: int = DEFAULT_RETRIES) -> Any:
-    """A ``distributed.LocalCluster`` of ``workers`` processes, one thread each, on 127.0.0.1, no dashboard.
+    """A ``distributed.LocalCluster`` of ``workers`` processes, one thread each, on 127.0.0.1 (no dashboard).
 
     A task whose worker died runs again elsewhere up to ``retries`` times (the scheduler's allowed failures).
     Dask's default ``MALLOC_TRIM_THRESHOLD_`` for workers is left out: it also switches off glibc's adaptive
@@ -271,7 +271,9 @@ def local_cluster(workers: int, retries: int = DEFAULT_RETRIES) -> Any:
     try:
         with dask.config.set(settings):
             return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                dashboard_address=None, silence_logs=logging.ERROR)
+                                silence_logs=logging.ERROR,
+                                # the scheduler's HTTP routes on a free loopback port, no dashboard
+                                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
     finally:
         if saved is None:
             os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)

@@ -165,3 +165,26 @@ def test_batch_inputs_and_errors(clips, tmp_path):
     assert only_bad.exit_code == EXIT_BAD_INPUT                           # every clip failed: non-zero
     codes = [json.loads(line)["error"]["code"] for line in only_bad.stdout.splitlines()]
     assert len(codes) == 2 and "not_found" in codes
+
+
+def test_clips_from_an_fsspec_url_are_copied_privately_and_removed(clips, in_process, tmp_path, monkeypatch):
+    """A URL is opened where the task runs (here in-process, fsspec's memory filesystem): the same report."""
+    import tempfile
+
+    import fsspec
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/batch-test/clip1.avi", (clips / "clip1.avi").read_bytes())
+    fs.pipe("/batch-test/notes.txt", b"not a clip")
+    assert expand_clips(["memory://batch-test/"]) == ["memory:///batch-test/clip1.avi"]
+    out = tmp_path / "url.jsonl"
+    done = _cli(analyze)("memory://batch-test/", "--sections", "", "-o", out)
+    assert done.exit_code == 0, done.output
+    (line,) = [json.loads(text) for text in out.read_text().splitlines()]
+    assert line["clip"] == "memory:///batch-test/clip1.avi"
+    assert _without_timings(line) == {**_without_timings(in_process[str(clips / "clip1.avi")]),
+                                      "clip": line["clip"]}
+    assert not list(tmp_path.glob("smartmirror-clip-*"))                  # the private copy is gone
+    fs.rm("/batch-test", recursive=True)
+
