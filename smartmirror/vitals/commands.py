@@ -129,13 +129,15 @@ def analyze(
     JSON Lines: one object per clip as it finishes, ``{"clip": ..., <report>}`` or ``{"clip": ..., "error": ...}``,
     and exits non-zero only when every clip failed.
     """
+    import glob
+
     from smartmirror.frames import VideoError
     from smartmirror.report import analyze_video, error_object
 
     chosen = tuple(part.strip() for part in sections.split(",") if part.strip())
-    single = len(videos) == 1 and not Path(videos[0]).is_dir() and "://" not in videos[0] and not any(
-        c in videos[0] for c in "*?[") and workers is None and scheduler is None and output is None
-    if not single:
+    one_file = len(videos) == 1 and "://" not in videos[0] and not glob.has_magic(videos[0]) \
+        and not Path(videos[0]).is_dir()
+    if not one_file or workers is not None or scheduler is not None or output is not None:
         _analyze_many(videos, method=method, identity=identity, sections=chosen, output=output,
                       cluster_args=(workers, scheduler, retries))
         return
