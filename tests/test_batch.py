@@ -137,7 +137,13 @@ def test_a_worker_killed_mid_run(clips, in_process, allowed_failures):
             seen.append((index, outcome))
         killer.join()
         with Client(cluster.scheduler_address) as client:               # the restarted worker loaded its models
-            models = client.run(lambda dask_worker: getattr(dask_worker, "smartmirror_models", None))
+            client.wait_for_workers(2, timeout=120)
+            deadline = time.monotonic() + 120
+            while True:
+                models = client.run(lambda dask_worker: getattr(dask_worker, "smartmirror_models", None))
+                if all(models.values()) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
     assert killed and killed["results_before"] < len(names)
     assert len(models) == 2 and all(m == ["facemesh"] for m in models.values())
     assert sorted(i for i, _ in seen) == list(range(len(names)))
