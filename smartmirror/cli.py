@@ -32,10 +32,11 @@ agent_app = typer.Typer(help="The intervention agent.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 app.add_typer(agent_app, name="agent")
 
-app.command("analyze", help="The whole report for one clip (--json: exactly one JSON object on stdout).")(analyze)
-app.command("eval", help="Heart-rate accuracy over a folder of clips with ground truth (UBFC or seed-001 layout).")(
-    eval_dataset
-)
+app.command("analyze", help="The whole report for one clip (--json: exactly one JSON object on stdout); over "
+            "many clips (files, a folder, a glob, URLs) one JSON line per clip, optionally on a Dask cluster "
+            "(--workers N, --scheduler tcp://HOST:8786).")(analyze)
+app.command("eval", help="Heart-rate accuracy over a folder of clips with ground truth (UBFC or seed-001 layout), "
+            "in-process or on a Dask cluster (--workers N, --scheduler tcp://HOST:8786).")(eval_dataset)
 app.command("serve", help="The REST API (binds 127.0.0.1 by default).")(serve)
 train_app.command("emotion", help="Train the seed's NovelEmotionModel on a folder-per-class or AffectNet-YOLO set.")(
     train_emotion

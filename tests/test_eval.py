@@ -112,9 +112,19 @@ def test_eval_cli_json_and_errors(tmp_path, dataset):
     broken_only.mkdir()
     (broken_only / "b.avi").write_bytes(b"")
     (broken_only / "b.txt").write_text((root / "flat01.txt").read_text())
-    table = runner.invoke(app, [str(broken_only)])
-    assert table.exit_code == 0 and "HR MAE" in table.stdout and "mean" in table.stdout
-    assert "1 failed" in table.stdout
+    table = runner.invoke(app, [str(broken_only)])                    # every clip failed: the table, then rc != 0
+    assert table.exit_code == EXIT_BAD_INPUT and "HR MAE" in table.stdout and "mean" in table.stdout
+    assert "1 failed" in table.stdout and "all_clips_failed" in table.stderr
+    all_failed = runner.invoke(app, [str(broken_only), "--json"])
+    assert all_failed.exit_code == EXIT_BAD_INPUT
+    payload = json.loads(all_failed.stdout)
+    assert payload["error"]["code"] == "all_clips_failed" and "empty_file" in payload["error"]["message"]
+    assert payload["files"][0]["error"]["code"] == "empty_file"       # the per-file errors are still there
+    one_file = runner.invoke(app, [str(flat / "a.avi"), "--json"])     # a clip where a folder is expected
+    assert one_file.exit_code == EXIT_BAD_INPUT
+    error = json.loads(one_file.stdout)["error"]
+    assert error["code"] == "not_a_folder" and "is a file" in error["message"] and "analyze" in error["message"]
+    assert "No such dataset folder" not in error["message"]
     empty = tmp_path / "empty"
     empty.mkdir()
     for folder, code in ((empty, "no_clips"), (tmp_path / "missing", "not_found")):
@@ -148,3 +158,33 @@ def test_eval_compares_learned_and_unsupervised_methods_side_by_side(dataset, ca
     bad = CliRunner().invoke(app, [str(single), "--method", "pos,nope", "--json"])
     assert bad.exit_code == EXIT_BAD_INPUT
     assert "nope" in json.loads(bad.stdout)["error"]["message"]
+
+
+def test_several_methods_share_one_decode_and_face_pass(dataset, monkeypatch):
+    """`eval --method a,b,c`: one decode and one FaceMesh pass per clip, and each method's numbers unchanged."""
+    from smartmirror import face, frames
+    from smartmirror.dataset import evaluate_clip, evaluate_clip_methods
+    from smartmirror.vitals import video
+
+    root, _ = dataset
+    clip = find_clips(root / "subject1")[0]
+    methods = ["pos", "chrom", "facephys-rlap"]
+    alone = {m: evaluate_clip(clip, method=m) for m in methods}        # one decode each, as before
+    calls = {"decode": 0, "face": 0}
+    real_read, real_process = frames.read_video_packets, face.FaceTracker.process
+
+    def counting_read(*args, **kwargs):
+        calls["decode"] += 1
+        return real_read(*args, **kwargs)
+
+    def counting_process(self, image):
+        calls["face"] += 1
+        return real_process(self, image)
+
+    monkeypatch.setattr(video, "read_video_packets", counting_read)
+    monkeypatch.setattr(face.FaceTracker, "process", counting_process)
+    shared = evaluate_clip_methods(clip, methods)
+    assert calls["decode"] == 1 and calls["face"] == alone["pos"]["frames"]
+    assert shared == alone
+    for method in methods:
+        assert shared[method]["error"] is None and shared[method]["hr_mae_bpm"] < 3.0, (method, shared[method])

@@ -87,21 +87,62 @@ def _print_report(report: dict[str, Any]) -> None:
     console.print("[dim]A wellness demo, not a medical device.[/dim]")
 
 
+WorkersOption = Annotated[
+    int | None,
+    typer.Option("--workers", help="Run the clips on a local Dask cluster of this many worker processes "
+                 "(default: one after another in this process)."),
+]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option("--scheduler", help="Run the clips on a running Dask cluster, e.g. tcp://10.0.0.5:8786; the "
+                 "workers read the clips from the same path or URL."),
+]
+RetriesOption = Annotated[
+    int, typer.Option(help="Tries again for a clip whose worker died or whose task failed, before it is "
+                      "reported as failed.")
+]
+
+
+def _cluster(workers: int | None, scheduler: str | None, retries: int) -> Any:
+    from smartmirror.batch import ClusterOptions
+
+    return ClusterOptions(workers=workers, scheduler=scheduler, retries=retries)
+
+
 def analyze(
-    video: Annotated[Path, typer.Argument(help="The video file to analyse.")],
+    videos: Annotated[list[str], typer.Argument(help="The video file to analyse; or several files, folders, "
+                                                     "globs ('clips/*.mp4') or fsspec URLs: one JSON line each.")],
     json_out: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
     method: Annotated[str | None, typer.Option(help="Pulse method: pos, chrom, green, ica, or a learned one.")] = None,
     identity: Annotated[bool, typer.Option(help="Also estimate age and gender (opt-in).")] = False,
     sections: Annotated[str, typer.Option(help="Optional sections to run, comma-separated (emotion,fatigue; "
                                                "empty for vitals only).")] = "emotion,fatigue",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the JSON Lines to this file "
+                                                                       "instead of stdout.")] = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
+    retries: RetriesOption = 2,
 ) -> None:
-    """The whole report for one clip: vitals, emotion, fatigue (and identity when asked)."""
+    """The whole report for one clip: vitals, emotion, fatigue (and identity when asked).
+
+    Over many clips (several files, a folder, a glob, ``--workers``/``--scheduler`` or ``--output``) it writes
+    JSON Lines: one object per clip as it finishes, ``{"clip": ..., <report>}`` or ``{"clip": ..., "error": ...}``,
+    and exits non-zero only when every clip failed.
+    """
+    import glob
+
     from smartmirror.frames import VideoError
     from smartmirror.report import analyze_video, error_object
 
     chosen = tuple(part.strip() for part in sections.split(",") if part.strip())
+    one_file = len(videos) == 1 and "://" not in videos[0] and not glob.has_magic(videos[0]) \
+        and not Path(videos[0]).is_dir()
+    if not one_file or workers is not None or scheduler is not None or output is not None:
+        _analyze_many(videos, method=method, identity=identity, sections=chosen, output=output,
+                      cluster_args=(workers, scheduler, retries))
+        return
     try:
-        report = analyze_video(video, method=method, identity=identity, sections=chosen)
+        report = analyze_video(Path(videos[0]), method=method, identity=identity, sections=chosen)
     except VideoError as exc:
         _fail(error_object(exc.code, exc.message), json_out, EXIT_BAD_INPUT)
     except Exception as exc:  # one JSON object, never a traceback
@@ -111,6 +152,63 @@ def analyze(
         _print_json(report)
     else:
         _print_report(report)
+
+
+def _analyze_many(videos: list[str], *, method: str | None, identity: bool, sections: tuple[str, ...],
+                  output: Path | None, cluster_args: tuple) -> None:
+    """``analyze`` over many clips: JSON Lines in the order the clips finish, flushed line by line."""
+    from smartmirror.batch import (
+        AnalyzeJob,
+        BatchError,
+        TaskFailure,
+        WarmModels,
+        absolute,
+        analyze_clip,
+        expand_clips,
+        run_clips,
+    )
+    from smartmirror.report import DEFAULT_SECTIONS, error_object
+    from smartmirror.vitals.methods import get_method
+    from smartmirror.vitals.rppg import DEFAULT_METHOD
+
+    try:
+        cluster = _cluster(*cluster_args)
+        get_method(method or DEFAULT_METHOD)  # the method and sections are checked once, before any work
+        unknown = set(sections) - set(DEFAULT_SECTIONS)
+        if unknown:
+            raise BatchError("invalid_sections",
+                             f"unknown report sections {sorted(unknown)}; choose from {list(DEFAULT_SECTIONS)}")
+        clips = [absolute(name) for name in expand_clips(videos)]
+    except BatchError as exc:
+        _fail(error_object(exc.code, exc.message), True, EXIT_BAD_INPUT)
+    except ValueError as exc:
+        _fail(error_object("invalid_method", str(exc)), True, EXIT_BAD_INPUT)
+    jobs = [AnalyzeJob(clip, method=method, identity=identity, sections=sections) for clip in clips]
+    warm = WarmModels([method or DEFAULT_METHOD], sections)
+    failed = 0
+    try:
+        out = open(output, "w", encoding="utf-8") if output is not None else sys.stdout
+    except OSError as exc:
+        _fail(error_object("cannot_write", f"Cannot write {output}: {exc.strerror or exc}"), True, EXIT_BAD_INPUT)
+    try:
+        for index, line in run_clips(analyze_clip, jobs, cluster, label="analyze", names=[Path(c).name for c in clips],
+                                     warm=warm):
+            if isinstance(line, TaskFailure):
+                line = {"clip": clips[index], "error": line.error()}
+            failed += "error" in line
+            out.write(json.dumps(line, allow_nan=False, default=_json_default) + "\n")
+            out.flush()
+    except BatchError as exc:
+        _fail(error_object(exc.code, exc.message), True, EXIT_BAD_INPUT)
+    except Exception as exc:
+        log.exception("analyze failed")
+        _fail(error_object("internal_error", f"{exc.__class__.__name__}: {exc}"), True, EXIT_INTERNAL)
+    finally:
+        if output is not None:
+            out.close()
+    if failed == len(clips):
+        typer.echo(f"error: every one of the {len(clips)} clips failed", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
 
 
 def _fail(payload: dict[str, Any], json_out: bool, status: int) -> NoReturn:
@@ -126,29 +224,49 @@ def eval_dataset(
     method: Annotated[
         str | None,
         typer.Option(help="Pulse method (default: the measured best); several as 'pos,ica,me-pure', or 'all', "
-                     "to compare learned and unsupervised methods side by side."),
+                     "to compare learned and unsupervised methods side by side (each clip decoded once)."),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
+    retries: RetriesOption = 2,
 ) -> None:
-    """Heart-rate and pulse accuracy over a folder of clips with ground truth: per file and mean MAE/RMSE."""
+    """Heart-rate and pulse accuracy over a folder of clips with ground truth: per file and mean MAE/RMSE.
+
+    Exits non-zero (after printing the per-file errors) when every clip failed.
+    """
+    from smartmirror.batch import BatchError
     from smartmirror.dataset import DatasetError, compare_methods, evaluate_dataset
     from smartmirror.report import error_object
     from smartmirror.vitals.methods import get_method, list_methods
 
     try:
+        cluster = _cluster(workers, scheduler, retries)
         if method is not None and ("," in method or method.strip().lower() == "all"):
             names = list_methods() if method.strip().lower() == "all" else [m.strip() for m in method.split(",")]
             for name in names:
                 get_method(name)  # ValueError naming the valid methods, before any work
-            result = compare_methods(dataset_dir, names, show=not json_out)
+            result = compare_methods(dataset_dir, names, show=not json_out, cluster=cluster)
+            summaries = list(result["results"].values())
         else:
-            result = evaluate_dataset(dataset_dir, method=method, show=not json_out)
-    except DatasetError as exc:
+            result = evaluate_dataset(dataset_dir, method=method, show=not json_out, cluster=cluster)
+            summaries = [result]
+    except (DatasetError, BatchError) as exc:
         _fail(error_object(exc.code, exc.message), json_out, EXIT_BAD_INPUT)
     except ValueError as exc:
         _fail(error_object("invalid_argument", str(exc)), json_out, EXIT_BAD_INPUT)
     except Exception as exc:
         log.exception("eval failed")
         _fail(error_object("internal_error", f"{exc.__class__.__name__}: {exc}"), json_out, EXIT_INTERNAL)
+    mean = summaries[0]["mean"]
+    every_clip_failed = mean["files"] > 0 and mean["files_failed"] == mean["files"]
+    if every_clip_failed:
+        codes = sorted({e["error"]["code"] for e in summaries[0]["files"]})
+        result = {**error_object("all_clips_failed", f"every one of the {mean['files']} clips failed "
+                                 f"({', '.join(codes)}); see the per-file errors"), **result}
     if json_out:
         _print_json(result)
+    elif every_clip_failed:
+        typer.echo(f"error (all_clips_failed): {result['error']['message']}", err=True)
+    if every_clip_failed:
+        raise typer.Exit(EXIT_BAD_INPUT)

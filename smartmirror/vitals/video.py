@@ -12,8 +12,22 @@ from smartmirror.vitals.rppg import DEFAULT_METHOD, PULSE_BAND_HZ
 from smartmirror.vitals.signal import GRID_RATE_HZ, bandpass
 
 
-def video_trace(path: str | Path, *, method: str = DEFAULT_METHOD, max_frames: int | None = None) -> VitalsTrace:
-    """Decode a video, track the face and measure the skin ROI of every frame.
+def _crop_key(method: str) -> tuple:
+    """Methods with equal keys need the same per-frame data: ROI colours only, or face crops of one size."""
+    from smartmirror.vitals.methods import get_method
+
+    spec = get_method(method)
+    return ("frames", spec.input_size) if spec.kind == "frames" else ("trace",)
+
+
+def video_traces(
+    path: str | Path, methods: list[str] | tuple[str, ...], *, max_frames: int | None = None
+) -> dict[str, VitalsTrace]:
+    """One decode and one face-tracker pass feeding the traces of several methods.
+
+    Methods that need the same per-frame data (all unsupervised methods: ROI colours; learned methods: face
+    crops of their input size) share one trace; each trace is exactly what :func:`video_trace` gives for that
+    method alone.
 
     Raises
     ------
@@ -24,8 +38,13 @@ def video_trace(path: str | Path, *, method: str = DEFAULT_METHOD, max_frames: i
     from smartmirror.report import Prefetcher
     from smartmirror.vitals.analyzer import VitalsAnalyzer
 
+    analyzers: dict[tuple, VitalsAnalyzer] = {}
+    keys: dict[str, tuple] = {}
     try:
-        analyzer = VitalsAnalyzer(method=method, live=False, max_seconds=1e9)
+        for method in methods:
+            keys[method] = _crop_key(method)
+            if keys[method] not in analyzers:
+                analyzers[keys[method]] = VitalsAnalyzer(method=method, live=False, max_seconds=1e9)
     except ValueError as exc:
         raise VideoError("invalid_method", str(exc)) from None
     faces = 0
@@ -33,11 +52,24 @@ def video_trace(path: str | Path, *, method: str = DEFAULT_METHOD, max_frames: i
         for packet in Prefetcher(read_video_packets(path, max_frames=max_frames)):
             face = tracker.process(packet.image)
             faces += face is not None
-            analyzer.update(packet, face)
-    trace = analyzer.trace()
+            for analyzer in analyzers.values():
+                analyzer.update(packet, face)
+    traces = {key: analyzer.trace() for key, analyzer in analyzers.items()}
     if faces == 0:
-        raise VideoError("no_face", f"No face found in any of the {trace.frames} frames of {Path(path).name}")
-    return trace
+        frames = next(iter(traces.values())).frames if traces else 0
+        raise VideoError("no_face", f"No face found in any of the {frames} frames of {Path(path).name}")
+    return {method: traces[keys[method]] for method in methods}
+
+
+def video_trace(path: str | Path, *, method: str = DEFAULT_METHOD, max_frames: int | None = None) -> VitalsTrace:
+    """Decode a video, track the face and measure the skin ROI of every frame.
+
+    Raises
+    ------
+    VideoError
+        The reader's codes, ``no_face`` when no frame shows a face, ``invalid_method`` for an unknown method.
+    """
+    return video_traces(path, [method], max_frames=max_frames)[method]
 
 
 def pulse_signal(trace: VitalsTrace, *, method: str = DEFAULT_METHOD) -> tuple[np.ndarray, np.ndarray]:
