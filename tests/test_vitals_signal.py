@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from smartmirror.face import SKIN_REGIONS
 from smartmirror.synth import SynthConfig
 from smartmirror.vitals import heart
 from smartmirror.vitals.methods import get_method, list_methods
@@ -62,8 +63,13 @@ def test_skin_roi_drops_hair_and_glare(astronaut_bgr, astronaut_face):
     cx, cy = cheek.mean(axis=0).astype(int)
     spoiled[cy - 4:cy + 4, cx - 4:cx + 4] = 255                        # specular glare
     sample = skin_roi_mean_rgb(spoiled, astronaut_face)
-    assert sample.skin_fraction < clean.skin_fraction - 0.1
+    covered = ((y0 + y1) // 2 - y0) * (x1 - x0) / clean.pixel_count     # the hair's share of the whole-face ROI
+    assert sample.skin_fraction < clean.skin_fraction - 0.5 * covered
     assert np.all(np.abs(sample.rgb - clean.rgb) < 12)                 # the mean stays the skin's colour
+    patches = skin_roi_mean_rgb(spoiled, astronaut_face, SKIN_REGIONS)  # forehead and cheeks only: a larger share
+    assert patches.pixel_count < 0.6 * clean.pixel_count
+    assert patches.skin_fraction < skin_roi_mean_rgb(astronaut_bgr, astronaut_face, SKIN_REGIONS).skin_fraction - 0.1
+    assert np.all(np.abs(patches.rgb - clean.rgb) < 12)
     naive = spoiled[astronaut_face.region_mask("forehead")].mean(axis=0)[::-1]
     assert np.abs(naive - clean.rgb).max() > 40                        # while a plain mean would not
 

@@ -13,7 +13,6 @@ from smartmirror.vitals.methods import get_method
 from smartmirror.vitals.rppg import DEFAULT_METHOD, extract_pulse, orient_and_scale, snr_optimal_pulse
 from smartmirror.vitals.signal import (
     GRID_RATE_HZ,
-    bandpass,
     gap_mask,
     normalise_channels,
     resample_even,
@@ -163,22 +162,6 @@ def build_segments(trace: VitalsTrace, method: str = DEFAULT_METHOD, *, min_seco
     return segments
 
 
-def refine_clip_rate(segments: list[Segment], tracked_bpm: float) -> float:
-    """The whole-segment spectrum's peak nearest the tracked mean (within 4 beats/min), else the tracked mean.
-
-    One long spectrum counts every beat of the clip, so it measures the mean rate more exactly than the average
-    of overlapping windows does.
-    """
-    longest = max(segments, key=lambda s: len(s.grid_s))
-    filtered = bandpass(longest.pulse, sampling_rate=GRID_RATE_HZ, low_hz=0.6, high_hz=4.0)
-    freqs, power = heart.pulse_spectrum(filtered, sampling_rate=GRID_RATE_HZ)
-    peaks = heart.spectral_peaks(freqs, power, top=8)
-    near = [p for p in peaks if abs(p.bpm - tracked_bpm) <= 4.0]
-    if not near:
-        return tracked_bpm
-    return max(near, key=lambda p: p.power).bpm
-
-
 def analyze_trace(
     trace: VitalsTrace,
     *,
@@ -191,14 +174,13 @@ def analyze_trace(
     fps = measured_fps(trace.times_s)
     segments = build_segments(trace, method)
     readings: list[heart.HeartRateReading] = []
+    paths = []
     for segment in segments:
-        readings += heart.heart_rate_series(segment.pulse, segment.rgb, sampling_rate=GRID_RATE_HZ,
-                                            t0_s=float(segment.grid_s[0]))
-    clip = heart.clip_heart_rate(readings)
-    if clip.tracked_bpm is not None and segments:
-        refined = refine_clip_rate(segments, clip.tracked_bpm)
-        clip = heart.ClipHeartRate(None if clip.heart_rate_bpm is None else round(refined, 1), refined,
-                                   clip.confidence, clip.snr_db)
+        path = heart.rate_path(segment.pulse, segment.rgb, sampling_rate=GRID_RATE_HZ, t0_s=float(segment.grid_s[0]))
+        if path is not None:
+            paths.append(path)
+            readings += heart.path_readings(path)
+    clip = heart.clip_heart_rate_from_paths(paths)
     liveness = quality.pulse_liveness(readings)
     rate_for_beats = clip.tracked_bpm
     hrv_result = respiration_result = spo2_result = None

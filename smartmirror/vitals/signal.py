@@ -22,6 +22,13 @@ DARK_LUMA_FRACTION = 0.6
 #: Pixels brighter than this (specular glare, clipped highlights), in 0..255 luma, are dropped.
 GLARE_LUMA = 245
 
+#: FaceMesh's face outline (ordered) and the brows: the pulse ROI is the whole face inside the outline less the
+#: eyes with their brows and the mouth (see :func:`skin_roi_mean_rgb`).
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
+             148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+_BROWS = {"left_eye": (336, 296, 334, 293, 300, 276, 283, 282, 295, 285),
+          "right_eye": (107, 66, 105, 63, 70, 46, 53, 52, 65, 55)}
+
 #: Fixed-point bits for sub-pixel polygon drawing (1/16 pixel).
 _SUBPIXEL_BITS = 4
 
@@ -55,10 +62,19 @@ def region_polygons(landmarks_px: np.ndarray, regions: tuple[str, ...] = SKIN_RE
     return [cv2.convexHull(points[list(REGIONS[name])]).reshape(-1, 2) for name in regions]
 
 
+def face_skin_polygons(landmarks_px: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The whole-face pulse ROI: (outline, holes) as float32 polygons; the holes are the eyes with their brows and
+    the mouth (convex hulls), which blink, move and are not skin."""
+    points = np.asarray(landmarks_px, dtype=np.float32)[:, :2]
+    holes = [cv2.convexHull(points[list(REGIONS[eye]) + list(brow)]).reshape(-1, 2) for eye, brow in _BROWS.items()]
+    holes.append(cv2.convexHull(points[list(REGIONS["mouth"])]).reshape(-1, 2))
+    return [points[list(FACE_OVAL)]], holes
+
+
 def skin_roi_mean_rgb(
-    image_bgr: np.ndarray, face: FaceObservation | np.ndarray, regions: tuple[str, ...] = SKIN_REGIONS
+    image_bgr: np.ndarray, face: FaceObservation | np.ndarray, regions: tuple[str, ...] | None = None
 ) -> RoiSample:
-    """Mean colour of the skin inside the forehead and cheek polygons of one frame.
+    """Mean colour of the face's skin in one frame.
 
     Parameters
     ----------
@@ -66,47 +82,64 @@ def skin_roi_mean_rgb(
         The frame.
     face : FaceObservation or ndarray, shape (478, 2+)
         The face, or its landmarks in pixels (for instance temporally smoothed by :class:`LandmarkSmoother`).
-    regions : tuple of str
-        Region names (default forehead and both cheeks).
+    regions : tuple of str, optional
+        Region names of :data:`smartmirror.face.REGIONS` to measure instead (e.g. ``SKIN_REGIONS``: forehead
+        and cheeks). Default: the whole face less eyes, brows and mouth (:func:`face_skin_polygons`).
 
     Notes
     -----
-    The polygons are drawn with sub-pixel, anti-aliased edges, so a landmark that moves by a tenth of a pixel
-    changes the ROI by a tenth of a pixel (integer polygons jump a whole pixel, which is a large colour noise on
-    a small face). Only the polygons' bounding box is touched (well under a millisecond at 640x480). Inside
-    them a pixel counts as skin when its chrominance lies in the skin box, it is not dark (hair, brows: below
-    ``DARK_LUMA_FRACTION`` of the median luma) and not glare.
+    The whole face is the default because on compressed video (UBFC-rPPG's public copies are H.264 at 75-210
+    kbit/s) the pulse drowns in quantisation noise that only averages out over many pixels: against the contact
+    PPG the pulse SNR of 16 real subjects is 1 dB higher than over forehead and cheeks, and 3 dB higher than over
+    any one of them (benchmarks/real_eval.py). The polygons are drawn with sub-pixel, anti-aliased edges, so a
+    landmark that moves by a tenth of a pixel changes the ROI by a tenth of a pixel. Inside them, pixels darker than
+    ``DARK_LUMA_FRACTION`` of the median luma (hair, brows, nostrils, shadow) or brighter than ``GLARE_LUMA`` are
+    left out of the mean. ``skin_fraction`` is the share of ROI pixels whose chrominance is also in the skin box
+    (low when a hand, hair or a mask covers the face); the chrominance test does not select pixels for the mean,
+    because compression moves the chroma of skin pixels across its edges from frame to frame, which flickers.
     """
     height, width = image_bgr.shape[:2]
     landmarks = face.landmarks_px if isinstance(face, FaceObservation) else np.asarray(face)
-    polygons = region_polygons(landmarks, regions)
+    if regions is None:
+        polygons, holes = face_skin_polygons(landmarks)
+    else:
+        polygons, holes = region_polygons(landmarks, regions), []
     points = np.concatenate(polygons)
     x0, y0 = np.clip(np.floor(points.min(axis=0)).astype(int) - 1, 0, [width - 1, height - 1])
     x1, y1 = np.clip(np.ceil(points.max(axis=0)).astype(int) + 2, 1, [width, height])
     if x1 - x0 < 2 or y1 - y0 < 2:
         return RoiSample(np.full(3, np.nan), 0, 0.0)
     crop = image_bgr[y0:y1, x0:x1]
-    coverage = np.zeros(crop.shape[:2], dtype=np.uint8)
     origin = np.array([x0, y0], dtype=np.float32)
     scale = float(1 << _SUBPIXEL_BITS)
-    cv2.fillPoly(coverage, [np.round((p - origin) * scale).astype(np.int32) for p in polygons], 255,
-                 lineType=cv2.LINE_AA, shift=_SUBPIXEL_BITS)
+
+    def fill(outlines: list[np.ndarray]) -> np.ndarray:
+        mask = np.zeros(crop.shape[:2], dtype=np.uint8)
+        cv2.fillPoly(mask, [np.round((p - origin) * scale).astype(np.int32) for p in outlines], 255,
+                     lineType=cv2.LINE_AA, shift=_SUBPIXEL_BITS)
+        return mask
+
+    coverage = fill(polygons)
+    if holes:
+        coverage = cv2.subtract(coverage, fill(holes))
     inside = coverage > 127
     pixel_count = int(np.count_nonzero(inside))
     if pixel_count == 0:
         return RoiSample(np.full(3, np.nan), 0, 0.0)
     ycrcb = cv2.cvtColor(crop, cv2.COLOR_BGR2YCrCb)
-    median_luma = float(np.median(ycrcb[..., 0][inside]))
-    low = np.array([max(int(DARK_LUMA_FRACTION * median_luma), 1), SKIN_CR_RANGE[0], SKIN_CB_RANGE[0]], np.uint8)
-    high = np.array([GLARE_LUMA, SKIN_CR_RANGE[1], SKIN_CB_RANGE[1]], np.uint8)
+    luma = ycrcb[..., 0]
+    median_luma = float(np.median(luma[inside]))
+    lit = (luma >= max(int(DARK_LUMA_FRACTION * median_luma), 1)) & (luma <= GLARE_LUMA)
+    low = np.array([0, SKIN_CR_RANGE[0], SKIN_CB_RANGE[0]], np.uint8)
+    high = np.array([255, SKIN_CR_RANGE[1], SKIN_CB_RANGE[1]], np.uint8)
     skin = cv2.inRange(ycrcb, low, high) > 0
-    kept = int(np.count_nonzero(skin & inside))
-    weights = coverage.astype(np.float32) * skin
+    weights = coverage.astype(np.float32) * lit
     total = float(weights.sum())
-    if kept == 0 or total <= 0:
+    if total <= 0:
         return RoiSample(np.full(3, np.nan), pixel_count, 0.0)
     bgr = weights.reshape(1, -1) @ crop.reshape(-1, 3).astype(np.float32) / total
-    return RoiSample(bgr[0, ::-1].astype(np.float64), pixel_count, kept / pixel_count)
+    skin_fraction = int(np.count_nonzero(skin & lit & inside)) / pixel_count
+    return RoiSample(bgr[0, ::-1].astype(np.float64), pixel_count, skin_fraction)
 
 
 class LandmarkSmoother:
