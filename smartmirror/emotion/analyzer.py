@@ -54,7 +54,7 @@ class EmotionAnalyzer:
     ----------
     model : str or None
         Registered model name or trained checkpoint path; None uses ``$SMARTMIRROR_EMOTION_MODEL`` or the bundled
-        FER2013 mini-Xception.
+        ensemble (``emotion_ensemble``).
     smoothing_s : float
         Time constant of the probability smoothing, seconds.
     switch_margin : float

@@ -109,7 +109,7 @@ class EmotionPredictor:
     ----------
     model : str, Path or None
         A registered model name, a trained checkpoint path, or None for the default
-        (``$SMARTMIRROR_EMOTION_MODEL`` or the bundled FER2013 mini-Xception).
+        (``$SMARTMIRROR_EMOTION_MODEL`` or the bundled ``emotion_ensemble``).
     device : str
         Torch device ("cpu", "cuda").
     num_threads : int or None

@@ -81,9 +81,9 @@ def read_reference(path: Path) -> tuple[np.ndarray | None, np.ndarray]:
             try:
                 rows.append([float(cell) for cell in cells])
             except ValueError:
-                if rows or line_no > 1 or not any(c.isalpha() for c in "".join(cells)):
+                if rows or not any(c.isalpha() for c in "".join(cells)):
                     raise SpO2DataError(f"{path}:{line_no}: not a number in {row!r}") from None
-                continue  # a header line
+                continue  # the header line, before any reading
     if not rows:
         raise SpO2DataError(f"{path}: no readings")
     widths = {len(r) for r in rows}
