@@ -176,3 +176,40 @@ def test_ensemble_reads_the_astronaut_as_happy_through_the_live_path(astronaut_b
     prediction = predictor.predict_face(astronaut_bgr, astronaut_face)
     assert prediction.label == "happy" and prediction.probabilities["happy"] > 0.8
     assert abs(sum(prediction.probabilities.values()) - 1.0) < 1e-5
+
+
+def test_cpu_compiled_predictor_matches_the_eager_models_for_any_batch(reference):
+    from smartmirror.emotion.inference import EmotionPredictor
+    from smartmirror.emotion.model import create_model
+
+    faces_bgr = [np.ascontiguousarray(face[..., ::-1]) for face in reference["faces_rgb"]]
+    for name in ("face_expression_net", "mini_xception_fer2013", "emotion_ensemble"):
+        predictor = EmotionPredictor(name)
+        batch = np.stack([predictor.prepare(face) for face in faces_bgr])
+        with torch.inference_mode():
+            eager = torch.softmax(create_model(name, pretrained=True)(torch.from_numpy(batch)), 1).numpy()
+        for rows in (slice(0, 1), slice(0, 5), slice(0, 8)):
+            predictions = predictor.predict_batch(batch[rows])
+            got = np.array([[p.probabilities[k] for k in predictor.labels] for p in predictions])
+            np.testing.assert_allclose(got, eager[rows], atol=1e-5, err_msg=name)
+
+
+def test_live_analyzer_spreads_the_mirror_pass_over_frames(astronaut_bgr, astronaut_face):
+    from smartmirror.emotion.analyzer import EmotionAnalyzer
+    from smartmirror.frames import FramePacket
+
+    analyzer = EmotionAnalyzer()
+    predictor = analyzer.predictor
+    assert predictor.flip_tta
+    crop = predictor.crop(astronaut_bgr, astronaut_face)
+    views = [predictor.predict_image(crop, flip=False), predictor.predict_image(crop[:, ::-1].copy(), flip=False)]
+    both = predictor.predict_image(crop)  # the ensemble's own flip TTA
+    for label, p in both.probabilities.items():
+        assert p == pytest.approx(0.5 * (views[0].probabilities[label] + views[1].probabilities[label]), abs=1e-5)
+    for i in range(6):
+        analyzer.update(FramePacket(i / 30, astronaut_bgr, i), astronaut_face)
+    summary = analyzer.summary()
+    assert summary["label"] == "happy"
+    # six frames, three of each view: the clip mean is the flip-TTA prediction (no "tired" evidence here)
+    for label in ("happy", "neutral", "surprise"):
+        assert summary["probabilities"][label] == pytest.approx(both.probabilities[label], abs=2e-4)

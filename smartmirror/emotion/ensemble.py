@@ -82,10 +82,15 @@ class EmotionEnsemble(nn.Module):
             x = (x - adapter["mean"]) / adapter["std"]
         return x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """RGB (n, 3, h, w) in [0, 1] -> log of the mean probabilities (n, len(labels))."""
+    def forward(self, x: torch.Tensor, flip: bool | None = None) -> torch.Tensor:
+        """RGB (n, 3, h, w) in [0, 1] -> log of the mean probabilities (n, len(labels)).
+
+        ``flip`` overrides the ensemble's own setting for this call (the live analyzer alternates the mirror image
+        over frames instead, see ``EmotionAnalyzer``).
+        """
         n = x.shape[0]
-        if self.flip:
+        flip = self.flip if flip is None else flip
+        if flip:
             x = torch.cat([x, x.flip(-1)])
         total = None
         for i, (member, adapter) in enumerate(zip(self.members, self.adapters, strict=True)):
@@ -93,7 +98,7 @@ class EmotionEnsemble(nn.Module):
             probabilities = probabilities.index_select(1, getattr(self, f"order_{i}"))
             total = probabilities if total is None else total + probabilities
         total = total / len(self.members)
-        if self.flip:
+        if flip:
             total = 0.5 * (total[:n] + total[n:])
         return torch.log(total.clamp_min(1e-12))
 

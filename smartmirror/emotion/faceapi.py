@@ -52,8 +52,8 @@ class SamePad(nn.Module):
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        top, bottom = _tf_same_pad(x.shape[-2], self.kernel, self.stride)
-        left, right = _tf_same_pad(x.shape[-1], self.kernel, self.stride)
+        top, bottom = _tf_same_pad(int(x.shape[-2]), self.kernel, self.stride)
+        left, right = _tf_same_pad(int(x.shape[-1]), self.kernel, self.stride)
         if top == bottom == left == right == 0:
             return x
         return F.pad(x, (left, right, top, bottom))
@@ -76,8 +76,12 @@ class TfSeparableConv(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
         super().__init__()
-        self.pad = SamePad(3, stride)
-        self.depthwise = nn.Conv2d(in_channels, in_channels, 3, stride=stride, groups=in_channels, bias=False)
+        # stride 1: TF "same" is the symmetric 1-pixel padding the convolution does itself (no copy)
+        self.pad = SamePad(3, stride) if stride > 1 else nn.Identity()
+        padding = 0 if stride > 1 else 1
+        self.depthwise = nn.Conv2d(
+            in_channels, in_channels, 3, stride=stride, padding=padding, groups=in_channels, bias=False
+        )
         self.pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

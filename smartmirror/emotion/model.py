@@ -258,8 +258,9 @@ class MaxPoolSame(nn.Module):
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        top, bottom = _tf_same_pad(x.shape[-2], self.kernel_size, self.stride)
-        left, right = _tf_same_pad(x.shape[-1], self.kernel_size, self.stride)
+        # int(): plain numbers also under torch.jit.trace (the input size is fixed by the model's cfg)
+        top, bottom = _tf_same_pad(int(x.shape[-2]), self.kernel_size, self.stride)
+        left, right = _tf_same_pad(int(x.shape[-1]), self.kernel_size, self.stride)
         if top == left and bottom == right and bottom - top in (0, 1):
             # PyTorch's implicit padding ignores out-of-range pixels (as -inf would); ceil_mode adds the one
             # extra row/column after: the same windows without copying the tensor
