@@ -1,4 +1,4 @@
-"""Emotion milliseconds per face: eye-levelled crop from landmarks + bundled mini-Xception + smoothing.
+"""Emotion milliseconds per face: eye-levelled crop from landmarks + the bundled emotion ensemble + smoothing.
 
 Times three stages on the astronaut portrait's FaceMesh observation (tracking itself is benchmarked in
 face_tracker.py): the crop, ``predict_face`` on a ready crop (preprocess + network), and the whole
@@ -6,7 +6,7 @@ face_tracker.py): the crop, ``predict_face`` on a ready crop (preprocess + netwo
 of the run medians (target: <= 5 ms per face on 2 cores). Inference runs single-threaded, so the calling
 thread's CPU time (``time.thread_time``) is also printed: on a machine shared with other work the wall time
 includes waiting for a core, the CPU time is what a free core would take.
-Run: .venv/bin/python benchmarks/emotion.py [--repeats 200] [--runs 5]
+Run: .venv/bin/python benchmarks/emotion.py [--repeats 200] [--runs 5] [--model mini_xception_fer2013]
 """
 
 from __future__ import annotations
@@ -41,14 +41,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--model", default=None, help="registered name or checkpoint (default: the bundled default)")
     args = parser.parse_args()
     image = default_face_image()
     with FaceTracker(static_image_mode=True) as tracker:
         face = tracker.process(image)
-    predictor = shared_predictor(resolve_model_spec(None))
+    predictor = shared_predictor(resolve_model_spec(args.model))
     crop = predictor.crop(image, face)
-    predict_face(crop)  # model load is not a per-face cost
-    analyzer = EmotionAnalyzer()
+    predict_face(crop, model=args.model)  # model load is not a per-face cost
+    analyzer = EmotionAnalyzer(model=args.model)
     frame_index = [0]
 
     def analyzer_update() -> None:
@@ -57,7 +58,7 @@ def main() -> None:
 
     stages = {
         "crop": lambda: predictor.crop(image, face),
-        "predict_face(crop)": lambda: predict_face(crop),
+        "predict_face(crop)": lambda: predict_face(crop, model=args.model),
         "EmotionAnalyzer.update": analyzer_update,
     }
     wall: dict[str, list[float]] = {name: [] for name in stages}

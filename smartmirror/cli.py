@@ -18,7 +18,7 @@ from smartmirror.api_commands import serve
 from smartmirror.emotion.commands import train_emotion
 from smartmirror.fatigue.commands import train_fatigue
 from smartmirror.vitals.commands import analyze, eval_dataset
-from smartmirror.vitals.train_commands import train_rppg
+from smartmirror.vitals.train_commands import train_rppg, train_spo2
 
 app = typer.Typer(
     help="SmartMirror: emotion, fatigue, stress and rPPG vitals from a face video. "
@@ -45,6 +45,7 @@ train_app.command("fatigue", help="Train the seed's fatigue MLP on the Driver Dr
     train_fatigue
 )
 train_app.command("rppg", help="Train a learned pulse extractor on a UBFC or seed-001 layout dataset.")(train_rppg)
+train_app.command("spo2", help="Train the SpO2 Tiny Transformer on clips with reference oximeter readings.")(train_spo2)
 agent_app.command("simulate", help="Simulated users: the agent against random, fixed rules and the oracle.")(
     agent_simulate
 )

@@ -211,7 +211,9 @@ def generate_frames(
     rng, beats, times, ppg = clip_signals(config)
     breath = np.sin(2 * np.pi * config.respiration_rate_bpm / 60.0 * times)
     truth = ground_truth(config, beats, times, ppg)
-    weights = np.asarray(BVP_WEIGHTS_BGR, dtype=np.float32) / BVP_WEIGHTS_BGR[1]
+    # extra["bvp_weights_bgr"] overrides the channel weights (e.g. a red amplitude for a synthetic SpO2)
+    bvp = tuple(config.extra.get("bvp_weights_bgr", BVP_WEIGHTS_BGR))
+    weights = np.asarray(bvp, dtype=np.float32) / bvp[1]
     sway = _sway(times, config, rng)
     base_f = base.astype(np.float32)
     mask3 = mask[..., None]

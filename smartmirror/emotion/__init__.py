@@ -1,4 +1,5 @@
-"""Emotion: a bundled FER2013 mini-Xception (7 classes) plus "tired" from fatigue, valence/arousal, smoothing.
+"""Emotion: a bundled ensemble (FER2013 mini-Xception + face-api.js FaceExpressionNet), "tired" from fatigue,
+valence/arousal, smoothing.
 
 Public names (imported on first use, so ``import smartmirror.emotion`` stays light):
 
@@ -47,7 +48,7 @@ def predict_face(face_image: Any, model: str | Path | None = None) -> dict[str, 
         Grey (h, w) or BGR (h, w, 3) uint8 image of a face (any size; resized to the model's input), or a file.
     model : str, Path or None
         Registered model name or trained checkpoint; None uses ``$SMARTMIRROR_EMOTION_MODEL`` or the bundled
-        FER2013 mini-Xception (classes angry, disgust, fear, happy, sad, surprise, neutral).
+        ensemble ``emotion_ensemble`` (classes angry, disgust, fear, happy, sad, surprise, neutral).
 
     Returns
     -------

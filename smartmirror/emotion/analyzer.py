@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from smartmirror.emotion.fusion import fuse_tired, fuse_valence_arousal, tired_evidence
 from smartmirror.emotion.inference import EmotionPredictor
 from smartmirror.emotion.labels import EMOTION_LABELS, valence_arousal
@@ -54,7 +56,7 @@ class EmotionAnalyzer:
     ----------
     model : str or None
         Registered model name or trained checkpoint path; None uses ``$SMARTMIRROR_EMOTION_MODEL`` or the bundled
-        FER2013 mini-Xception.
+        ensemble (``emotion_ensemble``).
     smoothing_s : float
         Time constant of the probability smoothing, seconds.
     switch_margin : float
@@ -126,7 +128,14 @@ class EmotionAnalyzer:
             self.smoother_.reset()
         self.last_face_t_ = packet.t
 
-        prediction = self.predictor.predict_image(crop)
+        predictor = self.predictor
+        if predictor.flip_tta:
+            # the ensemble's mirror-image pass, spread over time: every other frame shows the model the mirrored
+            # face, so the ~1 s smoothing and the clip mean average both views at half the cost per frame
+            mirrored = self.frames_ % 2 == 1
+            prediction = predictor.predict_image(np.ascontiguousarray(crop[:, ::-1]) if mirrored else crop, flip=False)
+        else:
+            prediction = predictor.predict_image(crop)
         evidence = tired_evidence(fatigue_state)
         fused, share = fuse_tired(prediction.probabilities, evidence)
         if prediction.valence is not None and prediction.arousal is not None:

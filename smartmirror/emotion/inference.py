@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,36 @@ def torch_threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+def compile_for_cpu(model, cfg):
+    """The bundled convolutional nets traced, frozen and optimised for CPU inference (oneDNN), others unchanged.
+
+    Applies to ``MiniXception`` and ``FaceExpressionNet``, alone or as members of an ``EmotionEnsemble`` (their
+    input size is fixed by the cfg, so a trace is exact; it stays valid for any batch size). On the dev box this
+    halves FaceExpressionNet's time (7.0 -> 3.7 ms CPU for a face and its mirror image); outputs agree with the
+    eager model to 1e-5. Anything else (a trained NovelEmotionModel with its extra heads) runs eagerly.
+    """
+    import torch
+
+    from smartmirror.emotion.ensemble import EmotionEnsemble
+    from smartmirror.emotion.faceapi import FaceExpressionNet
+    from smartmirror.emotion.model import MiniXception
+
+    def compile_one(net, input_size, channels):
+        if not isinstance(net, MiniXception | FaceExpressionNet):
+            return net
+        example = torch.zeros(2, channels, *input_size)
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # padding sizes from the fixed input size
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated in favour of torch.compile
+            return torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(net.eval(), example)))
+
+    if isinstance(model, EmotionEnsemble):
+        for i, adapter in enumerate(model.adapters):
+            model.members[i] = compile_one(model.members[i], adapter["size"], 1 if adapter["grey"] else 3)
+        return model
+    return compile_one(model, cfg.input_size, cfg.in_channels)
+
+
 class EmotionPredictor:
     """A loaded emotion model with its preprocessing.
 
@@ -109,7 +140,7 @@ class EmotionPredictor:
     ----------
     model : str, Path or None
         A registered model name, a trained checkpoint path, or None for the default
-        (``$SMARTMIRROR_EMOTION_MODEL`` or the bundled FER2013 mini-Xception).
+        (``$SMARTMIRROR_EMOTION_MODEL`` or the bundled ``emotion_ensemble``).
     device : str
         Torch device ("cpu", "cuda").
     num_threads : int or None
@@ -132,8 +163,12 @@ class EmotionPredictor:
 
                 model = load_model(self.model)
                 cfg = model.cfg
-                # BN folded into the convs and NHWC tensors: ~2x faster on CPU for this small net
-                model = fuse_batchnorm(model).to(self.device, memory_format=torch.channels_last).eval()
+                # BN folded into the convs: ~2x faster on CPU for these small nets
+                model = fuse_batchnorm(model).to(self.device).eval()
+                if self.device == "cpu":
+                    model = compile_for_cpu(model, cfg)
+                else:
+                    model = model.to(memory_format=torch.channels_last)
                 model.cfg = cfg
                 self.model_ = model
         return self.model_
@@ -162,14 +197,29 @@ class EmotionPredictor:
         pixels = (image.astype(np.float32) / 255.0 - cfg.mean) / cfg.std
         return pixels[None] if pixels.ndim == 2 else np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
-    def predict_batch(self, batch: np.ndarray) -> list[EmotionPrediction]:
-        """Run prepared inputs (n, channels, height, width) float32 through the model."""
+    @property
+    def flip_tta(self) -> bool:
+        """Whether the model averages each face with its mirror image itself (an ensemble with flip TTA)."""
+        from smartmirror.emotion.ensemble import EmotionEnsemble
+
+        model = self._ensure_model()
+        return isinstance(model, EmotionEnsemble) and model.flip
+
+    def predict_batch(self, batch: np.ndarray, flip: bool | None = None) -> list[EmotionPrediction]:
+        """Run prepared inputs (n, channels, height, width) float32 through the model.
+
+        ``flip=False`` skips an ensemble's mirror-image pass for this call (half the cost); other models ignore it.
+        """
         import torch
+
+        from smartmirror.emotion.ensemble import EmotionEnsemble
 
         model = self._ensure_model()
         with torch.inference_mode(), torch_threads(self.num_threads):
             inputs = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
-            output = model(inputs.contiguous(memory_format=torch.channels_last))
+            if self.device != "cpu":
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            output = model(inputs, flip=flip) if isinstance(model, EmotionEnsemble) else model(inputs)
             heads = output if isinstance(output, dict) else {"logits": output}
             probabilities = torch.softmax(heads["logits"].float(), dim=1).cpu().numpy()
             valence = heads["valence"].float().cpu().numpy().reshape(-1) if "valence" in heads else None
@@ -184,9 +234,9 @@ class EmotionPredictor:
             for i, row in enumerate(probabilities)
         ]
 
-    def predict_image(self, face_image: np.ndarray | str | Path) -> EmotionPrediction:
-        """An already-cropped face (grey or BGR, any size, or a path) -> prediction."""
-        return self.predict_batch(self.prepare(face_image)[None])[0]
+    def predict_image(self, face_image: np.ndarray | str | Path, flip: bool | None = None) -> EmotionPrediction:
+        """An already-cropped face (grey or BGR, any size, or a path) -> prediction (``flip``: see predict_batch)."""
+        return self.predict_batch(self.prepare(face_image)[None], flip=flip)[0]
 
     def crop(self, image_bgr: np.ndarray, face: FaceObservation) -> np.ndarray:
         """The model's face crop from a frame: eye-levelled, its input size, grey or BGR."""

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 
 #: The model used when nothing else is asked for.
-DEFAULT_MODEL = "mini_xception_fer2013"
+DEFAULT_MODEL = "emotion_ensemble"
 
 #: Environment variable naming a registered model or a trained checkpoint that replaces the default.
 MODEL_ENV_VAR = "SMARTMIRROR_EMOTION_MODEL"
@@ -48,7 +48,8 @@ MODEL_ENV_VAR = "SMARTMIRROR_EMOTION_MODEL"
 #: Format tag of checkpoints written by the trainer.
 CHECKPOINT_FORMAT = "smartmirror-emotion-v1"
 
-_NOVEL_MODULE = "smartmirror.emotion.novel"
+#: Modules that register more models when imported.
+_BUILTIN_MODULES = ("smartmirror.emotion.faceapi", "smartmirror.emotion.ensemble", "smartmirror.emotion.novel")
 
 
 @dataclass(frozen=True)
@@ -91,18 +92,25 @@ class ModelCfg:
 class _Entry:
     fn: Callable[..., nn.Module]
     cfg: ModelCfg
+    composite: bool = False
 
 
 _MODELS: dict[str, _Entry] = {}
 
 
-def register_model(cfg: ModelCfg) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register a model entrypoint ``fn(**kwargs) -> nn.Module`` under its function name."""
+def register_model(
+    cfg: ModelCfg, composite: bool = False
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register a model entrypoint ``fn(**kwargs) -> nn.Module`` under its function name.
+
+    A ``composite`` model (an ensemble of registered models) has no weight file of its own: its entrypoint takes
+    ``pretrained`` and builds its members with their bundled weights.
+    """
 
     def decorate(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if fn.__name__ in _MODELS:
             log.warning("emotion model %r registered twice; the later one wins", fn.__name__)
-        _MODELS[fn.__name__] = _Entry(fn=fn, cfg=cfg)
+        _MODELS[fn.__name__] = _Entry(fn=fn, cfg=cfg, composite=composite)
         return fn
 
     return decorate
@@ -111,7 +119,8 @@ def register_model(cfg: ModelCfg) -> Callable[[Callable[..., nn.Module]], Callab
 def _load_builtin_models() -> None:
     import importlib
 
-    importlib.import_module(_NOVEL_MODULE)
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -151,13 +160,20 @@ def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Modul
         size = overrides["input_size"]
         overrides["input_size"] = (int(size), int(size)) if isinstance(size, int) else tuple(int(s) for s in size)
     cfg = replace(cfg, **overrides)
+    entry = _MODELS[name]
+    if entry.composite:
+        if overrides:
+            raise ValueError(f"emotion model {name!r} is an ensemble of bundled models; its inputs are fixed")
+        model = entry.fn(pretrained=pretrained, **kwargs)
+        model.cfg, model.model_name, model.model_kwargs = cfg, name, dict(kwargs)
+        return model.eval() if pretrained else model
     if pretrained:
         if cfg.file is None:
             raise ValueError(f"emotion model {name!r} has no bundled weights; train it (smartmirror train emotion)")
         if "labels" in overrides or "input_size" in overrides:
             raise ValueError("pretrained weights fix the labels and input size; do not override them")
     try:
-        model = _MODELS[name].fn(num_classes=len(cfg.labels), in_channels=cfg.in_channels, **kwargs)
+        model = entry.fn(num_classes=len(cfg.labels), in_channels=cfg.in_channels, **kwargs)
     except TypeError as exc:  # an option this architecture does not take
         raise ValueError(f"emotion model {name!r} does not accept {sorted(kwargs)}: {exc}") from None
     model.cfg = cfg
@@ -242,8 +258,9 @@ class MaxPoolSame(nn.Module):
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        top, bottom = _tf_same_pad(x.shape[-2], self.kernel_size, self.stride)
-        left, right = _tf_same_pad(x.shape[-1], self.kernel_size, self.stride)
+        # int(): plain numbers also under torch.jit.trace (the input size is fixed by the model's cfg)
+        top, bottom = _tf_same_pad(int(x.shape[-2]), self.kernel_size, self.stride)
+        left, right = _tf_same_pad(int(x.shape[-1]), self.kernel_size, self.stride)
         if top == left and bottom == right and bottom - top in (0, 1):
             # PyTorch's implicit padding ignores out-of-range pixels (as -inf would); ceil_mode adds the one
             # extra row/column after: the same windows without copying the tensor

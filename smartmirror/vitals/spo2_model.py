@@ -5,11 +5,12 @@ learned position embedding, mean pooling, a linear head. Training: z-scored feat
 AdamW (lr 3e-4, weight decay), gradient clipping, early stopping on a validation split, and the seed's
 augmentations: time masking, feature masking, jitter and time shift.
 
-**Trained and tested here on synthetic traces only** (:func:`synthetic_spo2_traces`): the synthetic ratio of
-ratios follows an assumed linear law, so a model trained on them learns that law, not physiology. Nothing
-here is shipped as a clinically trained model, and the report's SpO2 uses the calibrated ratio of ratios
-(:mod:`smartmirror.vitals.spo2`). Train on real paired recordings (ROI traces + a reference oximeter) before
-trusting it.
+**Ships untrained.** No weights are bundled; the report's SpO2 uses the calibrated ratio of ratios
+(:mod:`smartmirror.vitals.spo2`). ``smartmirror train spo2 DATA_DIR`` (:mod:`smartmirror.vitals.spo2_data`)
+trains it on clips with reference oximeter readings and writes a model file that is used only where it is
+passed (``TrainedSpO2Model.load(path).predict(...)``). The tests train it on synthetic traces and synthetic clips,
+whose ratio of ratios follows an assumed linear law: a model trained on them learns that law, not physiology.
+Train on real paired recordings before trusting it.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 MAX_T = 200          # longest sequence (frames), as in the seed
+#: Format tag of saved models.
+CHECKPOINT_FORMAT = "smartmirror-spo2-transformer-v1"
 D_MODEL = 32
 N_HEADS = 2
 N_LAYERS = 4
@@ -159,19 +163,36 @@ class TrainedSpO2Model:
             z = self.model(torch.from_numpy(x.astype(np.float32))).numpy()
         return z * self.target_std + self.target_mean
 
-    def save(self, path: str) -> None:
-        torch.save({"state": self.model.state_dict(), "n_features": self.model.n_features,
-                    "feature_mean": self.feature_mean, "feature_std": self.feature_std,
-                    "target_mean": self.target_mean, "target_std": self.target_std, "trained_on": self.trained_on},
-                   path)
+    def save(self, path: str | Path) -> None:
+        """Write the weights and normalisation (tensors only: loadable with ``weights_only=True``)."""
+        torch.save({"format": CHECKPOINT_FORMAT, "state": self.model.state_dict(), "n_features": self.model.n_features,
+                    "feature_mean": torch.as_tensor(self.feature_mean, dtype=torch.float32),
+                    "feature_std": torch.as_tensor(self.feature_std, dtype=torch.float32),
+                    "target_mean": float(self.target_mean), "target_std": float(self.target_std),
+                    "trained_on": self.trained_on, "history": self.history}, path)
 
     @classmethod
-    def load(cls, path: str) -> TrainedSpO2Model:
-        data = torch.load(path, map_location="cpu", weights_only=False)
+    def load(cls, path: str | Path) -> TrainedSpO2Model:
+        """A model written by :meth:`save` (``smartmirror train spo2``).
+
+        Raises
+        ------
+        FileNotFoundError, ValueError
+            Missing file, or not an SpO2 model file.
+        """
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"SpO2 model not found: {path}")
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # corrupt, or a pickle of something else
+            raise ValueError(f"{path} is not a readable SpO2 model: {exc}") from None
+        if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path} is not a SmartMirror SpO2 model (format {CHECKPOINT_FORMAT!r})")
         model = TinyTransformer(int(data["n_features"]))
         model.load_state_dict(data["state"])
-        return cls(model, data["feature_mean"], data["feature_std"], float(data["target_mean"]),
-                   float(data["target_std"]), trained_on=data["trained_on"])
+        model.eval()
+        return cls(model, data["feature_mean"].numpy(), data["feature_std"].numpy(), float(data["target_mean"]),
+                   float(data["target_std"]), history=list(data.get("history", [])), trained_on=data["trained_on"])
 
 
 def train_spo2_transformer(
