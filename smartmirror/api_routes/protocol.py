@@ -50,25 +50,30 @@ class _HeaderDeadline:
                              self.header_timeout_s)
             self.transport.close()
 
-
-class GuardedH11Protocol(_HeaderDeadline, H11Protocol):
-    """h11 (its ``h11_max_incomplete_event_size`` bounds the headers) with the header deadline."""
-
-    def _awaiting_headers(self) -> bool:
-        return self.conn.their_state is h11.IDLE   # the request line and headers are not complete yet
+    def _start_request(self) -> None:
+        """Hook: a new request line and headers are awaited (reset per-request header state)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._start_request()
         self._arm_header_deadline()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        self._start_request()
         if not self.transport.is_closing():
             self._arm_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_deadline()
         super().connection_lost(exc)
+
+
+class GuardedH11Protocol(_HeaderDeadline, H11Protocol):
+    """h11 (its ``h11_max_incomplete_event_size`` bounds the headers) with the header deadline."""
+
+    def _awaiting_headers(self) -> bool:
+        return self.conn.their_state is h11.IDLE   # the request line and headers are not complete yet
 
     def send_400_response(self, msg: str) -> None:
         body = _json_400(msg)
@@ -102,10 +107,8 @@ if HttpToolsProtocol is not None:
         def _awaiting_headers(self) -> bool:
             return self._in_headers
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+        def _start_request(self) -> None:
             self._in_headers, self._header_bytes = True, 0
-            self._arm_header_deadline()
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
@@ -121,16 +124,6 @@ if HttpToolsProtocol is not None:
         def on_headers_complete(self) -> None:
             self._in_headers, self._header_bytes = False, 0
             super().on_headers_complete()
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self._in_headers, self._header_bytes = True, 0
-            if not self.transport.is_closing():
-                self._arm_header_deadline()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._cancel_header_deadline()
-            super().connection_lost(exc)
 
         def send_400_response(self, msg: str) -> None:
             body = _json_400(msg)
