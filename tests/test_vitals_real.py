@@ -60,3 +60,18 @@ def test_the_same_colours_out_of_order_give_no_heart_rate(recording):
     scrambled = VitalsTrace(trace.times_s, shuffled, trace.presence, trace.skin_fraction, trace.face_y)
     result = analyze_trace(scrambled, method=DEFAULT_METHOD)
     assert result.heart_rate.heart_rate_bpm is None               # null, not a guess
+
+
+def test_the_pulse_stands_above_the_cameras_noise_floor_and_shuffled_colours_do_not(recording):
+    """The blood-volume colour power at the rate over the 5-12 Hz floor (sensor and compression noise only):
+    the real pulse is well above the confidence ramp, the same colours in random order are below its start."""
+    trace, _ = recording
+    low, high = heart.PATH_FLOOR_MARGIN_DB
+    window = slice(0, int(heart.WINDOW_S * 30))
+    real = heart.noise_floor_margin_db(trace.rgb[window], sampling_rate=30.0, bpm=71.0)
+    assert real is not None and real > high
+    shuffled = np.random.default_rng(0).permutation(trace.rgb)[window]
+    assert heart.noise_floor_margin_db(shuffled, sampling_rate=30.0, bpm=71.0) < low
+    assert heart.floor_margin_score(np.array([real])) == 1.0
+    assert heart.floor_margin_score(np.array([low - 1.0])) == 0.0
+    assert heart.noise_floor_margin_db(trace.rgb[:8], sampling_rate=30.0, bpm=71.0) is None
