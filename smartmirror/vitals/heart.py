@@ -18,7 +18,8 @@ The flow for one window (>= 10 s in steady state, sliding by 1 s):
 
 That is the live, window-by-window reading. The clip's rate (report, ``eval``, the live summary) is found with
 hindsight: :func:`rate_path` searches the most likely rate course through all the windows' spectra (Viterbi),
-:func:`path_confidence` rates it by its SNR and by the colour of the variation along the whole path, and
+:func:`path_confidence` rates it by its SNR, by the colour of the variation along the whole path and by how far the
+pulse stands above the camera's own noise floor (:func:`noise_floor_margin_db`), and
 :func:`clip_heart_rate_from_paths` takes the course's mean.
 
 Below :data:`CONFIDENCE_GATE` the reported heart rate is ``None``, not a guess.
