@@ -153,3 +153,17 @@ def test_report_on_a_real_webcam_face_is_uncovered_and_live_and_a_still_of_it_is
     still = analyze_video(still_clip, sections=())["quality"]
     assert still["obstruction"] < quality.MAX_OBSTRUCTED_SHARE  # a photo is not covered ...
     assert still["liveness"] is False  # ... but it is not alive
+
+
+def test_a_still_noisy_face_gets_no_heart_rate_and_the_real_face_does(still_clip):
+    """A photo with camera noise, H.264-encoded: its tracker jitter and encoder pulsing make a periodic,
+    blood-coloured variation that the whole-clip rate path would string into a confident 101 beats/min; it
+    stands barely 10 dB above the camera's own noise floor (a real pulse: 17-29 dB), so the report says null."""
+    from smartmirror.report import analyze_video
+    from smartmirror.vitals import heart
+
+    still = analyze_video(still_clip, sections=())
+    assert still["heart_rate_bpm"] is None                  # a wrong reading is worse than none
+    assert still["heart_rate_confidence"] < heart.CONFIDENCE_GATE
+    real = analyze_video(WEBCAM, sections=())
+    assert real["heart_rate_bpm"] == pytest.approx(71.0, abs=4.0)   # the finger oximeter read about 71
