@@ -9,7 +9,9 @@ Memory is bounded by ``max_seconds`` of per-frame numbers.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import os
 import threading
 from collections import deque
 from typing import Any
@@ -27,13 +29,22 @@ log = logging.getLogger(__name__)
 
 #: Seconds of face data each vital needs before its first value (shown as warm-up in the live state).
 WARMUP_S = {
-    "heart_rate": heart.MIN_WINDOW_S,
+    "heart_rate": heart.MIN_WINDOW_S + (heart.LIVE_MIN_WINDOWS - 1) * heart.STEP_S,
     "spo2": heart.WINDOW_S,
     "respiration": respiration.MIN_RESPIRATION_S,
     "hrv": hrv.MIN_CLEAN_S + 2.0,
 }
 #: After a gap without a face longer than this (seconds), the heart-rate track starts afresh.
 TRACK_RESET_GAP_S = 2.0
+#: Debugging aid: a file path here appends one JSON line per frame (time, ROI mean colour; never pixels) and per
+#: heart-rate update (window rate, SNR, confidence) of the live analyzer.
+_DEBUG_PATH = os.environ.get("SMARTMIRROR_VITALS_DEBUG")
+
+
+def _debug(record: dict[str, Any]) -> None:
+    if _DEBUG_PATH:
+        with open(_DEBUG_PATH, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
 
 
 def _learned_cropper(method: Any) -> Any | None:
@@ -181,6 +192,8 @@ class VitalsAnalyzer:
                 crop = face_crop(packet.image, face, self.method_.input_size or (72, 72))
             skin = quality.roi_skin_fraction(packet.image, face)  # obstruction: this person's skin, any light
             self._append(t, sample.rgb, float(face.presence_score), skin, face_vertical_position(face), crop)
+            _debug({"t": t, "rgb": [float(v) for v in sample.rgb], "reused": bool(getattr(packet, "reused_face", 0)),
+                    "wall": __import__("time").monotonic()})
             message = quality.presence_message(face.presence_score, skin)
             if self.last_face_t_ is not None and t - self.last_face_t_ > TRACK_RESET_GAP_S:
                 self.tracker_.reset()
@@ -226,7 +239,7 @@ class VitalsAnalyzer:
         return 0.0 if self.run_start_t_ is None else max(0.0, t - self.run_start_t_)
 
     def _update_heart_rate(self) -> None:
-        trace = self._current_segment_trace(heart.WINDOW_S + 2.0)
+        trace = self._current_segment_trace(heart.LIVE_POOL_S + 2.0)
         if trace is None:
             self.reading_ = None
             self.waveform_ = []
@@ -236,15 +249,21 @@ class VitalsAnalyzer:
             self.reading_ = None
             return
         segment = segments[-1]
-        window = int(heart.WINDOW_S * GRID_RATE_HZ)
-        estimate = heart.estimate_window(segment.pulse[-window:], segment.rgb[-window:], sampling_rate=GRID_RATE_HZ,
-                                         t_end_s=float(segment.grid_s[-1]))
-        self.reading_ = heart.track_window(self.tracker_, estimate)
-        self.resting_.add(self.reading_.heart_rate_bpm)
         tail = int(self.waveform_s * GRID_RATE_HZ)
         filtered = bandpass(segment.pulse, sampling_rate=GRID_RATE_HZ, low_hz=0.6, high_hz=4.0)[-tail:]
         scale = float(np.max(np.abs(filtered))) or 1.0
         self.waveform_ = [round(float(v), 3) for v in filtered / scale]
+        estimate = heart.pooled_window_estimate(segment.pulse, segment.rgb, sampling_rate=GRID_RATE_HZ,
+                                                t0_s=float(segment.grid_s[0]))
+        if estimate is None:  # too few windows pooled yet: warming up, nothing shown
+            self.reading_ = None
+            return
+        self.reading_ = heart.track_window(self.tracker_, estimate)
+        _debug({"update": float(segment.grid_s[-1]), "window_bpm": estimate.bpm, "snr": estimate.snr_db,
+                "conf": estimate.confidence, "tracked": self.reading_.tracked_bpm,
+                "shown": self.reading_.heart_rate_bpm, "peaks": [[p.bpm, p.power] for p in estimate.peaks[:4]],
+                "wall": __import__("time").monotonic()})
+        self.resting_.add(self.reading_.heart_rate_bpm)
 
     def _update_slow(self) -> None:
         trace = self._current_segment_trace(self.max_seconds)
