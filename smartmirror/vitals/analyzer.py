@@ -1,8 +1,9 @@
 """The vitals analyzer: frames in, live vitals state out (engine and API sessions), clip report at the end.
 
 Per frame it only measures the skin ROI's mean colour, the face's presence, skin share and vertical position
-(well under a millisecond). About once per second of source time it reads the heart rate from the latest
-window; every few seconds it refreshes HRV, respiration, SpO2 and stress from the current stretch of face data.
+(well under a millisecond). About once per second of source time it reads the heart rate from the spectra of the
+last 30 s of windows (:func:`~smartmirror.vitals.heart.pooled_window_estimate`); every few seconds it refreshes
+HRV, respiration, SpO2 and stress from the current stretch of face data.
 Memory is bounded by ``max_seconds`` of per-frame numbers.
 """
 
@@ -29,13 +30,11 @@ log = logging.getLogger(__name__)
 
 #: Seconds of face data each vital needs before its first value (shown as warm-up in the live state).
 WARMUP_S = {
-    "heart_rate": heart.MIN_WINDOW_S + (heart.LIVE_MIN_WINDOWS - 1) * heart.STEP_S,
+    "heart_rate": heart.MIN_WINDOW_S + (heart.LIVE_FAST_WINDOWS - 1) * heart.STEP_S,  # a clear pulse; weak: 15 s
     "spo2": heart.WINDOW_S,
     "respiration": respiration.MIN_RESPIRATION_S,
     "hrv": hrv.MIN_CLEAN_S + 2.0,
 }
-#: After a gap without a face longer than this (seconds), the heart-rate track starts afresh.
-TRACK_RESET_GAP_S = 2.0
 #: Debugging aid: a file path here appends one JSON line per frame (time, ROI mean colour; never pixels) and per
 #: heart-rate update (window rate, SNR, confidence) of the live analyzer.
 _DEBUG_PATH = os.environ.get("SMARTMIRROR_VITALS_DEBUG")
@@ -121,7 +120,6 @@ class VitalsAnalyzer:
         self.face_y_: deque[float] = deque()
         self.crops_: deque[np.ndarray | None] | None = deque() if self.method_.kind == "frames" else None
         self.cropper_ = _learned_cropper(self.method_) if self.crops_ is not None else None
-        self.tracker_ = heart.HeartRateTracker()
         self.smoother_ = LandmarkSmoother()
         self.motion_ = quality.FaceMotionLiveness(window_s=30.0 if self.live else self.max_seconds)
         self.resting_ = stress.RestingHeartRate()
@@ -195,8 +193,6 @@ class VitalsAnalyzer:
             _debug({"t": t, "rgb": [float(v) for v in sample.rgb], "reused": bool(getattr(packet, "reused_face", 0)),
                     "wall": __import__("time").monotonic()})
             message = quality.presence_message(face.presence_score, skin)
-            if self.last_face_t_ is not None and t - self.last_face_t_ > TRACK_RESET_GAP_S:
-                self.tracker_.reset()
             if self.last_face_t_ is None or t - self.last_face_t_ > pipeline.MAX_GAP_S:
                 self.run_start_t_ = t
             self.last_face_t_ = t
@@ -258,7 +254,7 @@ class VitalsAnalyzer:
         if estimate is None:  # too few windows pooled yet: warming up, nothing shown
             self.reading_ = None
             return
-        self.reading_ = heart.track_window(self.tracker_, estimate)
+        self.reading_ = heart.pooled_reading(estimate)  # the pool is the continuity (a gap > MAX_GAP_S restarts it)
         _debug({"update": float(segment.grid_s[-1]), "window_bpm": estimate.bpm, "snr": estimate.snr_db,
                 "conf": estimate.confidence, "tracked": self.reading_.tracked_bpm,
                 "shown": self.reading_.heart_rate_bpm, "peaks": [[p.bpm, p.power] for p in estimate.peaks[:4]],

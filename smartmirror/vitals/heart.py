@@ -716,6 +716,11 @@ LIVE_POOL_S = 30.0
 #: Sliding windows the live reading needs in its pool before it is shown (the first ends at MIN_WINDOW_S, one a
 #: second after: 10 windows is 15 s of face).
 LIVE_MIN_WINDOWS = 10
+#: A pulse this clear (median window SNR at the pooled rate, dB, with no rival peak) is shown from
+#: :data:`LIVE_FAST_WINDOWS` windows on (8 s of face) instead of waiting for the full pool. Real webcam pulses sit
+#: near 0 dB, and so do the artefacts that lead their first windows, so they wait.
+LIVE_FAST_SNR_DB = 3.0
+LIVE_FAST_WINDOWS = 3
 
 
 def pooled_window_estimate(
@@ -741,7 +746,8 @@ def pooled_window_estimate(
     sampling_rate : float
         In Hz (samples/second).
 
-    Returns None while fewer than ``min_windows`` windows are in the pool.
+    Returns None while fewer than ``min_windows`` windows are in the pool (fewer than :data:`LIVE_FAST_WINDOWS`
+    for a clear pulse: see :data:`LIVE_FAST_SNR_DB`).
     """
     drop = max(0, len(pulse) - int(round(pool_s * sampling_rate)))
     pulse, t0_s = pulse[drop:], t0_s + drop / sampling_rate
@@ -752,7 +758,7 @@ def pooled_window_estimate(
     recent = times >= times[-1] - (pool_s - WINDOW_S) - 1e-9
     times, spectra = times[recent], spectra[recent]
     raw = [pair for pair, keep_it in zip(raw, recent, strict=True) if keep_it]
-    if len(times) < min_windows:
+    if len(times) < min(min_windows, LIVE_FAST_WINDOWS):
         return None
     pooled = spectra.mean(axis=0)
     grid_hz = PATH_GRID_BPM / 60.0
@@ -760,12 +766,15 @@ def pooled_window_estimate(
     best = resolve_harmonics(peaks, noise_floor=float(np.median(pooled)))
     if best is None:
         return WindowEstimate(float(times[-1]), None, (), -60.0, None, 0.0)
-    rates = np.full(len(times), best.bpm)
     snr = np.array([pulse_snr_db(freqs, power, best.bpm) for freqs, power in raw])
+    dominance = pooled_dominance(best, peaks)
+    if len(times) < min_windows and not (np.median(snr) >= LIVE_FAST_SNR_DB and dominance >= 1.0):
+        return None
+    rates = np.full(len(times), best.bpm)
     covariance = None if rgb is None else _path_covariance(rgb, times, rates, sampling_rate=sampling_rate, t0_s=t0_s)
     path = RatePath(times, rates, snr, covariance)
     ordered = (best,) + tuple(p for p in peaks if p is not best)
-    confidence = path_confidence(path) * pooled_dominance(best, peaks)
+    confidence = path_confidence(path) * dominance
     return WindowEstimate(float(times[-1]), best.bpm, ordered, float(np.median(snr)), path.signature, confidence)
 
 
@@ -783,3 +792,9 @@ def pooled_dominance(best: SpectralPeak, peaks: list[SpectralPeak]) -> float:
     ratio = max(rivals, default=0.0) / max(best.power, 1e-300)
     low, high = RIVAL_RATIO
     return float(np.clip((high - ratio) / (high - low), 0.0, 1.0))
+
+
+def pooled_reading(estimate: WindowEstimate) -> HeartRateReading:
+    """The live reading of a :func:`pooled_window_estimate`: its rate, gated on its confidence (no tracker: the
+    30 s pool already carries the continuity, and a tracker started on an early artefact would hold it)."""
+    return _reading(estimate.t_end_s, estimate.bpm, estimate)
