@@ -178,12 +178,6 @@ class VitalsAnalyzer:
             return self.state_
         message = quality.presence_message(None if face is None else face.presence_score)
         self.motion_.update(t, face)
-        if face is not None and getattr(packet, "reused_face", False) and self.crops_ is None:
-            # The tracker skipped this frame and the engine interpolated its landmarks: measured in the live app
-            # on a real recording, such frames' skin green sits +0.2-0.45 above their neighbours' (residual sd
-            # 0.5, pulse ~0.5-1), a bias at the rhythm of the machine's stalls. A short hole is bridged by
-            # resampling instead, so the frame only counts for presence and motion.
-            return self.state_
         crop = None
         if self.cropper_ is not None:  # the learned methods' own stable crop, fed every frame
             crop, _ = self.cropper_.update(packet, face)
