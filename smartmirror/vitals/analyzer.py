@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -191,7 +192,7 @@ class VitalsAnalyzer:
             skin = quality.roi_skin_fraction(packet.image, face)  # obstruction: this person's skin, any light
             self._append(t, sample.rgb, float(face.presence_score), skin, face_vertical_position(face), crop)
             _debug({"t": t, "rgb": [float(v) for v in sample.rgb], "reused": bool(getattr(packet, "reused_face", 0)),
-                    "wall": __import__("time").monotonic()})
+                    "wall": time.monotonic()})
             message = quality.presence_message(face.presence_score, skin)
             if self.last_face_t_ is None or t - self.last_face_t_ > pipeline.MAX_GAP_S:
                 self.run_start_t_ = t
@@ -258,7 +259,7 @@ class VitalsAnalyzer:
         _debug({"update": float(segment.grid_s[-1]), "window_bpm": estimate.bpm, "snr": estimate.snr_db,
                 "conf": estimate.confidence, "tracked": self.reading_.tracked_bpm,
                 "shown": self.reading_.heart_rate_bpm, "peaks": [[p.bpm, p.power] for p in estimate.peaks[:4]],
-                "wall": __import__("time").monotonic()})
+                "wall": time.monotonic()})
         self.resting_.add(self.reading_.heart_rate_bpm)
 
     def _update_slow(self) -> None:
