@@ -42,7 +42,7 @@ _DEBUG_PATH = os.environ.get("SMARTMIRROR_VITALS_DEBUG")
 
 
 def _debug(record: dict[str, Any]) -> None:
-    if _DEBUG_PATH:
+    if _DEBUG_PATH:  # callers check first too, so the record is only built when asked for
         with open(_DEBUG_PATH, "a") as handle:
             handle.write(json.dumps(record) + "\n")
 
@@ -191,8 +191,11 @@ class VitalsAnalyzer:
                 crop = face_crop(packet.image, face, self.method_.input_size or (72, 72))
             skin = quality.roi_skin_fraction(packet.image, face)  # obstruction: this person's skin, any light
             self._append(t, sample.rgb, float(face.presence_score), skin, face_vertical_position(face), crop)
-            _debug({"t": t, "rgb": [float(v) for v in sample.rgb], "reused": bool(getattr(packet, "reused_face", 0)),
-                    "wall": time.monotonic()})
+            if _DEBUG_PATH:  # the corner's mean colour tells the codec's and the camera's share from the face's
+                _debug({"t": t, "rgb": [float(v) for v in sample.rgb],
+                        "reused": bool(getattr(packet, "reused_face", 0)),
+                        "corner": [float(v) for v in packet.image[:80, :80].reshape(-1, 3).mean(axis=0)],
+                        "wall": time.monotonic()})
             message = quality.presence_message(face.presence_score, skin)
             if self.last_face_t_ is None or t - self.last_face_t_ > pipeline.MAX_GAP_S:
                 self.run_start_t_ = t
@@ -256,10 +259,10 @@ class VitalsAnalyzer:
             self.reading_ = None
             return
         self.reading_ = heart.pooled_reading(estimate)  # the pool is the continuity (a gap > MAX_GAP_S restarts it)
-        _debug({"update": float(segment.grid_s[-1]), "window_bpm": estimate.bpm, "snr": estimate.snr_db,
-                "conf": estimate.confidence, "tracked": self.reading_.tracked_bpm,
-                "shown": self.reading_.heart_rate_bpm, "peaks": [[p.bpm, p.power] for p in estimate.peaks[:4]],
-                "wall": time.monotonic()})
+        if _DEBUG_PATH:
+            _debug({"update": float(segment.grid_s[-1]), "window_bpm": estimate.bpm, "snr": estimate.snr_db,
+                    "conf": estimate.confidence, "shown": self.reading_.heart_rate_bpm,
+                    "peaks": [[p.bpm, p.power] for p in estimate.peaks[:4]], "wall": time.monotonic()})
         self.resting_.add(self.reading_.heart_rate_bpm)
 
     def _update_slow(self) -> None:
