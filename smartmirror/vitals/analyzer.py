@@ -1,16 +1,20 @@
 """The vitals analyzer: frames in, live vitals state out (engine and API sessions), clip report at the end.
 
 Per frame it only measures the skin ROI's mean colour, the face's presence, skin share and vertical position
-(well under a millisecond). About once per second of source time it reads the heart rate from the latest
-window; every few seconds it refreshes HRV, respiration, SpO2 and stress from the current stretch of face data.
+(well under a millisecond). About once per second of source time it reads the heart rate from the spectra of the
+last 30 s of windows (:func:`~smartmirror.vitals.heart.pooled_window_estimate`); every few seconds it refreshes
+HRV, respiration, SpO2 and stress from the current stretch of face data.
 Memory is bounded by ``max_seconds`` of per-frame numbers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import os
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -27,13 +31,20 @@ log = logging.getLogger(__name__)
 
 #: Seconds of face data each vital needs before its first value (shown as warm-up in the live state).
 WARMUP_S = {
-    "heart_rate": heart.MIN_WINDOW_S,
+    "heart_rate": heart.MIN_WINDOW_S + (heart.LIVE_FAST_WINDOWS - 1) * heart.STEP_S,  # a clear pulse; weak: 15 s
     "spo2": heart.WINDOW_S,
     "respiration": respiration.MIN_RESPIRATION_S,
     "hrv": hrv.MIN_CLEAN_S + 2.0,
 }
-#: After a gap without a face longer than this (seconds), the heart-rate track starts afresh.
-TRACK_RESET_GAP_S = 2.0
+#: Debugging aid: a file path here appends one JSON line per frame (time, ROI mean colour; never pixels) and per
+#: heart-rate update (window rate, SNR, confidence) of the live analyzer.
+_DEBUG_PATH = os.environ.get("SMARTMIRROR_VITALS_DEBUG")
+
+
+def _debug(record: dict[str, Any]) -> None:
+    if _DEBUG_PATH:  # callers check first too, so the record is only built when asked for
+        with open(_DEBUG_PATH, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
 
 
 def _learned_cropper(method: Any) -> Any | None:
@@ -110,7 +121,6 @@ class VitalsAnalyzer:
         self.face_y_: deque[float] = deque()
         self.crops_: deque[np.ndarray | None] | None = deque() if self.method_.kind == "frames" else None
         self.cropper_ = _learned_cropper(self.method_) if self.crops_ is not None else None
-        self.tracker_ = heart.HeartRateTracker()
         self.smoother_ = LandmarkSmoother()
         self.motion_ = quality.FaceMotionLiveness(window_s=30.0 if self.live else self.max_seconds)
         self.resting_ = stress.RestingHeartRate()
@@ -181,9 +191,12 @@ class VitalsAnalyzer:
                 crop = face_crop(packet.image, face, self.method_.input_size or (72, 72))
             skin = quality.roi_skin_fraction(packet.image, face)  # obstruction: this person's skin, any light
             self._append(t, sample.rgb, float(face.presence_score), skin, face_vertical_position(face), crop)
+            if _DEBUG_PATH:  # the corner's mean colour tells the codec's and the camera's share from the face's
+                _debug({"t": t, "rgb": [float(v) for v in sample.rgb],
+                        "reused": bool(getattr(packet, "reused_face", 0)),
+                        "corner": [float(v) for v in packet.image[:80, :80].reshape(-1, 3).mean(axis=0)],
+                        "wall": time.monotonic()})
             message = quality.presence_message(face.presence_score, skin)
-            if self.last_face_t_ is not None and t - self.last_face_t_ > TRACK_RESET_GAP_S:
-                self.tracker_.reset()
             if self.last_face_t_ is None or t - self.last_face_t_ > pipeline.MAX_GAP_S:
                 self.run_start_t_ = t
             self.last_face_t_ = t
@@ -226,7 +239,7 @@ class VitalsAnalyzer:
         return 0.0 if self.run_start_t_ is None else max(0.0, t - self.run_start_t_)
 
     def _update_heart_rate(self) -> None:
-        trace = self._current_segment_trace(heart.WINDOW_S + 2.0)
+        trace = self._current_segment_trace(heart.LIVE_POOL_S + 2.0)
         if trace is None:
             self.reading_ = None
             self.waveform_ = []
@@ -236,15 +249,21 @@ class VitalsAnalyzer:
             self.reading_ = None
             return
         segment = segments[-1]
-        window = int(heart.WINDOW_S * GRID_RATE_HZ)
-        estimate = heart.estimate_window(segment.pulse[-window:], segment.rgb[-window:], sampling_rate=GRID_RATE_HZ,
-                                         t_end_s=float(segment.grid_s[-1]))
-        self.reading_ = heart.track_window(self.tracker_, estimate)
-        self.resting_.add(self.reading_.heart_rate_bpm)
         tail = int(self.waveform_s * GRID_RATE_HZ)
         filtered = bandpass(segment.pulse, sampling_rate=GRID_RATE_HZ, low_hz=0.6, high_hz=4.0)[-tail:]
         scale = float(np.max(np.abs(filtered))) or 1.0
         self.waveform_ = [round(float(v), 3) for v in filtered / scale]
+        estimate = heart.pooled_window_estimate(segment.pulse, segment.rgb, sampling_rate=GRID_RATE_HZ,
+                                                t0_s=float(segment.grid_s[0]))
+        if estimate is None:  # too few windows pooled yet: warming up, nothing shown
+            self.reading_ = None
+            return
+        self.reading_ = heart.pooled_reading(estimate)  # the pool is the continuity (a gap > MAX_GAP_S restarts it)
+        if _DEBUG_PATH:
+            _debug({"update": float(segment.grid_s[-1]), "window_bpm": estimate.bpm, "snr": estimate.snr_db,
+                    "conf": estimate.confidence, "shown": self.reading_.heart_rate_bpm,
+                    "peaks": [[p.bpm, p.power] for p in estimate.peaks[:4]], "wall": time.monotonic()})
+        self.resting_.add(self.reading_.heart_rate_bpm)
 
     def _update_slow(self) -> None:
         trace = self._current_segment_trace(self.max_seconds)
