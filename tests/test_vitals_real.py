@@ -114,3 +114,23 @@ def test_the_live_reading_never_shows_a_wrong_rate_on_the_looped_recording(recor
     assert all(abs(v - contact) <= 4.0 for v in values), f"{contact:.1f}: {shown}"
     assert len(values) >= 0.3 * len(shown), shown                   # and it does answer
     assert all(v is None for v in shown[:heart.LIVE_MIN_WINDOWS - 1])  # a weak pulse waits for its pool
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_live_reading_shows_nothing_for_the_same_colours_out_of_order(recording, seed):
+    """Live, once a second: the real recording's colours shuffled (its noise floor, no pulse) never show a rate.
+    Without the noise-floor margin in the pooled confidence, seeds 1 and 3 showed 104 and 168 beats/min."""
+    from smartmirror.vitals.pipeline import build_segments
+    from smartmirror.vitals.signal import GRID_RATE_HZ
+
+    trace, _ = recording
+    shuffled = VitalsTrace(trace.times_s, np.random.default_rng(seed).permutation(trace.rgb), trace.presence,
+                           trace.skin_fraction, trace.face_y)
+    segment = build_segments(shuffled, DEFAULT_METHOD)[-1]
+    shown = []
+    for end_s in np.arange(8.0, 20.5, 1.0):
+        k = int(end_s * GRID_RATE_HZ)
+        estimate = heart.pooled_window_estimate(segment.pulse[:k], segment.rgb[:k], sampling_rate=GRID_RATE_HZ,
+                                                t0_s=float(segment.grid_s[0]))
+        shown.append(None if estimate is None else heart.pooled_reading(estimate).heart_rate_bpm)
+    assert len(shown) == 13 and all(value is None for value in shown), shown

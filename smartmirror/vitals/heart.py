@@ -806,8 +806,9 @@ def pooled_window_estimate(
     PhysRecorder webcam recording (oximeter 68-72 beats/min all along) a quarter to a third of the lossless
     file's windows read 50-60 and its WebRTC copy's 41-47, with window confidences up to 0.8. The pulse holds
     its rate through the pool while artefacts come and go, so the pooled spectrum's peak stays on the pulse.
-    Its confidence is the clip report's (:func:`path_confidence`: the windows' SNR at the pooled rate and the
-    colour of the variation at that rate over the pool), so a live value and the report agree on what is
+    Its confidence is the clip report's (:func:`path_confidence`: the windows' SNR at the pooled rate, the
+    colour of the variation at that rate over the pool, and its margin over the camera's noise floor, so a still
+    face shows nothing), so a live value and the report agree on what is
     trustworthy. The price is lag: a rate change shows in full after about ``pool_s / 2`` seconds.
 
     Parameters
@@ -845,7 +846,8 @@ def pooled_window_estimate(
         return None
     rates = np.full(len(times), best.bpm)
     covariance = None if rgb is None else _path_covariance(rgb, times, rates, sampling_rate=sampling_rate, t0_s=t0_s)
-    path = RatePath(times, rates, snr, covariance)
+    margins = None if rgb is None else _path_floor_margins(rgb, times, rates, sampling_rate=sampling_rate, t0_s=t0_s)
+    path = RatePath(times, rates, snr, covariance, None, margins)   # the pulse must clear the noise floor live too
     ordered = (best,) + tuple(p for p in peaks if p is not best)
     confidence = path_confidence(path) * dominance
     return WindowEstimate(float(times[-1]), best.bpm, ordered, float(np.median(snr)), path.signature, confidence)
