@@ -19,8 +19,8 @@ Definitions (eye closure ``c`` is 0 for the person's open eye and 1 for a shut o
 - yawn: the (median-filtered) mouth aspect ratio above the person's calibrated yawn threshold for at least
   ``min_duration_s`` (1.5 s) and at most ``max_duration_s``, dips shorter than ``close_hold_s`` bridged, without
   the syllable-rate open-close rhythm of speech.
-- talking: at least ``talk_min_reversals`` speech reversals of the mouth aspect ratio within the last
-  ``talk_window_s`` seconds: each a swing of at least ``talk_swing`` and of a third of the mouth's opening above
+- talking: at least ``min_reversals`` (4) speech reversals of the mouth aspect ratio within the last
+  ``window_s`` (2 s) seconds: each a swing of at least ``swing`` (0.04) and of a third of the mouth's opening above
   its closed level, half a syllable cycle (0.06-0.5 s) after the previous one (:class:`MouthMotion`).
 - nod: head pitch falls at least ``drop_deg`` below the person's usual pitch within ``onset_s`` seconds.
 - head away: yaw more than ``yaw_deg`` or pitch more than ``pitch_deg`` away from the person's usual pose;
@@ -387,19 +387,15 @@ class YawnDetector:
         max_duration_s: float = 12.0,
         exit_fraction: float = 0.7,
         speech_reversals_per_s: float = 1.5,
-        talk_swing: float = 0.04,
-        talk_window_s: float = 2.0,
-        talk_min_reversals: int = 4,
         close_hold_s: float = 0.4,
-        smooth_s: float = 0.1,
+        motion: MouthMotion | None = None,
     ):
         self.min_duration_s = min_duration_s
         self.max_duration_s = max_duration_s
         self.exit_fraction = exit_fraction
         self.speech_reversals_per_s = speech_reversals_per_s
         self.close_hold_s = close_hold_s
-        self.motion = MouthMotion(swing=talk_swing, window_s=talk_window_s, min_reversals=talk_min_reversals,
-                                  smooth_s=smooth_s)
+        self.motion = MouthMotion() if motion is None else motion   # the speech rhythm inside a spell
         self._start: float | None = None
         self._below_since: float | None = None  # when the smoothed MAR fell under the exit level in this spell
         self._last: tuple[float, float] | None = None
