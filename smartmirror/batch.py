@@ -37,13 +37,14 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from smartmirror.frames import VIDEO_SUFFIXES
+
 log = logging.getLogger(__name__)
 
 #: How often a clip is tried again after its task raised or its worker died, before it is reported as failed.
 DEFAULT_RETRIES = 2
 #: Seconds to wait for an existing scheduler to answer.
 CONNECT_TIMEOUT_S = 10.0
-VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm")
 
 
 class BatchError(Exception):

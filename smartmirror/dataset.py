@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from smartmirror.frames import VIDEO_SUFFIXES
+
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm")
 #: Largest time shift (seconds) searched when aligning the video pulse with the reference PPG (finger or ear
 #: sensors see the pulse wave later or earlier than the face).
 MAX_PULSE_LAG_S = 0.5

@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 MAX_VIDEO_BYTES = 512 * 1024 * 1024
 
 
+#: File suffixes read as video clips (dataset folders, batch inputs, the app's video-file picker).
+VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm")
+
 @dataclass(frozen=True)
 class FramePacket:
     """One decoded frame.

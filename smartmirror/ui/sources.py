@@ -32,14 +32,13 @@ from typing import Any
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from smartmirror.frames import FramePacket, VideoError
+from smartmirror.frames import VIDEO_SUFFIXES, FramePacket, VideoError
 
 log = logging.getLogger(__name__)
 
 ICE_SERVERS_ENV = "SMARTMIRROR_ICE_SERVERS"
 VIDEO_DIR_ENV = "SMARTMIRROR_VIDEO_DIR"
 #: File name endings of the videos the page offers (the upload widget takes the same).
-VIDEO_EXTENSIONS = ("mp4", "avi", "mkv", "mov", "webm")
 VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
 
 
@@ -90,7 +89,7 @@ def folder_videos(folder: Path) -> list[str]:
     except OSError:
         return []
     for entry in entries:
-        if entry.name.startswith(".") or entry.suffix.lower().lstrip(".") not in VIDEO_EXTENSIONS:
+        if entry.name.startswith(".") or entry.suffix.lower() not in VIDEO_SUFFIXES:
             continue
         try:
             resolved = entry.resolve(strict=True)

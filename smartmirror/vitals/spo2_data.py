@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from smartmirror.frames import VIDEO_SUFFIXES
 from smartmirror.vitals.spo2_model import MAX_T
 
-VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm")
 REFERENCE_FILE = "spo2.csv"
 #: Plausible oximeter readings, percent; others are rejected as typos.
 READING_RANGE = (50.0, 100.0)

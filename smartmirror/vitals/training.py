@@ -26,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from smartmirror.frames import VIDEO_SUFFIXES
+
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm")
 ARCHS = ("resnet_tcn", "ultralight")
 HR_BAND_BPM = (40.0, 200.0)
 
