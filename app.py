@@ -1,6 +1,6 @@
 """SmartMirror: the Streamlit app (``streamlit run app.py``). A wellness demo, not a medical device.
 
-All the work lives in ``smartmirror.ui.page`` (layout and panels) and ``smartmirror.engine`` (threads and state).
+All the work lives in ``smartmirror.ui.page`` (layout and panels) and ``smartmirror.live.engine`` (threads and state).
 """
 
 import logging
@@ -9,7 +9,7 @@ import os
 os.environ.setdefault("GLOG_minloglevel", "2")  # quieter MediaPipe
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from smartmirror.engine import tune_process_for_live  # noqa: E402
+from smartmirror.live.engine import tune_process_for_live  # noqa: E402
 from smartmirror.ui.page import main  # noqa: E402
 
 tune_process_for_live()  # short GIL switch interval, one torch thread: the video callback stays fast (engine.py)

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/api.py [--sessions 1 20] [--frames 40] [--repeats 3] [--width 320 --height 240]
                                        [--url http://127.0.0.1:8000] [--json]
 
-Without ``--url`` the server runs in a child process (``uvicorn --factory smartmirror.api:create_app`` on a free
+Without ``--url`` the server runs in a child process (``uvicorn --factory smartmirror.api.app:create_app`` on a free
 loopback port), so the load generator does not share its interpreter. Each session posts ``--frames`` JPEG frames
 (quality 95, base64, a synthetic pulse clip of the astronaut) one request at a time with their capture
 timestamps, as a webcam client would; the sessions run concurrently. Figures are medians over ``--repeats`` runs;
@@ -49,7 +49,7 @@ def start_server() -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "GLOG_minloglevel": "2", "SMARTMIRROR_MAX_SESSIONS": "100"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "smartmirror.api:create_app", "--host", "127.0.0.1",
+        [sys.executable, "-m", "uvicorn", "--factory", "smartmirror.api.app:create_app", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

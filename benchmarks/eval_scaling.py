@@ -36,7 +36,7 @@ def make_clips(folder: Path, count: int, duration: float, width: int, height: in
     """``smartmirror synth --subjects count`` into ``folder`` unless it is there already."""
     if len(list(folder.glob("subject*/ground_truth.txt"))) != count:
         print(f"rendering {count} clips into {folder} ...", file=sys.stderr)
-        command = [sys.executable, "-m", "smartmirror.cli", "synth", str(folder), "--subjects", str(count),
+        command = [sys.executable, "-m", "smartmirror.cli.app", "synth", str(folder), "--subjects", str(count),
                    "--duration", str(duration), "--width", str(width), "--height", str(height), "--codec", "mjpeg"]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL,
                        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
@@ -54,7 +54,7 @@ def peak_rss_mb() -> float:
 def timed_run(clips: list, methods: tuple[str, ...], options, report: bool) -> dict:
     """Evaluate (or with ``report`` analyse) every clip; completion times relative to the start."""
     from smartmirror.batch import AnalyzeJob, TaskFailure, WarmModels, analyze_clip, run_clips
-    from smartmirror.dataset import evaluate_clip_methods
+    from smartmirror.vitals.evaluation import evaluate_clip_methods
 
     if report:  # smartmirror analyze with every section: one JSON line per clip
         sections = ("emotion", "fatigue")
@@ -76,8 +76,8 @@ def timed_run(clips: list, methods: tuple[str, ...], options, report: bool) -> d
 
 def main() -> None:
     from smartmirror.batch import ClusterOptions
-    from smartmirror.dataset import dataset_clips
     from smartmirror.paths import user_cache_dir
+    from smartmirror.vitals.evaluation import dataset_clips
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=6, help="Number of clips (default 6).")

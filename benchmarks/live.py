@@ -37,7 +37,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import av  # noqa: E402
 import numpy as np  # noqa: E402
 
-from smartmirror.engine import APP_SWITCH_INTERVAL_S, APP_TORCH_THREADS, Engine, default_specs, tune_process_for_live  # noqa: E402,E501
+from smartmirror.live.engine import (  # noqa: E402,E501
+    APP_SWITCH_INTERVAL_S,
+    APP_TORCH_THREADS,
+    Engine,
+    default_specs,
+    tune_process_for_live,
+)
 from smartmirror.synth import SynthConfig, generate_frames  # noqa: E402
 from smartmirror.ui.session import MirrorSession  # noqa: E402
 

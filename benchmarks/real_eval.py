@@ -3,8 +3,8 @@
 Usage: ``python benchmarks/real_eval.py DATASET_DIR [--methods all] [--cache DIR] [--exclude subject13] [--json]``
 
 DATASET_DIR is a UBFC-rPPG-style folder (``<subject>/vid.avi|mp4`` + ``ground_truth.txt`` or ``gtdump.xmp``) or the
-flat ``name.avi`` + ``name.txt`` layout (see :func:`smartmirror.dataset.find_clips`); research-only datasets stay
-outside the repository (tests/data/README.md lists the public copies used).
+flat ``name.avi`` + ``name.txt`` layout (see :func:`smartmirror.vitals.evaluation.find_clips`); research-only
+datasets stay outside the repository (tests/data/README.md lists the public copies used).
 
 Per clip the video is decoded and FaceMesh-tracked **once** (:class:`smartmirror.vitals.analyzer.VitalsAnalyzer`
 collecting the skin-ROI colours and, when a learned method is asked for, the face crops); every method then runs
@@ -12,9 +12,10 @@ collecting the skin-ROI colours and, when a learned method is asked for, the fac
 video and the source of the ROI code) so a second run only re-does the signal processing.
 
 Printed per method: per-subject and mean window HR MAE (10 s windows, 1 s step, against the contact PPG's spectral
-peak, :func:`smartmirror.dataset.reference_heart_rates`), the share of windows with a reading above the confidence
-gate, and the whole-clip heart rate (the report's ``heart_rate_bpm``) against the clip's mean reference rate: its
-error, how many clips got ``null`` and how many a *wrong* reading (off by more than ``--wrong-bpm``, default 5).
+peak, :func:`smartmirror.vitals.evaluation.reference_heart_rates`), the share of windows with a reading above
+the confidence gate, and the whole-clip heart rate (the report's ``heart_rate_bpm``) against the clip's mean
+reference rate: its error, how many clips got ``null`` and how many a *wrong* reading (off by more than
+``--wrong-bpm``, default 5).
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ def clip_trace(video: Path, *, crop_method: str | None, cache: Path | None):
 
 def clip_reference_bpm(truth, t_end_s: float) -> float | None:
     """The clip's mean contact heart rate: the mean of the reference windows ending every second up to ``t_end_s``."""
-    from smartmirror.dataset import reference_heart_rates
     from smartmirror.vitals import heart
+    from smartmirror.vitals.evaluation import reference_heart_rates
 
     ends = np.arange(truth.times_s[0] + heart.WINDOW_S, min(t_end_s, truth.times_s[-1]) + 1e-9, 1.0)
     rates = reference_heart_rates(truth, ends) if len(ends) else np.zeros(0)
@@ -84,7 +85,7 @@ def clip_reference_bpm(truth, t_end_s: float) -> float | None:
 
 def score_method(trace, truth, method: str) -> dict:
     """Window MAE, coverage and the whole-clip reading of one method on one trace."""
-    from smartmirror.dataset import reference_heart_rates
+    from smartmirror.vitals.evaluation import reference_heart_rates
     from smartmirror.vitals.pipeline import analyze_trace
 
     started = time.perf_counter()
@@ -136,8 +137,8 @@ def _cell(value, digits: int = 1) -> str:
 
 
 def main() -> None:
-    from smartmirror.dataset import DatasetError, find_clips, read_ground_truth
     from smartmirror.frames import VideoError
+    from smartmirror.vitals.evaluation import DatasetError, find_clips, read_ground_truth
     from smartmirror.vitals.methods import get_method, list_methods
     from smartmirror.vitals.rppg import DEFAULT_METHOD
 

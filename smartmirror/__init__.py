@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(8192 * 8192))
 
 if TYPE_CHECKING:
-    from smartmirror.dataset import evaluate_dataset
+    from smartmirror.vitals.evaluation import evaluate_dataset
     from smartmirror.vitals.video import extract_rppg_signal
 
 __all__ = ["evaluate_dataset", "extract_rppg_signal"]
 
 _LAZY = {
     "extract_rppg_signal": "smartmirror.vitals.video",
-    "evaluate_dataset": "smartmirror.dataset",
+    "evaluate_dataset": "smartmirror.vitals.evaluation",
 }
 
 

@@ -37,6 +37,7 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from smartmirror.errors import CodedError
 from smartmirror.frames import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -47,13 +48,8 @@ DEFAULT_RETRIES = 2
 CONNECT_TIMEOUT_S = 10.0
 
 
-class BatchError(Exception):
+class BatchError(CodedError):
     """Inputs or a cluster that cannot be used; ``code`` is machine-readable."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -414,8 +410,9 @@ class AnalyzeJob:
 def analyze_clip(job: AnalyzeJob) -> dict[str, Any]:
     """The report of one clip as one JSON Lines record: ``{"clip": name, **report}`` or
     ``{"clip": name, "error": {"code", "message"}}`` for a clip that cannot be analysed."""
+    from smartmirror.errors import error_object
     from smartmirror.frames import VideoError
-    from smartmirror.report import analyze_video, error_object
+    from smartmirror.report import analyze_video
 
     try:
         with local_clip(job.clip) as path:

@@ -7,14 +7,18 @@ cameras). Webcams drop frames and vary their rate, so nothing downstream may ass
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from smartmirror.errors import CodedError
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +48,8 @@ class FramePacket:
     index: int = 0
 
 
-class VideoError(Exception):
+class VideoError(CodedError):
     """A video that cannot be read; ``code`` is a stable machine-readable reason."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class FrameBuffer:
@@ -270,3 +269,59 @@ def camera_available(index: int = 0) -> bool:
         return bool(capture.isOpened() and capture.read()[0])
     finally:
         capture.release()
+
+
+#: Frames decoded ahead of the face tracker.
+PREFETCH_FRAMES = 16
+
+
+class Prefetcher:
+    """Decode in a daemon thread into a bounded queue; the consumer re-raises the decoder's exception."""
+
+    _END = object()
+
+    def __init__(self, packets: Iterator[FramePacket], maxsize: int = PREFETCH_FRAMES):
+        self._packets = packets
+        self._queue: queue.Queue = queue.Queue(maxsize=maxsize)
+        self._stop = threading.Event()
+        self.busy_s = 0.0
+        self._thread = threading.Thread(target=self._run, name="report-decode", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            while True:
+                start = time.perf_counter()
+                try:
+                    packet = next(self._packets)
+                except StopIteration:
+                    break
+                finally:
+                    self.busy_s += time.perf_counter() - start
+                if not self._put(packet):
+                    return
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put(exc)
+            return
+        self._put(self._END)
+
+    def __iter__(self) -> Iterator[FramePacket]:
+        try:
+            while True:
+                item = self._queue.get()
+                if item is self._END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self._stop.set()

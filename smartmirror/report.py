@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -19,71 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from smartmirror.face_choice import FacesTally, choose_face
-from smartmirror.frames import FramePacket, VideoError, read_video_packets
+from smartmirror.frames import FramePacket, Prefetcher, VideoError, read_video_packets
 
 log = logging.getLogger(__name__)
 
-#: Frames decoded ahead of the face tracker.
-PREFETCH_FRAMES = 16
 #: Seconds of face video below which no report is made (the first heart-rate window needs them).
 MIN_FACE_SECONDS = 6.0
-
-
-def error_object(code: str, message: str) -> dict[str, dict[str, str]]:
-    """The report's failure shape: ``{"error": {"code": ..., "message": ...}}``."""
-    return {"error": {"code": str(code), "message": str(message)}}
-
-
-class Prefetcher:
-    """Decode in a daemon thread into a bounded queue; the consumer re-raises the decoder's exception."""
-
-    _END = object()
-
-    def __init__(self, packets: Iterator[FramePacket], maxsize: int = PREFETCH_FRAMES):
-        self._packets = packets
-        self._queue: queue.Queue = queue.Queue(maxsize=maxsize)
-        self._stop = threading.Event()
-        self.busy_s = 0.0
-        self._thread = threading.Thread(target=self._run, name="report-decode", daemon=True)
-        self._thread.start()
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self) -> None:
-        try:
-            while True:
-                start = time.perf_counter()
-                try:
-                    packet = next(self._packets)
-                except StopIteration:
-                    break
-                finally:
-                    self.busy_s += time.perf_counter() - start
-                if not self._put(packet):
-                    return
-        except BaseException as exc:  # handed to the consumer, which raises it
-            self._put(exc)
-            return
-        self._put(self._END)
-
-    def __iter__(self) -> Iterator[FramePacket]:
-        try:
-            while True:
-                item = self._queue.get()
-                if item is self._END:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            self._stop.set()
 
 
 def _warm_imports() -> None:

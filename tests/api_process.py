@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-SERVE = "import sys; from smartmirror.cli import main; sys.argv = ['smartmirror', 'serve', *sys.argv[1:]]; main()"
+SERVE = "import sys; from smartmirror.cli.app import main; sys.argv = ['smartmirror', 'serve', *sys.argv[1:]]; main()"
 
 
 def free_port() -> int:

@@ -7,7 +7,7 @@ import json
 import typer
 from typer.testing import CliRunner
 
-from smartmirror.agent.commands import agent_simulate
+from smartmirror.cli.agent import agent_simulate
 
 
 def _app() -> typer.Typer:

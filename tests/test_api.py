@@ -16,9 +16,9 @@ import httpx
 import numpy as np
 import pytest
 
-from smartmirror.api import create_app
-from smartmirror.api_commands import running_server
-from smartmirror.api_settings import ApiSettings
+from smartmirror.api.app import create_app
+from smartmirror.api.settings import ApiSettings
+from smartmirror.cli.serve import running_server
 from smartmirror.frames import read_video_packets
 
 LOCAL_DOCS = importlib.util.find_spec("swagger_ui") is not None  # Swagger UI's files served by the API itself
@@ -442,7 +442,7 @@ def test_requests_past_the_time_limit_answer_504(start_server, astronaut_bgr):
 def test_serve_command_refuses_bad_settings_with_a_clear_message(monkeypatch, capsys):
     import typer
 
-    from smartmirror.api_commands import serve
+    from smartmirror.cli.serve import serve
 
     monkeypatch.setenv("SMARTMIRROR_MAX_SESSIONS", "many")
     with pytest.raises(typer.Exit) as caught:
@@ -462,7 +462,7 @@ def test_serve_command_runs_the_api_on_loopback():
         port = probe.getsockname()[1]
     env = {**os.environ, "SMARTMIRROR_API_KEY": "k", "GLOG_minloglevel": "2"}
     server = subprocess.Popen(
-        [sys.executable, "-c", "from smartmirror.cli import main; main()", "serve", "--port", str(port)],
+        [sys.executable, "-c", "from smartmirror.cli.app import main; main()", "serve", "--port", str(port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     try:

@@ -16,9 +16,9 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from smartmirror.api import create_app
-from smartmirror.api_commands import running_server
-from smartmirror.api_settings import ApiSettings
+from smartmirror.api.app import create_app
+from smartmirror.api.settings import ApiSettings
+from smartmirror.cli.serve import running_server
 
 NOT_JSON = {"/metrics"}
 CHECKS = (not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,

@@ -282,9 +282,9 @@ def test_an_expired_session_answers_410_before_its_image_is_looked_at(client):
 
 @pytest.mark.slow
 def test_a_clip_past_its_time_limit_stops_its_worker_and_frees_the_slot(synth_clip):
-    from smartmirror.api import create_app
-    from smartmirror.api_commands import running_server
-    from smartmirror.api_settings import ApiSettings
+    from smartmirror.api.app import create_app
+    from smartmirror.api.settings import ApiSettings
+    from smartmirror.cli.serve import running_server
 
     clip_dir, _ = synth_clip(duration_s=12.0, fps=30.0, width=320, height=240, heart_rate_bpm=70.0, seed=3)
     data = (clip_dir / "vid.avi").read_bytes()

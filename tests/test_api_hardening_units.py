@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from image_bombs import png_bomb
 
-from smartmirror.api_routes.errors import ApiError
-from smartmirror.api_routes.media import decode_image, image_header_size, probe_video
-from smartmirror.api_routes.middleware import host_allowed
-from smartmirror.api_routes.uploads import UploadArea, sweep_stale_uploads
-from smartmirror.api_settings import ApiSettings
+from smartmirror.api.routes.errors import ApiError
+from smartmirror.api.routes.media import decode_image, image_header_size, probe_video
+from smartmirror.api.routes.middleware import host_allowed
+from smartmirror.api.routes.uploads import UploadArea, sweep_stale_uploads
+from smartmirror.api.settings import ApiSettings
 from smartmirror.face_choice import FacesTally, choose_face
 from smartmirror.frames import VideoError
 
@@ -86,7 +86,8 @@ def test_a_bad_pulse_method_is_refused_naming_the_variable():
 
 @pytest.mark.parametrize("env", [{"SMARTMIRROR_API_KEY": " "}, {"SMARTMIRROR_PULSE_METHOD": "telepathy"}])
 def test_serve_stops_with_one_line_and_no_traceback(env):
-    code = "import sys; from smartmirror.cli import main; sys.argv = ['smartmirror', 'serve', '--port', '0']; main()"
+    code = ("import sys; from smartmirror.cli.app import main; "
+            "sys.argv = ['smartmirror', 'serve', '--port', '0']; main()")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, **env})
     assert out.returncode == 2

@@ -12,9 +12,9 @@ import httpx
 import numpy as np
 import pytest
 
-from smartmirror.api import create_app
-from smartmirror.api_commands import running_server
-from smartmirror.api_settings import ApiSettings
+from smartmirror.api.app import create_app
+from smartmirror.api.settings import ApiSettings
+from smartmirror.cli.serve import running_server
 
 SESSIONS = 20
 FRAMES_PER_SESSION = 10

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from smartmirror.api_routes.errors import ApiError
-from smartmirror.api_routes.media import decode_base64, decode_image, decode_image_base64, probe_video_seconds
-from smartmirror.api_sessions import (
+from smartmirror.api.routes.errors import ApiError
+from smartmirror.api.routes.media import decode_base64, decode_image, decode_image_base64, probe_video_seconds
+from smartmirror.api.sessions import (
     FrameOrderError,
     SessionExpired,
     SessionNotFound,
@@ -19,7 +19,7 @@ from smartmirror.api_sessions import (
     TooManySessions,
     jsonable,
 )
-from smartmirror.api_settings import ApiSettings
+from smartmirror.api.settings import ApiSettings
 from smartmirror.frames import VideoError
 
 # -- settings ----------------------------------------------------------------------------------------------------
@@ -237,10 +237,10 @@ def test_time_limit_answers_504_json_while_the_slow_worker_finishes_on_its_own()
     import httpx
     from fastapi import FastAPI
 
-    from smartmirror.api_commands import running_server
-    from smartmirror.api_routes.errors import install_error_handlers
-    from smartmirror.api_routes.metrics import ApiMetrics
-    from smartmirror.api_routes.middleware import RequestGuard
+    from smartmirror.api.routes.errors import install_error_handlers
+    from smartmirror.api.routes.metrics import ApiMetrics
+    from smartmirror.api.routes.middleware import RequestGuard
+    from smartmirror.cli.serve import running_server
 
     finished = threading.Event()
     app = FastAPI()

@@ -18,7 +18,7 @@ import typer
 from typer.testing import CliRunner
 
 from smartmirror.batch import AnalyzeJob, ClusterOptions, TaskFailure, analyze_clip, expand_clips, run_clips
-from smartmirror.vitals.commands import EXIT_BAD_INPUT, analyze, eval_dataset
+from smartmirror.cli.analyze import EXIT_BAD_INPUT, analyze, eval_dataset
 
 #: Short, low-resolution clips (the report needs >= 6 s of face).
 CLIPS = [{"duration_s": 8, "heart_rate_bpm": rate, "seed": seed, "width": 320, "height": 240}
@@ -77,7 +77,7 @@ def test_cluster_gives_the_in_process_lines_and_a_corrupt_clips_error(clips, in_
 
 
 def test_eval_on_the_cluster_matches_in_process(clips, synth_clip, tmp_path):
-    from smartmirror.dataset import compare_methods
+    from smartmirror.vitals.evaluation import compare_methods
 
     root = tmp_path / "dataset"
     root.mkdir()

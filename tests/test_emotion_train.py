@@ -198,7 +198,7 @@ def test_cli_trains_on_the_affectnet_yolo_layout(yolo_dataset, tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from smartmirror.emotion.commands import train_emotion
+    from smartmirror.cli.train_emotion import train_emotion
 
     app = typer.Typer()
     app.command()(train_emotion)

@@ -13,7 +13,8 @@ import av
 import numpy as np
 import pytest
 
-from smartmirror.engine import (
+from smartmirror.frames import FramePacket, read_video_packets
+from smartmirror.live.engine import (
     FAILING_ANALYZER_ENV,
     STATUS_OK,
     STATUS_STARTING,
@@ -25,7 +26,6 @@ from smartmirror.engine import (
     StateStore,
     default_specs,
 )
-from smartmirror.frames import FramePacket, read_video_packets
 
 SMALL = dict(width=320, height=240, fps=30.0)
 
@@ -544,8 +544,8 @@ def test_queued_callback_hands_every_frame_to_the_engine_and_draws_the_newest(as
 
 
 def test_a_skipped_frame_gets_landmarks_between_the_tracked_faces_around_it(astronaut_bgr):
-    from smartmirror.engine import MAX_INTERPOLATION_S, between_faces
     from smartmirror.face import FaceTracker
+    from smartmirror.live.engine import MAX_INTERPOLATION_S, between_faces
 
     with FaceTracker(static_image_mode=True) as tracker:
         face = tracker.process(astronaut_bgr)

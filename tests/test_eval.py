@@ -9,8 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from smartmirror.dataset import DatasetError, find_clips, read_ground_truth
-from smartmirror.vitals.commands import EXIT_BAD_INPUT, eval_dataset
+from smartmirror.cli.analyze import EXIT_BAD_INPUT, eval_dataset
+from smartmirror.vitals.evaluation import DatasetError, find_clips, read_ground_truth
 
 #: Clips shared with test_report.py and test_vitals_video.py (made once per session by synth_clip).
 CLIP = {"duration_s": 12, "heart_rate_bpm": 70, "seed": 8, "width": 320, "height": 240}
@@ -136,7 +136,7 @@ def test_eval_cli_json_and_errors(tmp_path, dataset):
 
 
 def test_eval_compares_learned_and_unsupervised_methods_side_by_side(dataset, capsys):
-    from smartmirror.dataset import _print_comparison
+    from smartmirror.vitals.evaluation import _print_comparison
 
     root, truths = dataset
     app = typer.Typer()
@@ -163,8 +163,8 @@ def test_eval_compares_learned_and_unsupervised_methods_side_by_side(dataset, ca
 def test_several_methods_share_one_decode_and_face_pass(dataset, monkeypatch):
     """`eval --method a,b,c`: one decode and one FaceMesh pass per clip, and each method's numbers unchanged."""
     from smartmirror import face, frames
-    from smartmirror.dataset import evaluate_clip, evaluate_clip_methods
     from smartmirror.vitals import video
+    from smartmirror.vitals.evaluation import evaluate_clip, evaluate_clip_methods
 
     root, _ = dataset
     clip = find_clips(root / "subject1")[0]

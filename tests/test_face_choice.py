@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from smartmirror.engine import Engine
 from smartmirror.frames import FramePacket
+from smartmirror.live.engine import Engine
 from smartmirror.report import _downscaled, analyze_video
 
 

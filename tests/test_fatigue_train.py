@@ -12,8 +12,8 @@ import typer
 from fatigue_sequences import paint_closed_eyes
 from typer.testing import CliRunner
 
+from smartmirror.cli.train_fatigue import train_fatigue
 from smartmirror.fatigue import fatigue_features, load_mlp
-from smartmirror.fatigue.commands import train_fatigue
 from smartmirror.fatigue.training import DatasetError, find_ddd_images
 
 PER_CLASS = 7

@@ -280,7 +280,7 @@ def test_identity_is_off_unless_opted_in(astronaut_bgr, astronaut_face, model):
 
 
 def test_app_engine_builds_identity_only_when_asked():
-    from smartmirror.engine import default_specs
+    from smartmirror.live.engine import default_specs
 
     assert "identity" not in [spec.name for spec in default_specs()]
     specs = {spec.name: spec for spec in default_specs(identity=True)}

@@ -115,7 +115,7 @@ def test_train_command_reports_bad_input_and_runs(datasets, tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from smartmirror.vitals.train_commands import train_rppg
+    from smartmirror.cli.train_vitals import train_rppg
 
     app = typer.Typer()
     app.command()(train_rppg)

@@ -11,10 +11,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from smartmirror.cli.analyze import EXIT_BAD_INPUT, analyze
+from smartmirror.errors import error_object
 from smartmirror.frames import FramePacket, VideoError
-from smartmirror.report import analyze_video, error_object
+from smartmirror.report import analyze_video
 from smartmirror.synth import write_video
-from smartmirror.vitals.commands import EXIT_BAD_INPUT, analyze
 
 #: The clip shared with test_vitals_video.py (the synth_clip fixture makes it once per session).
 CLIP = {"duration_s": 12, "heart_rate_bpm": 70, "seed": 8, "width": 320, "height": 240}
@@ -115,7 +116,7 @@ def test_missing_file_and_unknown_method(cli, tmp_path, synth_clip):
 
 def test_cli_prints_exactly_one_json_object_on_stdout(bad_files):
     """A real process: MediaPipe's and the libraries' logs must stay on stderr (FaceMesh runs on every frame)."""
-    code = "import typer; from smartmirror.vitals.commands import analyze; typer.run(analyze)"
+    code = "import typer; from smartmirror.cli.analyze import analyze; typer.run(analyze)"
     done = subprocess.run([sys.executable, "-c", code, str(bad_files["no_face"]), "--json", "--sections", ""],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == EXIT_BAD_INPUT, done.stderr[-2000:]

@@ -34,7 +34,7 @@ def spo2_dataset(tmp_path_factory):
 def test_train_spo2_learns_from_clips_and_reports_a_heldout_error(spo2_dataset, tmp_path):
     import torch
 
-    from smartmirror.cli import app
+    from smartmirror.cli.app import app
     from smartmirror.vitals.spo2_model import TrainedSpO2Model
 
     out = tmp_path / "model"
@@ -102,7 +102,7 @@ def test_window_targets_and_relative_features():
 
 
 def test_train_spo2_errors_are_clear(tmp_path):
-    from smartmirror.cli import app
+    from smartmirror.cli.app import app
 
     result = CliRunner().invoke(app, ["train", "spo2", str(tmp_path / "nothing")])
     assert result.exit_code == 2 and "not a folder" in result.output

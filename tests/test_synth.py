@@ -111,7 +111,7 @@ def test_beat_times_follow_drift_and_variability():
 def test_synth_command_writes_a_clip(tmp_path):
     out = tmp_path / "demo"
     result = subprocess.run(
-        [sys.executable, "-m", "smartmirror.cli", "synth", str(out), "--duration", "2", "--width", "320",
+        [sys.executable, "-m", "smartmirror.cli.app", "synth", str(out), "--duration", "2", "--width", "320",
          "--height", "240", "--heart-rate", "90"],
         capture_output=True, text=True, timeout=300,
     )

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smartmirror.dataset import GroundTruth, reference_heart_rates
 from smartmirror.vitals import heart
+from smartmirror.vitals.evaluation import GroundTruth, reference_heart_rates
 from smartmirror.vitals.pipeline import VitalsTrace, analyze_trace
 from smartmirror.vitals.rppg import DEFAULT_METHOD
 from smartmirror.vitals.signal import bandpass

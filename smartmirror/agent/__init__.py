@@ -7,7 +7,7 @@ The evaluation contract::
     s = agent.suggest(context)          # Suggestion (s.action) or None
     agent.feedback(s, reward)           # reward in 0..1
 
-Names are imported lazily (PEP 562) so ``import smartmirror.agent.commands`` (the CLI) does not load numpy.
+Names are imported lazily (PEP 562) so ``import smartmirror.cli.agent`` (the CLI) does not load numpy.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from smartmirror.errors import CodedError
 from smartmirror.fatigue.features import MLP_FEATURE_NAMES, fatigue_features
 
 log = logging.getLogger(__name__)
@@ -23,8 +24,13 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 _CLASS_NAMES = {"drowsy": "drowsy", "nondrowsy": "non_drowsy", "notdrowsy": "non_drowsy"}
 
 
-class DatasetError(Exception):
+class DatasetError(CodedError):
     """A training folder that cannot be used; the message says what is missing."""
+
+    code = "invalid_training_data"
+
+    def __init__(self, message: str):
+        super().__init__(None, message)
 
 
 def _normalise(name: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from smartmirror.engine import STATUS_OK, STATUS_UNAVAILABLE, Engine, StateEntry, stress_score
+from smartmirror.live.engine import STATUS_OK, STATUS_UNAVAILABLE, Engine, StateEntry, stress_score
 from smartmirror.ui.format import (
     DASH,
     clip01,

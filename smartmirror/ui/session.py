@@ -20,8 +20,8 @@ from typing import Any
 import av
 import numpy as np
 
-from smartmirror.engine import Engine, default_specs
 from smartmirror.frames import FramePacket
+from smartmirror.live.engine import Engine, default_specs
 from smartmirror.ui.history import HistoryError, HistoryStore
 from smartmirror.ui.overlay import mirror_view
 from smartmirror.ui.sources import PacketVideoTrack

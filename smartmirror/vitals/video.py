@@ -35,7 +35,7 @@ def video_traces(
         The reader's codes, ``no_face`` when no frame shows a face, ``invalid_method`` for an unknown method.
     """
     from smartmirror.face import FaceTracker
-    from smartmirror.report import Prefetcher
+    from smartmirror.frames import Prefetcher
     from smartmirror.vitals.analyzer import VitalsAnalyzer
 
     analyzers: dict[tuple, VitalsAnalyzer] = {}

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 from fastapi import Request
 
-from smartmirror.api_routes.metrics import ApiMetrics
-from smartmirror.api_routes.uploads import UploadArea
-from smartmirror.api_sessions import SessionStore, build_analyzers, installed_analyzers
-from smartmirror.api_settings import ApiSettings
+from smartmirror.api.routes.metrics import ApiMetrics
+from smartmirror.api.routes.uploads import UploadArea
+from smartmirror.api.sessions import SessionStore, build_analyzers, installed_analyzers
+from smartmirror.api.settings import ApiSettings
 from smartmirror.face import FaceTracker
 
 log = logging.getLogger(__name__)

@@ -13,12 +13,12 @@ from typing import Annotated
 
 import typer
 
-from smartmirror.agent.commands import agent_simulate
-from smartmirror.api_commands import serve
-from smartmirror.emotion.commands import train_emotion
-from smartmirror.fatigue.commands import train_fatigue
-from smartmirror.vitals.commands import analyze, eval_dataset
-from smartmirror.vitals.train_commands import train_rppg, train_spo2
+from smartmirror.cli.agent import agent_simulate
+from smartmirror.cli.analyze import analyze, eval_dataset
+from smartmirror.cli.serve import serve
+from smartmirror.cli.train_emotion import train_emotion
+from smartmirror.cli.train_fatigue import train_fatigue
+from smartmirror.cli.train_vitals import train_rppg, train_spo2
 
 app = typer.Typer(
     help="SmartMirror: emotion, fatigue, stress and rPPG vitals from a face video. "

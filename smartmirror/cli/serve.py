@@ -21,7 +21,7 @@ def serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free port)")] = 8000,
 ) -> None:
     """Serve the REST API (OpenAPI docs at /docs). Limits come from SMARTMIRROR_* environment variables."""
-    from smartmirror.api_settings import ApiSettings
+    from smartmirror.api.settings import ApiSettings
 
     try:
         settings = ApiSettings.from_env()
@@ -30,7 +30,7 @@ def serve(
         raise typer.Exit(2) from None
     import uvicorn
 
-    from smartmirror.api import create_app
+    from smartmirror.api.app import create_app
 
     if host not in LOOPBACK_HOSTS and not settings.api_key:
         typer.echo(f"warning: serving on {host} without SMARTMIRROR_API_KEY; anyone who can reach it may use it",
@@ -47,7 +47,7 @@ def _hosts_for_bind(settings, host: str):
     """Add the bound address to the allowed Host names (unless SMARTMIRROR_ALLOWED_HOSTS was set)."""
     import os
 
-    from smartmirror.api_settings import ENV_PREFIX
+    from smartmirror.api.settings import ENV_PREFIX
 
     if os.environ.get(ENV_PREFIX + "ALLOWED_HOSTS", "").strip() or host in LOOPBACK_HOSTS:
         return settings
@@ -63,7 +63,7 @@ def uvicorn_config(app, settings, **options):
     headers (slowloris), a keep-alive timeout and a connection cap."""
     import uvicorn
 
-    from smartmirror.api_routes.protocol import guarded_protocol
+    from smartmirror.api.routes.protocol import guarded_protocol
 
     options.setdefault("timeout_graceful_shutdown", 10)
     return uvicorn.Config(
@@ -96,7 +96,7 @@ def running_server(app, host: str = "127.0.0.1", port: int = 0, start_timeout_s:
 
     import uvicorn
 
-    from smartmirror.api_settings import ApiSettings
+    from smartmirror.api.settings import ApiSettings
 
     settings = settings or getattr(app.state, "settings", None) or ApiSettings()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from smartmirror.api_routes.errors import error_responses
-from smartmirror.api_routes.models import Health, SystemStatus
-from smartmirror.api_routes.state import ApiState, api_state, cpu_count, process_rss_mb
+from smartmirror.api.routes.errors import error_responses
+from smartmirror.api.routes.models import Health, SystemStatus
+from smartmirror.api.routes.state import ApiState, api_state, cpu_count, process_rss_mb
 
 router = APIRouter(tags=["system"])
 State = Annotated[ApiState, Depends(api_state)]

@@ -10,10 +10,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Request
 
-from smartmirror.api_routes.errors import ApiError, error_responses
-from smartmirror.api_routes.media import checked_image_size, decode_base64, decode_image, decode_image_base64
-from smartmirror.api_routes.middleware import DEADLINE_KEY
-from smartmirror.api_routes.models import (
+from smartmirror.api.routes.errors import ApiError, error_responses
+from smartmirror.api.routes.media import checked_image_size, decode_base64, decode_image, decode_image_base64
+from smartmirror.api.routes.middleware import DEADLINE_KEY
+from smartmirror.api.routes.models import (
     AnalyzeBatchRequest,
     AnalyzeImageRequest,
     BatchResult,
@@ -29,8 +29,8 @@ from smartmirror.api_routes.models import (
     SessionReport,
     SessionStatus,
 )
-from smartmirror.api_routes.state import ApiState, api_state
-from smartmirror.api_sessions import FrameOrderError, FrameOutcome, Session, build_analyzers, jsonable
+from smartmirror.api.routes.state import ApiState, api_state
+from smartmirror.api.sessions import FrameOrderError, FrameOutcome, Session, build_analyzers, jsonable
 
 router = APIRouter(tags=["sessions"])
 seed_router = APIRouter(tags=["seed 002 aliases"])

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from smartmirror.errors import CodedError
 from smartmirror.frames import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -31,13 +32,8 @@ log = logging.getLogger(__name__)
 MAX_PULSE_LAG_S = 0.5
 
 
-class DatasetError(Exception):
+class DatasetError(CodedError):
     """A dataset folder that cannot be evaluated; ``code`` is machine-readable."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""CLI bodies for ``smartmirror analyze`` and ``smartmirror eval`` (wired in :mod:`smartmirror.cli`).
+"""CLI bodies for ``smartmirror analyze`` and ``smartmirror eval`` (wired in :mod:`smartmirror.cli.app`).
 
 Heavy imports live inside the functions so ``smartmirror --help`` stays fast. With ``--json`` each command
 prints exactly one JSON object on stdout (logs go to stderr) and exits non-zero on failure, with
@@ -131,8 +131,9 @@ def analyze(
     """
     import glob
 
+    from smartmirror.errors import error_object
     from smartmirror.frames import VideoError
-    from smartmirror.report import analyze_video, error_object
+    from smartmirror.report import analyze_video
 
     chosen = tuple(part.strip() for part in sections.split(",") if part.strip())
     one_file = len(videos) == 1 and "://" not in videos[0] and not glob.has_magic(videos[0]) \
@@ -167,7 +168,8 @@ def _analyze_many(videos: list[str], *, method: str | None, identity: bool, sect
         expand_clips,
         run_clips,
     )
-    from smartmirror.report import DEFAULT_SECTIONS, error_object
+    from smartmirror.errors import error_object
+    from smartmirror.report import DEFAULT_SECTIONS
     from smartmirror.vitals.methods import get_method
     from smartmirror.vitals.rppg import DEFAULT_METHOD
 
@@ -236,8 +238,8 @@ def eval_dataset(
     Exits non-zero (after printing the per-file errors) when every clip failed.
     """
     from smartmirror.batch import BatchError
-    from smartmirror.dataset import DatasetError, compare_methods, evaluate_dataset
-    from smartmirror.report import error_object
+    from smartmirror.errors import error_object
+    from smartmirror.vitals.evaluation import DatasetError, compare_methods, evaluate_dataset
     from smartmirror.vitals.methods import get_method, list_methods
 
     try:

@@ -1,6 +1,6 @@
 """Whole clips: a multipart video upload answered with the same JSON report as ``smartmirror analyze --json``.
 
-The upload is streamed into one private temp file (:mod:`smartmirror.api_routes.uploads`), removed when the
+The upload is streamed into one private temp file (:mod:`smartmirror.api.routes.uploads`), removed when the
 analysis ends, whatever happens. Before any frame is decoded the container is probed: its resolution (at most
 ``max_clip_side_px`` a side), its duration (at most ``max_clip_seconds``) and its frame count (at most
 :data:`MAX_CLIP_FPS` per second of the limit). Frames larger than ``clip_analysis_side_px`` are downscaled for
@@ -22,13 +22,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from smartmirror.api_routes.errors import ApiError, error_responses
-from smartmirror.api_routes.media import probe_video
-from smartmirror.api_routes.middleware import DEADLINE_KEY
-from smartmirror.api_routes.models import ClipReport
-from smartmirror.api_routes.state import ApiState, api_state
-from smartmirror.api_routes.uploads import receive_upload
-from smartmirror.api_sessions import jsonable, release_memory
+from smartmirror.api.routes.errors import ApiError, error_responses
+from smartmirror.api.routes.media import probe_video
+from smartmirror.api.routes.middleware import DEADLINE_KEY
+from smartmirror.api.routes.models import ClipReport
+from smartmirror.api.routes.state import ApiState, api_state
+from smartmirror.api.routes.uploads import receive_upload
+from smartmirror.api.sessions import jsonable, release_memory
 from smartmirror.frames import VideoError
 
 log = logging.getLogger(__name__)

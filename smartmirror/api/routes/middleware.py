@@ -22,9 +22,9 @@ from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from smartmirror.api_routes.errors import ApiError, error_response
-from smartmirror.api_routes.metrics import ApiMetrics
-from smartmirror.api_settings import ApiSettings
+from smartmirror.api.routes.errors import ApiError, error_response
+from smartmirror.api.routes.metrics import ApiMetrics
+from smartmirror.api.settings import ApiSettings
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from smartmirror.api_routes.errors import ApiError
+from smartmirror.api.routes.errors import ApiError
 from smartmirror.frames import VideoError
 
 _BASE64_JUNK = re.compile(r"\s+")

@@ -23,7 +23,7 @@ from pathlib import Path
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from smartmirror.api_routes.errors import ApiError
+from smartmirror.api.routes.errors import ApiError
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from smartmirror.analyzer import Analyzer
-from smartmirror.api_settings import ApiSettings
+from smartmirror.api.settings import ApiSettings
+from smartmirror.errors import CodedError
 from smartmirror.face import FaceObservation, FaceTracker
 from smartmirror.face_choice import choose_face
 from smartmirror.frames import FramePacket
@@ -47,15 +48,13 @@ DEFAULT_ANALYZER_INTERVALS_S = {"emotion": 0.2}
 EXPIRED_IDS_KEPT = 10_000
 
 
-class SessionError(Exception):
+class SessionError(CodedError):
     """A session-level refusal with a stable ``code`` (the API maps each class to an HTTP status)."""
 
     code = "session_error"
 
     def __init__(self, message: str, *, code: str | None = None, retry_after_s: float | None = None):
-        super().__init__(message)
-        self.message = message
-        self.code = code or self.code
+        super().__init__(code, message)
         self.retry_after_s = retry_after_s
 
 

@@ -1,7 +1,7 @@
 """SmartMirror's REST API: sessions fed frame by frame, ordered batches, whole clips, health, status and metrics.
 
 Build the app with :func:`create_app` (settings from ``SMARTMIRROR_*`` environment variables unless given) and run
-it with ``smartmirror serve`` or ``uvicorn --factory smartmirror.api:create_app``. OpenAPI docs are at ``/docs``.
+it with ``smartmirror serve`` or ``uvicorn --factory smartmirror.api.app:create_app``. OpenAPI docs are at ``/docs``.
 Every answer is JSON; every failure is ``{"error": {"code", "message"}}`` with its 4xx/5xx status.
 """
 
@@ -16,12 +16,12 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse
 
-from smartmirror.api_routes import clips, sessions, system
-from smartmirror.api_routes.errors import error_response, error_responses, install_error_handlers
-from smartmirror.api_routes.metrics import ApiMetrics
-from smartmirror.api_routes.middleware import DOCS_STATIC_PATH, JsonCORSMiddleware, RequestGuard
-from smartmirror.api_routes.state import ApiState, package_version
-from smartmirror.api_sessions import (
+from smartmirror.api.routes import clips, sessions, system
+from smartmirror.api.routes.errors import error_response, error_responses, install_error_handlers
+from smartmirror.api.routes.metrics import ApiMetrics
+from smartmirror.api.routes.middleware import DOCS_STATIC_PATH, JsonCORSMiddleware, RequestGuard
+from smartmirror.api.routes.state import ApiState, package_version
+from smartmirror.api.sessions import (
     FrameOrderError,
     SessionBusy,
     SessionError,
@@ -29,7 +29,7 @@ from smartmirror.api_sessions import (
     SessionNotFound,
     TooManySessions,
 )
-from smartmirror.api_settings import ApiSettings
+from smartmirror.api.settings import ApiSettings
 
 log = logging.getLogger(__name__)
 
