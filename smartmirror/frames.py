@@ -7,6 +7,7 @@ cameras). Webcams drop frames and vary their rate, so nothing downstream may ass
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -325,3 +326,31 @@ class Prefetcher:
                 yield item
         finally:
             self._stop.set()
+
+
+class SourceClock:
+    """Makes a source's timestamps usable: seconds, strictly increasing, across restarts and missing stamps.
+
+    A missing time (None) is replaced by the monotonic wall clock since the first frame; a time that does not
+    increase (a looping player, a reconnected camera) continues from the last one.
+    """
+
+    def __init__(self, nominal_step_s: float = 1 / 30):
+        self.nominal_step_s = nominal_step_s
+        self._offset = 0.0
+        self._last: float | None = None
+        self._wall_start: float | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, t: float | None) -> float:
+        with self._lock:
+            if self._wall_start is None:
+                self._wall_start = time.monotonic()
+            if t is None or not math.isfinite(t):
+                t = time.monotonic() - self._wall_start
+            value = t + self._offset
+            if self._last is not None and value <= self._last:
+                self._offset += self._last - value + self.nominal_step_s
+                value = t + self._offset
+            self._last = value
+            return value

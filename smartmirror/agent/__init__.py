@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS: dict[str, str] = {
     "ACTIONS": "actions",
     "LEARNED_ACTIONS": "actions",
-    "MODES": "actions",
     "MODE_ACTIONS": "actions",
     "PacerPhase": "actions",
     "box_breathing_phase": "actions",
@@ -49,7 +48,6 @@ __all__ = [
     "FEATURE_NAMES",
     "InterventionAgent",
     "LEARNED_ACTIONS",
-    "MODES",
     "MODE_ACTIONS",
     "PULL_OVER_REALERT_S",
     "PacerPhase",
@@ -81,7 +79,6 @@ if TYPE_CHECKING:
         ACTIONS,
         LEARNED_ACTIONS,
         MODE_ACTIONS,
-        MODES,
         PacerPhase,
         box_breathing_phase,
     )

@@ -55,8 +55,6 @@ ACTIONS: dict[str, Action] = {
 LEARNED_ACTIONS: tuple[str, ...] = ("micro_break", "hydrate", "breathing", "eye_rest", "posture")
 """The arms of the bandit. ``none`` and ``pull_over`` are never learned."""
 
-MODES: tuple[str, ...] = ("wellness", "driver", "kiosk")
-
 MODE_ACTIONS: dict[str, tuple[str, ...]] = {
     "wellness": LEARNED_ACTIONS,
     # At the wheel nothing that means leaving the seat or looking away from the road.
@@ -64,13 +62,6 @@ MODE_ACTIONS: dict[str, tuple[str, ...]] = {
     "kiosk": LEARNED_ACTIONS,
 }
 """Learned actions each mode may suggest (``pull_over`` comes from the driver safety rule only)."""
-
-
-def check_mode(mode: str) -> str:
-    """Return ``mode`` if it is one of :data:`MODES`, else raise ``ValueError`` listing them."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
-    return mode
 
 
 # --- box breathing pacer ---------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from smartmirror.agent.actions import MODES
+from smartmirror.modes import MODES
 
 CONTEXT_KEYS: tuple[str, ...] = (
     "drowsiness_probability",

@@ -9,14 +9,15 @@ Data flow::
                                                           overlay slot     StateStore <-- agent thread (1 Hz)
 
 - ``submit`` never blocks on a model: it drops the frame the face thread has not taken yet (counted) and returns.
-- Every analyzer runs on a named daemon thread (``smartmirror-<name>``) at its own rate: ``rate_hz=None`` reads
-  every tracked frame in order (vitals and fatigue need every frame), a number reads the newest frame at most that
-  often (emotion).
+- Every analyzer runs on a named daemon thread (``smartmirror-<name>``) under the rules of
+  :mod:`smartmirror.pipeline` (the clip report's and the REST sessions' too), through the same
+  :class:`~smartmirror.pipeline.AnalyzerRunner`: ``rate_s=None`` reads every tracked frame in order (vitals and
+  fatigue need every frame), a number reads the newest frame when that many source seconds have passed (emotion).
 - An analyzer that fails to load or raises is logged (traceback once, then a count) and its store entry is
   marked ``unavailable`` with the reason; the other analyzers and the stream keep running, and it retries after
-  ``retry_after_s``.
-- The agent thread reads the store once a second, builds the agent's context (DESIGN.md) and keeps the current
-  suggestion in the store; :meth:`Engine.feedback` passes the user's answer on.
+  ``retry_after_s`` (building again after 30 s).
+- The agent thread reads the store once a second, builds the agent's context and keeps the current suggestion in
+  the store; :meth:`Engine.feedback` passes the user's answer on.
 - Kiosk mode forgets everything (analyzer state, agent state, session) when no face was seen for
   ``kiosk_forget_s`` seconds of source time.
 
@@ -27,28 +28,26 @@ working and is shown as unavailable.
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import logging
 import math
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from smartmirror.analyzer import Analyzer
 from smartmirror.face import FaceObservation, FaceTracker
 from smartmirror.face_choice import choose_face
-from smartmirror.frames import FrameBuffer, FramePacket
+from smartmirror.frames import FrameBuffer, FramePacket, SourceClock
+from smartmirror.live.store import RateMeter, StateStore
+from smartmirror.live.tracked import MAX_SKIPPED_FRAMES, TrackedPacket, between_faces
+from smartmirror.modes import MODES
+from smartmirror.pipeline import AnalyzerRunner, AnalyzerSpec, analyzer_specs, error_text
 
 log = logging.getLogger(__name__)
-
-MODES = ("wellness", "driver", "kiosk")
 
 #: Python's GIL switch interval the app sets (``sys.setswitchinterval``; Python's default is 5 ms). With the face
 #: tracker and the analyzers busy on other threads, every time the video callback releases the GIL (in OpenCV
@@ -76,216 +75,6 @@ def tune_process_for_live(*, switch_interval_s: float = APP_SWITCH_INTERVAL_S,
         torch.set_num_threads(torch_threads)
 FAILING_ANALYZER_ENV = "SMARTMIRROR_TEST_FAILING_ANALYZER"
 
-STATUS_STARTING = "starting"
-STATUS_OK = "ok"
-STATUS_UNAVAILABLE = "unavailable"
-
-
-# --- frames with their face -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TrackedPacket(FramePacket):
-    """A frame with the face tracker's observation of it (``None``: no face).
-
-    ``reused_face``: the tracker was busy when this frame came and skipped it; ``face`` is estimated from the
-    frames it did track around it (:func:`between_faces`). Only analyzers whose spec asks for ``every_frame``
-    read such packets.
-    """
-
-    face: FaceObservation | None = None
-    reused_face: bool = False
-
-
-#: Frames the face tracker skipped that are kept for ``every_frame`` analyzers until the next tracked frame.
-MAX_SKIPPED_FRAMES = 15
-#: Longest stretch (seconds) between two tracked faces across which a skipped frame's landmarks are interpolated.
-MAX_INTERPOLATION_S = 1.0
-
-
-def between_faces(t: float, before: tuple[float, FaceObservation] | None, after: tuple[float, FaceObservation]
-                  ) -> FaceObservation:
-    """The face at time ``t`` of a skipped frame: landmarks linearly interpolated between the tracked faces
-    before and after it (the one after alone when there is none before, or it is over
-    :data:`MAX_INTERPOLATION_S` away).
-
-    A head that moves while the tracker is busy would otherwise leave the skin regions a few pixels off on the
-    skipped frames, and that jump is colour noise in the pulse (on a real recording, with FaceMesh on every other
-    frame: pulse SNR -0.9 dB interpolated vs -1.5 dB reusing the next face; -0.1 dB with every frame tracked).
-    """
-    t_after, face_after = after
-    if before is None or not t_after - MAX_INTERPOLATION_S <= before[0] < t <= t_after:
-        return face_after
-    t_before, face_before = before
-    if face_before.landmarks_px.shape != face_after.landmarks_px.shape:
-        return face_after
-    weight = (t - t_before) / (t_after - t_before)
-    landmarks = face_before.landmarks_px + weight * (face_after.landmarks_px - face_before.landmarks_px)
-    return dataclasses.replace(face_after, landmarks_px=landmarks.astype(face_after.landmarks_px.dtype),
-                               _masks={})
-
-
-# --- the latest-state store -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StateEntry:
-    """The latest state of one part (an analyzer, the face tracker, the agent).
-
-    Attributes
-    ----------
-    name : str
-        The part's name ("vitals", "emotion", "fatigue", "face", "agent", ...).
-    status : str
-        "starting", "ok" or "unavailable".
-    state : dict or None
-        The part's latest JSON-able state (kept from before a failure, for context).
-    source_t : float or None
-        Source-clock seconds of the frame the state comes from.
-    updated_at : float
-        Wall-clock seconds (``time.time()``) of the last change.
-    error : str or None
-        Why the part is unavailable.
-    """
-
-    name: str
-    status: str
-    state: dict[str, Any] | None = None
-    source_t: float | None = None
-    updated_at: float = 0.0
-    error: str | None = None
-
-    def age_s(self, now: float | None = None) -> float:
-        """Wall-clock seconds since the last change."""
-        return (time.time() if now is None else now) - self.updated_at
-
-
-class StateStore:
-    """Thread-safe latest value per part, with timestamps. Readers get immutable snapshots."""
-
-    def __init__(self) -> None:
-        self._entries: dict[str, StateEntry] = {}
-        self._lock = threading.Lock()
-        self._version = 0
-
-    def set_starting(self, name: str) -> None:
-        """Register a part that has not produced anything yet."""
-        with self._lock:
-            self._entries[name] = StateEntry(name, STATUS_STARTING, updated_at=time.time())
-            self._version += 1
-
-    def put(self, name: str, state: dict[str, Any] | None, *, source_t: float | None = None) -> None:
-        """Record the latest state of ``name`` (status "ok")."""
-        with self._lock:
-            self._entries[name] = StateEntry(name, STATUS_OK, state, source_t, time.time())
-            self._version += 1
-
-    def mark_unavailable(self, name: str, error: str) -> None:
-        """Mark ``name`` unavailable with a short reason (its last state is kept)."""
-        with self._lock:
-            old = self._entries.get(name)
-            self._entries[name] = StateEntry(
-                name,
-                STATUS_UNAVAILABLE,
-                old.state if old else None,
-                old.source_t if old else None,
-                time.time(),
-                error,
-            )
-            self._version += 1
-
-    def get(self, name: str) -> StateEntry | None:
-        """The entry of ``name`` or None."""
-        with self._lock:
-            return self._entries.get(name)
-
-    def state(self, name: str) -> dict[str, Any] | None:
-        """The latest state of ``name`` when it is "ok", else None."""
-        entry = self.get(name)
-        return entry.state if entry is not None and entry.status == STATUS_OK else None
-
-    def snapshot(self) -> dict[str, StateEntry]:
-        """All entries (a shallow copy; entries are immutable)."""
-        with self._lock:
-            return dict(self._entries)
-
-    def clear(self, keep: tuple[str, ...] = ()) -> None:
-        """Forget every state except the names in ``keep`` (their entries return to "starting")."""
-        with self._lock:
-            now = time.time()
-            self._entries = {
-                name: StateEntry(name, STATUS_STARTING, updated_at=now) for name in self._entries if name in keep
-            }
-            self._version += 1
-
-    @property
-    def version(self) -> int:
-        """Increments on every change (cheap change detection for the UI)."""
-        with self._lock:
-            return self._version
-
-
-# --- analyzer specifications ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AnalyzerSpec:
-    """How the engine runs one analyzer.
-
-    Attributes
-    ----------
-    name : str
-        Store key and thread name suffix.
-    factory : callable
-        Builds the analyzer (imports inside, so a missing package only makes this analyzer unavailable).
-    rate_hz : float or None
-        None: every tracked frame, in order. A number: the newest frame at most this often.
-    inputs : tuple of (keyword, state name)
-        Other parts' latest states passed to ``update`` as keyword arguments, e.g.
-        ``(("fatigue_state", "fatigue"),)`` for emotion's "tired" class.
-    every_frame : bool
-        Also read the frames the face tracker skipped while busy (with the face of the next tracked frame).
-        For the vitals: a seated face moves little in 1/15 s, but a skipped frame is a hole in the pulse trace,
-        and a machine that stalls about once a second makes holes at that rate, i.e. a false 40-60 bpm peak.
-    """
-
-    name: str
-    factory: Callable[[], Analyzer]
-    rate_hz: float | None = None
-    inputs: tuple[tuple[str, str], ...] = ()
-    every_frame: bool = False
-
-
-def _vitals_factory(method: str | None) -> Callable[[], Analyzer]:
-    def make() -> Analyzer:
-        from smartmirror.vitals import VitalsAnalyzer
-
-        return VitalsAnalyzer() if method is None else VitalsAnalyzer(method=method)
-
-    return make
-
-
-def _emotion_factory() -> Analyzer:
-    from smartmirror.emotion import EmotionAnalyzer
-
-    return EmotionAnalyzer()
-
-
-def _fatigue_factory(mode: str) -> Callable[[], Analyzer]:
-    def make() -> Analyzer:
-        from smartmirror.fatigue import FatigueAnalyzer
-
-        return FatigueAnalyzer(mode=mode)
-
-    return make
-
-
-def _identity_factory() -> Analyzer:
-    from smartmirror.identity import IdentityAnalyzer
-
-    return IdentityAnalyzer()
-
-
 class FailingAnalyzer:
     """An analyzer whose ``update`` always raises (the tests' failure injection; see the module docstring)."""
 
@@ -305,7 +94,8 @@ class FailingAnalyzer:
 def default_specs(
     mode: str = "wellness", *, identity: bool = False, pulse_method: str | None = None
 ) -> list[AnalyzerSpec]:
-    """The app's analyzers: vitals and fatigue on every frame, emotion at 5 Hz (identity at 1 Hz when opted in).
+    """The app's analyzers: vitals and fatigue on every frame, emotion five times a second (identity once a
+    second when opted in), from :func:`smartmirror.pipeline.analyzer_specs`.
 
     ``pulse_method`` picks the vitals' pulse extractor (None: the measured default); the app offers only methods
     registered as ``realtime``.
@@ -313,13 +103,8 @@ def default_specs(
     With ``SMARTMIRROR_TEST_FAILING_ANALYZER=<name>`` set, an analyzer of that name that always raises replaces
     or joins them (tests only).
     """
-    specs = [
-        AnalyzerSpec("vitals", _vitals_factory(pulse_method), every_frame=True),
-        AnalyzerSpec("fatigue", _fatigue_factory(mode)),
-        AnalyzerSpec("emotion", _emotion_factory, rate_hz=5.0, inputs=(("fatigue_state", "fatigue"),)),
-    ]
-    if identity:
-        specs.append(AnalyzerSpec("identity", _identity_factory, rate_hz=1.0))
+    names = ("vitals", "fatigue", "emotion", "identity") if identity else ("vitals", "fatigue", "emotion")
+    specs = analyzer_specs(names, mode=mode, pulse_method=pulse_method, live=True)
     failing = os.environ.get(FAILING_ANALYZER_ENV, "").strip()
     if failing:
         specs = [s for s in specs if s.name != failing]
@@ -340,71 +125,7 @@ class Overlay:
     image_size: tuple[int, int] = (0, 0)  # (height, width)
 
 
-class RateMeter:
-    """Events per second over the last ``window`` events (wall clock), thread-safe."""
-
-    def __init__(self, window: int = 60):
-        self._times: deque[float] = deque(maxlen=window)
-        self._lock = threading.Lock()
-
-    def tick(self, now: float | None = None) -> None:
-        with self._lock:
-            self._times.append(time.monotonic() if now is None else now)
-
-    def rate(self, now: float | None = None) -> float:
-        """Events per second; 0 when fewer than two events or the newest is older than 2 s."""
-        with self._lock:
-            if len(self._times) < 2:
-                return 0.0
-            now = time.monotonic() if now is None else now
-            if now - self._times[-1] > 2.0:
-                return 0.0
-            span = self._times[-1] - self._times[0]
-            return (len(self._times) - 1) / span if span > 0 else 0.0
-
-
-class SourceClock:
-    """Makes a source's timestamps usable: seconds, strictly increasing, across restarts and missing stamps.
-
-    A missing time (None) is replaced by the monotonic wall clock since the first frame; a time that does not
-    increase (a looping player, a reconnected camera) continues from the last one.
-    """
-
-    def __init__(self, nominal_step_s: float = 1 / 30):
-        self.nominal_step_s = nominal_step_s
-        self._offset = 0.0
-        self._last: float | None = None
-        self._wall_start: float | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self, t: float | None) -> float:
-        with self._lock:
-            if self._wall_start is None:
-                self._wall_start = time.monotonic()
-            if t is None or not math.isfinite(t):
-                t = time.monotonic() - self._wall_start
-            value = t + self._offset
-            if self._last is not None and value <= self._last:
-                self._offset += self._last - value + self.nominal_step_s
-                value = t + self._offset
-            self._last = value
-            return value
-
-
 # --- the engine -------------------------------------------------------------------------------------------------
-
-
-def _accepts(update: Callable, keyword: str) -> bool:
-    try:
-        params = inspect.signature(update).parameters
-    except (TypeError, ValueError):
-        return False
-    return keyword in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-
-
-def _error_text(error: BaseException) -> str:
-    text = f"{type(error).__name__}: {error}"
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 class Engine:
@@ -474,7 +195,7 @@ class Engine:
 
         self._inbox: FramePacket | None = None
         self._skipped: list[FramePacket] = []  # replaced in the inbox before the tracker took them (oldest first)
-        self._keep_skipped = any(spec.every_frame and spec.rate_hz is None for spec in self.specs)
+        self._keep_skipped = any(spec.every_frame and spec.rate_s is None for spec in self.specs)
         self._inbox_cond = threading.Condition()
         self._overlay: Overlay | None = None
         self._stop = threading.Event()
@@ -595,7 +316,7 @@ class Engine:
                 failures += 1
                 if failures == 1:
                     log.exception("face tracker failed")
-                self.store.mark_unavailable("face", _error_text(error))
+                self.store.mark_unavailable("face", error_text(error))
                 face = None
                 if failures > 3:
                     time.sleep(self.retry_after_s)
@@ -652,72 +373,46 @@ class Engine:
             self.forget()
 
     def _analyzer_loop(self, spec: AnalyzerSpec) -> None:
-        analyzer = None
-        keywords: list[str] = []
+        runner = AnalyzerRunner(spec, retry_after_s=self.retry_after_s)
         generation = -1
         last_seq = 0
-        failures = 0
-        next_try = 0.0
-        period = None if spec.rate_hz is None else 1.0 / spec.rate_hz
-        next_due = 0.0
+        next_build = 0.0
         while not self._stop.is_set():
-            if analyzer is None:
-                if time.monotonic() < next_try:
-                    self._stop.wait(min(0.5, next_try - time.monotonic()))
+            if not runner.available:
+                if time.monotonic() < next_build:
+                    self._stop.wait(min(0.5, next_build - time.monotonic()))
                     continue
-                try:
-                    started = time.monotonic()
-                    analyzer = spec.factory()
-                    analyzer.reset()
-                    log.info("analyzer %s ready in %.1f s", spec.name, time.monotonic() - started)
-                    generation = self._generation
-                    keywords = [kw for kw, _ in spec.inputs if _accepts(analyzer.update, kw)]
-                except Exception as error:  # noqa: BLE001 - shown as unavailable, others keep running
-                    log.warning("analyzer %s could not start: %s", spec.name, _error_text(error))
-                    self.store.mark_unavailable(spec.name, _error_text(error))
-                    analyzer = None
-                    next_try = time.monotonic() + max(self.retry_after_s, 30.0)
+                started = time.monotonic()
+                if not runner.retry_start():
+                    self.store.mark_unavailable(spec.name, runner.error or "could not start")
+                    next_build = time.monotonic() + max(self.retry_after_s, 30.0)
                     continue
-            if generation != self._generation:  # kiosk forget: a new person
-                analyzer.reset()
+                log.info("analyzer %s ready in %.1f s", spec.name, time.monotonic() - started)
                 generation = self._generation
-            if period is None:
-                if not self.buffer.wait_for_newer(last_seq, timeout=0.5):
-                    continue
+            if generation != self._generation:  # kiosk forget: a new person
+                runner.forget()
+                generation = self._generation
+            if not self.buffer.wait_for_newer(last_seq, timeout=0.5):
+                continue
+            if spec.rate_s is None:
                 batch = self.buffer.since(last_seq)
                 if batch and last_seq and batch[0][0] > last_seq + 1:
                     self.frames_lost[spec.name] += batch[0][0] - last_seq - 1
             else:
-                now = time.monotonic()
-                if now < next_due:
-                    self._stop.wait(next_due - now)
-                    continue
-                next_due = now + period
-                seq = self.buffer.sequence
-                if seq <= last_seq:
-                    continue
-                batch = self.buffer.since(seq - 1)[-1:]
+                batch = self.buffer.since(self.buffer.sequence - 1)[-1:]  # the newest frame only
             if not batch:
                 continue
-            kwargs = {kw: self.store.state(name) for kw, name in spec.inputs if kw in keywords}
-            state = None
-            packet = None
-            try:
-                for seq, packet in batch:
-                    last_seq = seq
-                    if packet.reused_face and not spec.every_frame:
-                        continue
-                    state = analyzer.update(packet, packet.face, **kwargs)
-                failures = 0
-            except Exception as error:  # noqa: BLE001 - shown as unavailable, others keep running
-                last_seq = batch[-1][0]
-                failures += 1
-                if failures == 1:
-                    log.exception("analyzer %s failed", spec.name)
-                elif failures % 100 == 0:
-                    log.warning("analyzer %s failed %d times in a row: %s", spec.name, failures, error)
-                self.store.mark_unavailable(spec.name, _error_text(error))
-                self._stop.wait(self.retry_after_s)
+            inputs = {name: self.store.state(name) for name in spec.needs}
+            state = packet = None
+            for seq, packet in batch:
+                last_seq = seq
+                if (packet.reused_face and not spec.every_frame) or not runner.due(packet.t):
+                    continue
+                state = runner.step(packet, packet.face, inputs)
+                if runner.error is not None:
+                    break
+            if runner.error is not None:
+                self.store.mark_unavailable(spec.name, runner.error)
                 continue
             if generation != self._generation:
                 continue  # forgotten while this batch ran
@@ -772,7 +467,7 @@ class Engine:
                     agent_failures += 1
                     if agent_failures == 1:
                         log.exception("agent failed")
-                    self.store.mark_unavailable("agent", _error_text(error))
+                    self.store.mark_unavailable("agent", error_text(error))
             if self.on_sample is not None and now - self._last_sample_wall >= self.sample_every_s:
                 self._last_sample_wall = now
                 sample = self.sample(now)

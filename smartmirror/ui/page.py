@@ -19,7 +19,7 @@ from datetime import datetime
 
 import streamlit as st
 
-from smartmirror.live.engine import MODES
+from smartmirror.modes import MODES
 from smartmirror.ui import panels
 from smartmirror.ui.format import DISCLAIMER
 from smartmirror.ui.hold import ReadingHold

@@ -13,7 +13,8 @@ from typing import Any
 
 import streamlit as st
 
-from smartmirror.live.engine import STATUS_OK, STATUS_UNAVAILABLE, Engine, StateEntry, stress_score
+from smartmirror.live.engine import Engine, stress_score
+from smartmirror.live.store import STATUS_OK, STATUS_UNAVAILABLE, StateEntry
 from smartmirror.ui.format import (
     DASH,
     clip01,

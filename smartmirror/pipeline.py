@@ -1,0 +1,446 @@
+"""One frame-to-state chain: face tracker, then every analyzer under one set of rules.
+
+The live engine, the REST sessions, the clip report and eval all drive it, so a frame gives the same states
+whichever way it came in::
+
+    packet --SourceClock--> face tracker --choose_face--> runner(fatigue) -> runner(emotion, needs fatigue) -> ...
+                                                                   |
+                                                     FrameResult(face, states, timings)      summaries()
+
+The rules, each in one place:
+
+- **Building:** an analyzer comes from the registry (:func:`analyzer_specs`; heavy packages are imported inside
+  the factories, so a missing one only makes that analyzer unavailable) and is ``reset()`` once before its first
+  frame (and again by :meth:`AnalyzerRunner.forget`).
+- **Rates:** ``rate_s=None`` updates on every frame; a number updates when at least that many *source* seconds
+  passed since its last update (emotion 0.2 s, identity 1 s); in between, its latest state stands.
+- **Inputs:** ``needs=("fatigue",)`` passes the latest state of that analyzer as ``fatigue_state=``; the
+  pipeline orders analyzers so that a needed state is the one of the same frame.
+- **Several faces:** :func:`smartmirror.face_choice.choose_face` (the largest is measured, the answer says so).
+- **Timestamps:** :class:`smartmirror.frames.SourceClock` makes them strictly increasing seconds.
+- **Failures:** an analyzer that raises gives no state for that frame, is counted and its error kept
+  (:attr:`AnalyzerRunner.error`), and is tried again ``retry_after_s`` source seconds later; the others go on.
+  One that cannot be built is unavailable (state and summary None). Drivers decide what a failure means to
+  them: the clip report and eval end with the vitals' exception, the live page shows "unavailable".
+- **Timings:** per frame in :attr:`FrameResult.timings_s`, in total in :attr:`Pipeline.seconds`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from smartmirror.analyzer import Analyzer, State
+from smartmirror.face import FaceObservation, FaceTracker
+from smartmirror.face_choice import FaceChoice, FacesTally, choose_face
+from smartmirror.frames import FramePacket, SourceClock
+from smartmirror.modes import check_mode
+
+log = logging.getLogger(__name__)
+
+#: Least source seconds between emotion updates (expressions change slowly; the CNN is the costly part).
+EMOTION_RATE_S = 0.2
+#: Least source seconds between identity (age, gender) updates.
+IDENTITY_RATE_S = 1.0
+#: Source seconds a failed analyzer waits before it is tried again.
+RETRY_AFTER_S = 2.0
+#: The analyzers a report or session runs when not told otherwise (identity is opt-in).
+DEFAULT_ANALYZERS = ("vitals", "fatigue", "emotion")
+#: Every registered analyzer name.
+ANALYZER_NAMES = ("vitals", "fatigue", "emotion", "identity")
+
+
+@dataclass(frozen=True)
+class AnalyzerSpec:
+    """How one analyzer is built and scheduled.
+
+    Attributes
+    ----------
+    name : str
+        The state's name (``vitals``, ``fatigue``, ...).
+    factory : callable
+        Builds the analyzer.
+    rate_s : float or None
+        Least source seconds between updates; None: every frame.
+    needs : tuple of str
+        Analyzers whose latest state is passed to ``update`` as ``<name>_state=``.
+    every_frame : bool
+        Live engine only: also read the frames the face tracker skipped while busy (with an interpolated face).
+        For the vitals: a skipped frame is a hole in the pulse trace.
+    """
+
+    name: str
+    factory: Callable[[], Analyzer]
+    rate_s: float | None = None
+    needs: tuple[str, ...] = ()
+    every_frame: bool = False
+
+
+def _vitals(pulse_method: str | None, live: bool) -> Callable[[], Analyzer]:
+    def build() -> Analyzer:
+        from smartmirror.vitals.analyzer import VitalsAnalyzer
+
+        options: dict[str, Any] = {"live": live}
+        if pulse_method is not None:
+            options["method"] = pulse_method
+        return VitalsAnalyzer(**options)
+
+    return build
+
+
+def _fatigue(mode: str) -> Callable[[], Analyzer]:
+    def build() -> Analyzer:
+        from smartmirror.fatigue.analyzer import FatigueAnalyzer
+
+        return FatigueAnalyzer(mode=mode)
+
+    return build
+
+
+def _emotion() -> Analyzer:
+    from smartmirror.emotion.analyzer import EmotionAnalyzer  # torch: imported when the analyzer is built
+
+    return EmotionAnalyzer()
+
+
+def _identity() -> Analyzer:
+    from smartmirror.identity.analyzer import IdentityAnalyzer  # onnxruntime: imported when built
+
+    return IdentityAnalyzer()
+
+
+def analyzer_specs(
+    names: Iterable[str] = DEFAULT_ANALYZERS, *, mode: str = "wellness", pulse_method: str | None = None,
+    live: bool = True, rates_s: Mapping[str, float | None] | None = None,
+) -> list[AnalyzerSpec]:
+    """The registered analyzers by name, with their standard rates and inputs.
+
+    Parameters
+    ----------
+    names : iterable of str
+        From :data:`ANALYZER_NAMES`.
+    mode : str
+        The fatigue analyzer's mode (:data:`smartmirror.modes.MODES`).
+    pulse_method : str, optional
+        The vitals' pulse method (None: the measured default).
+    live : bool
+        Vitals compute their live state on every update (the live page, REST); False for the clip report and
+        eval, which only need the summary.
+    rates_s : mapping, optional
+        Overrides of ``rate_s`` by name (the API's ``emotion_interval_s``).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or mode.
+    """
+    check_mode(mode)
+    registry = {
+        "vitals": AnalyzerSpec("vitals", _vitals(pulse_method, live), every_frame=True),
+        "fatigue": AnalyzerSpec("fatigue", _fatigue(mode)),
+        "emotion": AnalyzerSpec("emotion", _emotion, rate_s=EMOTION_RATE_S, needs=("fatigue",)),
+        "identity": AnalyzerSpec("identity", _identity, rate_s=IDENTITY_RATE_S),
+    }
+    names = list(names)
+    unknown = [name for name in names if name not in registry]
+    if unknown:
+        raise ValueError(f"unknown analyzers {unknown}; choose from {list(ANALYZER_NAMES)}")
+    specs = [registry[name] for name in names]
+    for name, rate in (rates_s or {}).items():
+        specs = [replace(spec, rate_s=rate) if spec.name == name else spec for spec in specs]
+    return specs
+
+
+def specs_for(analyzers: Mapping[str, Analyzer], rates_s: Mapping[str, float | None] | None = None
+              ) -> list[AnalyzerSpec]:
+    """Specs for ready-made analyzer instances, scheduled like the registered ones of the same name."""
+    standard = {spec.name: spec for spec in analyzer_specs(ANALYZER_NAMES, rates_s=rates_s)}
+    specs = []
+    for name, analyzer in analyzers.items():
+        base = standard.get(name, AnalyzerSpec(name, lambda analyzer=analyzer: analyzer))
+        specs.append(replace(base, factory=lambda analyzer=analyzer: analyzer))
+    return specs
+
+
+def ordered(specs: Iterable[AnalyzerSpec]) -> list[AnalyzerSpec]:
+    """Specs with every analyzer after the ones it needs (otherwise in the given order).
+
+    Raises
+    ------
+    ValueError
+        For duplicate names or needs that form a cycle.
+    """
+    pending = list(specs)
+    names = [spec.name for spec in pending]
+    if len(set(names)) != len(names):
+        raise ValueError(f"analyzer names must be unique: {names}")
+    done: list[AnalyzerSpec] = []
+    while pending:
+        ready = [s for s in pending if all(n not in names or n in {d.name for d in done} for n in s.needs)]
+        if not ready:
+            raise ValueError(f"analyzers need each other: {[s.name for s in pending]}")
+        done.append(ready[0])
+        pending.remove(ready[0])
+    return done
+
+
+def error_text(error: BaseException) -> str:
+    """``Type: message``, at most 300 characters (shown as an analyzer's reason for being unavailable)."""
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+class AnalyzerRunner:
+    """One analyzer under the pipeline's rules (see the module docstring); not thread-safe, one caller at a time.
+
+    Attributes
+    ----------
+    analyzer : Analyzer or None
+        None until :meth:`start`, and when it could not be built.
+    state : State or None
+        Its latest state.
+    error : str or None
+        The last failure (building or updating), None after a good update.
+    failures : int
+        Updates that raised, in a row.
+    seconds : float
+        Time spent in ``update`` and ``summary``.
+    exception : BaseException or None
+        The first exception an update raised (drivers that must not lose a failure re-raise it).
+    """
+
+    def __init__(self, spec: AnalyzerSpec, *, retry_after_s: float = RETRY_AFTER_S):
+        self.spec = spec
+        self.retry_after_s = retry_after_s
+        self.analyzer: Analyzer | None = None
+        self.state: State | None = None
+        self.error: str | None = None
+        self.failures = 0
+        self.updates = 0
+        self.seconds = 0.0
+        self.exception: BaseException | None = None
+        self._last_t: float | None = None
+        self._retry_t: float | None = None
+        self._started = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def available(self) -> bool:
+        """Built and reset (False before :meth:`start` and when building failed)."""
+        return self.analyzer is not None
+
+    def start(self) -> bool:
+        """Build the analyzer and reset it (once); False when it cannot be built (``error`` says why)."""
+        if self._started:
+            return self.analyzer is not None
+        self._started = True
+        try:
+            analyzer = self.spec.factory()
+            analyzer.reset()
+        except Exception as exc:  # noqa: BLE001 - unavailable, the other analyzers go on
+            log.warning("analyzer %s is unavailable: %s", self.name, error_text(exc))
+            self.error = error_text(exc)
+            return False
+        self.analyzer = analyzer
+        return True
+
+    def retry_start(self) -> bool:
+        """Try building again after a failed :meth:`start` (the live engine does, every 30 s)."""
+        self._started = False
+        return self.start()
+
+    def due(self, t: float) -> bool:
+        """Whether a frame at source time ``t`` should update this analyzer (its rate, a pending retry)."""
+        if self._retry_t is not None and t < self._retry_t:
+            return False
+        rate = self.spec.rate_s
+        return rate is None or self._last_t is None or t - self._last_t >= rate
+
+    def step(self, packet: FramePacket, face: FaceObservation | None,
+             inputs: Mapping[str, State | None] | None = None) -> State | None:
+        """Update on one frame (the caller checked :meth:`due`); returns the new state, None on a failure."""
+        if not self.start():
+            return None
+        assert self.analyzer is not None
+        self._last_t = packet.t
+        kwargs = {f"{name}_state": (inputs or {}).get(name) for name in self.spec.needs}
+        started = time.perf_counter()
+        try:
+            state = self.analyzer.update(packet, face, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - counted and retried, the other analyzers go on
+            self.failures += 1
+            self.error = error_text(exc)
+            self.exception = self.exception or exc
+            self._retry_t = packet.t + self.retry_after_s
+            if self.failures == 1:
+                log.warning("analyzer %s failed on frame %d", self.name, packet.index, exc_info=True)
+            elif self.failures % 100 == 0:
+                log.warning("analyzer %s failed %d times in a row: %s", self.name, self.failures, exc)
+            return None
+        finally:
+            self.seconds += time.perf_counter() - started
+        self.failures = 0
+        self.error = None
+        self._retry_t = None
+        self.updates += 1
+        self.state = state
+        return state
+
+    def forget(self) -> None:
+        """A new person: the analyzer's ``reset()``, its latest state and its schedule."""
+        self.state = None
+        self._last_t = self._retry_t = None
+        if self.analyzer is not None:
+            self.analyzer.reset()
+
+    def summary(self) -> State | None:
+        """The analyzer's clip-level summary (None when unavailable, never updated, or its summary raised)."""
+        if self.analyzer is None or self.updates == 0:
+            return None
+        started = time.perf_counter()
+        try:
+            return self.analyzer.summary()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("analyzer %s summary failed: %s", self.name, error_text(exc))
+            self.error = error_text(exc)
+            return None
+        finally:
+            self.seconds += time.perf_counter() - started
+
+
+@dataclass
+class FrameResult:
+    """One frame through the pipeline."""
+
+    packet: FramePacket                          # with the source-clock time
+    choice: FaceChoice                           # the measured face, faces seen, a several-faces warning
+    states: dict[str, State | None]              # every analyzer's latest state (updated or standing)
+    updated: tuple[str, ...] = ()                # the analyzers this frame updated
+    timings_s: dict[str, float] = field(default_factory=dict)  # "face" and each updated analyzer, seconds
+
+    @property
+    def t(self) -> float:
+        return self.packet.t
+
+    @property
+    def face(self) -> FaceObservation | None:
+        return self.choice.face
+
+
+class Pipeline:
+    """Face tracker and analyzers, one frame at a time (:meth:`step`), in source-clock order.
+
+    Parameters
+    ----------
+    specs : iterable of AnalyzerSpec
+        The analyzers (see :func:`analyzer_specs`); run in dependency order.
+    tracker : FaceTracker, optional
+        The face tracker (default: FaceMesh in video mode, built on the first frame and closed by :meth:`close`).
+    retry_after_s : float
+        Source seconds before a failed analyzer is tried again.
+    """
+
+    def __init__(self, specs: Iterable[AnalyzerSpec], *, tracker: FaceTracker | None = None,
+                 retry_after_s: float = RETRY_AFTER_S):
+        self.runners = {spec.name: AnalyzerRunner(spec, retry_after_s=retry_after_s) for spec in ordered(specs)}
+        self.tracker = tracker
+        self._own_tracker = tracker is None
+        self.clock = SourceClock()
+        self.faces = FacesTally()
+        self.frames = 0
+        self.frames_with_face = 0
+        self.first_face_t: float | None = None
+        self.last_face_t: float | None = None
+        self.face_seconds = 0.0
+
+    def start(self) -> Pipeline:
+        """Build and reset every analyzer now (otherwise on the first frame)."""
+        for runner in self.runners.values():
+            runner.start()
+        return self
+
+    def track(self, packet: FramePacket) -> FaceChoice:
+        """The face of one frame under the several-faces rule (counted in :attr:`faces`)."""
+        if self.tracker is None:
+            self.tracker = FaceTracker(static_image_mode=False)
+        started = time.perf_counter()
+        choice = choose_face(self.tracker.process(packet.image))
+        self.face_seconds += time.perf_counter() - started
+        self.faces.add(choice)
+        return choice
+
+    def step(self, packet: FramePacket) -> FrameResult:
+        """Track one frame and update every analyzer that is due."""
+        packet = self.timed(packet)
+        started = time.perf_counter()
+        choice = self.track(packet)
+        face_s = time.perf_counter() - started
+        result = self.analyze(packet, choice)
+        result.timings_s["face"] = face_s
+        return result
+
+    def timed(self, packet: FramePacket) -> FramePacket:
+        """The packet on the source clock (strictly increasing seconds)."""
+        t = self.clock(packet.t)
+        return packet if t == packet.t else replace(packet, t=t)
+
+    def analyze(self, packet: FramePacket, choice: FaceChoice) -> FrameResult:
+        """Update the due analyzers with an already tracked frame (``packet`` already on the source clock)."""
+        self.frames += 1
+        if choice.face is not None:
+            self.frames_with_face += 1
+            self.first_face_t = packet.t if self.first_face_t is None else self.first_face_t
+            self.last_face_t = packet.t
+        states: dict[str, State | None] = {}
+        updated = []
+        timings: dict[str, float] = {}
+        for name, runner in self.runners.items():
+            if runner.due(packet.t):
+                started = time.perf_counter()
+                runner.step(packet, choice.face, states)
+                timings[name] = time.perf_counter() - started
+                updated.append(name)
+            states[name] = runner.state
+        return FrameResult(packet, choice, states, tuple(updated), timings)
+
+    @property
+    def face_seen_s(self) -> float:
+        """Source seconds from the first to the last frame with a face."""
+        if self.first_face_t is None or self.last_face_t is None:
+            return 0.0
+        return self.last_face_t - self.first_face_t
+
+    def summaries(self) -> dict[str, State | None]:
+        """Each analyzer's clip-level summary over the frames so far."""
+        return {name: runner.summary() for name, runner in self.runners.items()}
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        """Seconds spent so far: ``face`` and each analyzer."""
+        return {"face": self.face_seconds, **{name: r.seconds for name, r in self.runners.items()}}
+
+    def forget(self) -> None:
+        """A new person: every analyzer reset, the face counts cleared."""
+        for runner in self.runners.values():
+            runner.forget()
+        self.faces = FacesTally()
+        self.first_face_t = self.last_face_t = None
+
+    def close(self) -> None:
+        """Release the face tracker (when the pipeline built it) and the analyzers."""
+        if self._own_tracker and self.tracker is not None:
+            self.tracker.close()
+            self.tracker = None
+        self.runners = {}
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
