@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 
 from smartmirror.agent.actions import ACTIONS, LEARNED_ACTIONS, MODE_ACTIONS, PULL_OVER
-from smartmirror.modes import check_mode
 from smartmirror.agent.bandit import LinUCB
 from smartmirror.agent.context import FEATURE_NAMES, AgentContext, context_features, parse_context
 from smartmirror.agent.reward import DISMISSED_BELOW
 from smartmirror.agent.store import AgentStore, StoreError
+from smartmirror.modes import check_mode
 
 logger = logging.getLogger(__name__)
 
