@@ -9,9 +9,9 @@ whichever way it came in::
 
 The rules, each in one place:
 
-- **Building:** an analyzer comes from the registry (:func:`analyzer_specs`; heavy packages are imported inside
-  the factories, so a missing one only makes that analyzer unavailable) and is ``reset()`` once before its first
-  frame (and again by :meth:`AnalyzerRunner.forget`).
+- **Building:** an analyzer comes from the registry (:func:`smartmirror.registry.analyzer_specs`; heavy
+  packages are imported inside the factories, so a missing one only makes that analyzer unavailable) and is
+  ``reset()`` once before its first frame (and again by :meth:`AnalyzerRunner.forget`).
 - **Rates:** ``rate_s=None`` updates on every frame; a number updates when at least that many *source* seconds
   passed since its last update (emotion 0.2 s, identity 1 s); in between, its latest state stands.
 - **Inputs:** ``needs=("fatigue",)`` passes the latest state of that analyzer as ``fatigue_state=``; the
@@ -29,162 +29,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from smartmirror.analyzer import Analyzer, State
 from smartmirror.face import FaceObservation, FaceTracker
 from smartmirror.face_choice import FaceChoice, FacesTally, choose_face
 from smartmirror.frames import FramePacket, SourceClock
-from smartmirror.modes import check_mode
+from smartmirror.registry import AnalyzerSpec, ordered
 
 log = logging.getLogger(__name__)
 
-#: Least source seconds between emotion updates (expressions change slowly; the CNN is the costly part).
-EMOTION_RATE_S = 0.2
-#: Least source seconds between identity (age, gender) updates.
-IDENTITY_RATE_S = 1.0
 #: Source seconds a failed analyzer waits before it is tried again.
 RETRY_AFTER_S = 2.0
-#: The analyzers a report or session runs when not told otherwise (identity is opt-in).
-DEFAULT_ANALYZERS = ("vitals", "fatigue", "emotion")
-#: Every registered analyzer name.
-ANALYZER_NAMES = ("vitals", "fatigue", "emotion", "identity")
-
-
-@dataclass(frozen=True)
-class AnalyzerSpec:
-    """How one analyzer is built and scheduled.
-
-    Attributes
-    ----------
-    name : str
-        The state's name (``vitals``, ``fatigue``, ...).
-    factory : callable
-        Builds the analyzer.
-    rate_s : float or None
-        Least source seconds between updates; None: every frame.
-    needs : tuple of str
-        Analyzers whose latest state is passed to ``update`` as ``<name>_state=``.
-    every_frame : bool
-        Live engine only: also read the frames the face tracker skipped while busy (with an interpolated face).
-        For the vitals: a skipped frame is a hole in the pulse trace.
-    """
-
-    name: str
-    factory: Callable[[], Analyzer]
-    rate_s: float | None = None
-    needs: tuple[str, ...] = ()
-    every_frame: bool = False
-
-
-def _vitals(pulse_method: str | None, live: bool) -> Callable[[], Analyzer]:
-    def build() -> Analyzer:
-        from smartmirror.vitals.analyzer import VitalsAnalyzer
-
-        options: dict[str, Any] = {"live": live}
-        if pulse_method is not None:
-            options["method"] = pulse_method
-        return VitalsAnalyzer(**options)
-
-    return build
-
-
-def _fatigue(mode: str) -> Callable[[], Analyzer]:
-    def build() -> Analyzer:
-        from smartmirror.fatigue.analyzer import FatigueAnalyzer
-
-        return FatigueAnalyzer(mode=mode)
-
-    return build
-
-
-def _emotion() -> Analyzer:
-    from smartmirror.emotion.analyzer import EmotionAnalyzer  # torch: imported when the analyzer is built
-
-    return EmotionAnalyzer()
-
-
-def _identity() -> Analyzer:
-    from smartmirror.identity.analyzer import IdentityAnalyzer  # onnxruntime: imported when built
-
-    return IdentityAnalyzer()
-
-
-def analyzer_specs(
-    names: Iterable[str] = DEFAULT_ANALYZERS, *, mode: str = "wellness", pulse_method: str | None = None,
-    live: bool = True, rates_s: Mapping[str, float | None] | None = None,
-) -> list[AnalyzerSpec]:
-    """The registered analyzers by name, with their standard rates and inputs.
-
-    Parameters
-    ----------
-    names : iterable of str
-        From :data:`ANALYZER_NAMES`.
-    mode : str
-        The fatigue analyzer's mode (:data:`smartmirror.modes.MODES`).
-    pulse_method : str, optional
-        The vitals' pulse method (None: the measured default).
-    live : bool
-        Vitals compute their live state on every update (the live page, REST); False for the clip report and
-        eval, which only need the summary.
-    rates_s : mapping, optional
-        Overrides of ``rate_s`` by name (the API's ``emotion_interval_s``).
-
-    Raises
-    ------
-    ValueError
-        For an unknown name or mode.
-    """
-    check_mode(mode)
-    registry = {
-        "vitals": AnalyzerSpec("vitals", _vitals(pulse_method, live), every_frame=True),
-        "fatigue": AnalyzerSpec("fatigue", _fatigue(mode)),
-        "emotion": AnalyzerSpec("emotion", _emotion, rate_s=EMOTION_RATE_S, needs=("fatigue",)),
-        "identity": AnalyzerSpec("identity", _identity, rate_s=IDENTITY_RATE_S),
-    }
-    names = list(names)
-    unknown = [name for name in names if name not in registry]
-    if unknown:
-        raise ValueError(f"unknown analyzers {unknown}; choose from {list(ANALYZER_NAMES)}")
-    specs = [registry[name] for name in names]
-    for name, rate in (rates_s or {}).items():
-        specs = [replace(spec, rate_s=rate) if spec.name == name else spec for spec in specs]
-    return specs
-
-
-def specs_for(analyzers: Mapping[str, Analyzer], rates_s: Mapping[str, float | None] | None = None
-              ) -> list[AnalyzerSpec]:
-    """Specs for ready-made analyzer instances, scheduled like the registered ones of the same name."""
-    standard = {spec.name: spec for spec in analyzer_specs(ANALYZER_NAMES, rates_s=rates_s)}
-    specs = []
-    for name, analyzer in analyzers.items():
-        base = standard.get(name, AnalyzerSpec(name, lambda analyzer=analyzer: analyzer))
-        specs.append(replace(base, factory=lambda analyzer=analyzer: analyzer))
-    return specs
-
-
-def ordered(specs: Iterable[AnalyzerSpec]) -> list[AnalyzerSpec]:
-    """Specs with every analyzer after the ones it needs (otherwise in the given order).
-
-    Raises
-    ------
-    ValueError
-        For duplicate names or needs that form a cycle.
-    """
-    pending = list(specs)
-    names = [spec.name for spec in pending]
-    if len(set(names)) != len(names):
-        raise ValueError(f"analyzer names must be unique: {names}")
-    done: list[AnalyzerSpec] = []
-    while pending:
-        ready = [s for s in pending if all(n not in names or n in {d.name for d in done} for n in s.needs)]
-        if not ready:
-            raise ValueError(f"analyzers need each other: {[s.name for s in pending]}")
-        done.append(ready[0])
-        pending.remove(ready[0])
-    return done
 
 
 def error_text(error: BaseException) -> str:
@@ -209,7 +66,8 @@ class AnalyzerRunner:
     seconds : float
         Time spent in ``update`` and ``summary``.
     exception : BaseException or None
-        The first exception an update raised (drivers that must not lose a failure re-raise it).
+        Why it could not be built, or the first exception an update raised (drivers that must not lose a
+        failure re-raise it).
     """
 
     def __init__(self, spec: AnalyzerSpec, *, retry_after_s: float = RETRY_AFTER_S):
@@ -246,6 +104,7 @@ class AnalyzerRunner:
         except Exception as exc:  # noqa: BLE001 - unavailable, the other analyzers go on
             log.warning("analyzer %s is unavailable: %s", self.name, error_text(exc))
             self.error = error_text(exc)
+            self.exception = exc
             return False
         self.analyzer = analyzer
         return True

@@ -1,15 +1,14 @@
-"""One video in, one report out: every analyzer over one face-tracker pass (``smartmirror analyze VIDEO``).
+"""One video in, one report out: the pipeline over one face-tracker pass (``smartmirror analyze VIDEO``).
 
 :func:`analyze_video` decodes the clip (in a prefetching thread, so decoding overlaps face tracking on the
-second core), runs FaceMesh once per frame, feeds every analyzer, and assembles the DESIGN.md report. It
-raises :class:`smartmirror.frames.VideoError` for a file that cannot be analysed (never a partial report);
-:func:`error_object` is the JSON shape of such a failure. Emotion, fatigue and identity sections are None when
-their package is missing (and identity unless asked for).
+second core) and drives :class:`smartmirror.pipeline.Pipeline` over every frame, then assembles the report (keys
+in ``docs/report.md``). It raises :class:`smartmirror.frames.VideoError` for a file that cannot be analysed (never
+a partial report). Emotion, fatigue and identity sections are None when their analyzer is unavailable or failed
+(identity unless asked for); a failing vitals analyzer ends the report with its exception.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
@@ -17,72 +16,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from smartmirror.face_choice import FacesTally, choose_face
 from smartmirror.frames import FramePacket, Prefetcher, VideoError, read_video_packets
+from smartmirror.pipeline import Pipeline
+from smartmirror.registry import analyzer_specs
 
 log = logging.getLogger(__name__)
 
 #: Seconds of face video below which no report is made (the first heart-rate window needs them).
 MIN_FACE_SECONDS = 6.0
+#: The optional sections a report runs by default (identity is opt-in through its own flag).
+DEFAULT_SECTIONS = ("emotion", "fatigue")
 
 
 def _warm_imports() -> None:
     """Import the signal stack in the background while the first frames decode (it takes ~1 s)."""
-    try:
-        import scipy.interpolate  # noqa: F401
-        import scipy.signal  # noqa: F401
-    except ImportError:  # pragma: no cover - scipy is a hard dependency
-        pass
-
-
-def _optional_analyzer(module: str, cls: str, **kwargs: Any) -> Any | None:
-    """An analyzer from another part of SmartMirror, or None when it is missing or cannot start."""
-    try:
-        return getattr(importlib.import_module(module), cls)(**kwargs)
-    except (ImportError, AttributeError) as exc:
-        log.info("%s.%s unavailable: %s", module, cls, exc)
-    except (FileNotFoundError, OSError, RuntimeError, ValueError) as exc:
-        log.warning("%s.%s could not start: %s", module, cls, exc)
-    return None
-
-
-class _Section:
-    """One optional analyzer with its timing; failures switch it off with a warning, never end the report."""
-
-    def __init__(self, name: str, analyzer: Any | None):
-        self.name = name
-        self.analyzer = analyzer
-        self.seconds = 0.0
-        self.failed = False
-
-    def update(self, packet: FramePacket, face: Any, **extra: Any) -> Any:
-        if self.analyzer is None or self.failed:
-            return None
-        start = time.perf_counter()
-        try:
-            return self.analyzer.update(packet, face, **extra)
-        except Exception as exc:  # an optional section must not take the vitals report down
-            log.warning("%s analyzer failed on frame %d: %s", self.name, packet.index, exc)
-            self.failed = True
-            return None
-        finally:
-            self.seconds += time.perf_counter() - start
-
-    def summary(self) -> dict | None:
-        if self.analyzer is None or self.failed:
-            return None
-        start = time.perf_counter()
-        try:
-            return self.analyzer.summary()
-        except Exception as exc:
-            log.warning("%s analyzer summary failed: %s", self.name, exc)
-            return None
-        finally:
-            self.seconds += time.perf_counter() - start
-
-
-#: The optional sections a report runs by default (identity is opt-in through its own flag).
-DEFAULT_SECTIONS = ("emotion", "fatigue")
+    import scipy.interpolate  # noqa: F401
+    import scipy.signal  # noqa: F401
 
 
 def _downscaled(packets: Iterator[FramePacket], max_side_px: int) -> Iterator[FramePacket]:
@@ -104,7 +53,7 @@ def analyze_video(
     sections: tuple[str, ...] = DEFAULT_SECTIONS, max_side_px: int | None = None,
     cancel: threading.Event | None = None,
 ) -> dict:
-    """The whole report for one clip (keys as in DESIGN.md; null where not measurable).
+    """The whole report for one clip (keys in ``docs/report.md``; null where not measurable).
 
     Parameters
     ----------
@@ -128,66 +77,48 @@ def analyze_video(
         ``no_face``, ``too_short`` (under :data:`MIN_FACE_SECONDS` of face video, e.g. a truncated file);
         ``invalid_method`` for an unknown pulse method, ``invalid_sections`` for an unknown section.
     """
-    from smartmirror.face import FaceTracker
-    from smartmirror.vitals.analyzer import VitalsAnalyzer
-    from smartmirror.vitals.rppg import DEFAULT_METHOD
-
     started = time.perf_counter()
-    try:
-        vitals = VitalsAnalyzer(method=method or DEFAULT_METHOD, live=False)
-    except ValueError as exc:
-        raise VideoError("invalid_method", str(exc)) from None
+    unknown = set(sections) - set(DEFAULT_SECTIONS)
+    if unknown:
+        raise VideoError("invalid_sections",
+                         f"unknown report sections {sorted(unknown)}; choose from {list(DEFAULT_SECTIONS)}")
+    names = ["vitals", *(name for name in ("fatigue", "emotion") if name in sections)]
+    if identity:
+        names.append("identity")
+    pipeline = Pipeline(analyzer_specs(names, pulse_method=method, live=False))
+    vitals = pipeline.runners["vitals"]
+    if not vitals.start():
+        if isinstance(vitals.exception, ValueError):
+            raise VideoError("invalid_method", str(vitals.exception)) from None
+        raise vitals.exception or RuntimeError(vitals.error)
     packets = read_video_packets(path)  # a generator: the first checks run on the first next()
     if max_side_px is not None:
         packets = _downscaled(packets, max_side_px)
     warm = threading.Thread(target=_warm_imports, name="report-imports", daemon=True)
     warm.start()
-    unknown = set(sections) - set(DEFAULT_SECTIONS)
-    if unknown:
-        raise VideoError("invalid_sections",
-                         f"unknown report sections {sorted(unknown)}; choose from {list(DEFAULT_SECTIONS)}")
-    fatigue = _Section("fatigue", _optional_analyzer("smartmirror.fatigue", "FatigueAnalyzer")
-                       if "fatigue" in sections else None)
-    emotion = _Section("emotion", _optional_analyzer("smartmirror.emotion", "EmotionAnalyzer")
-                       if "emotion" in sections else None)
-    who = _Section("identity", _optional_analyzer("smartmirror.identity", "IdentityAnalyzer") if identity else None)
-    face_s = vitals_s = 0.0
-    frames = faces = 0
-    first_face_t = last_face_t = None
+    pipeline.start()
     prefetch = Prefetcher(packets)
-    tally = FacesTally()
-    with FaceTracker(static_image_mode=False) as tracker:
+    with pipeline:
         for packet in prefetch:
             if cancel is not None and cancel.is_set():
                 raise VideoError("cancelled", f"The analysis of {Path(path).name} was stopped")
-            frames += 1
-            start = time.perf_counter()
-            choice = choose_face(tracker.process(packet.image))  # several faces: the largest, flagged
-            tally.add(choice)
-            face = choice.face
-            face_s += time.perf_counter() - start
-            if face is not None:
-                faces += 1
-                first_face_t = packet.t if first_face_t is None else first_face_t
-                last_face_t = packet.t
-            start = time.perf_counter()
-            vitals.update(packet, face)
-            vitals_s += time.perf_counter() - start
-            fatigue_state = fatigue.update(packet, face)
-            emotion.update(packet, face, fatigue_state=fatigue_state)
-            who.update(packet, face)
-    if frames == 0:
-        raise VideoError("no_frames", f"{Path(path).name} contains no decodable video frames")
-    if faces == 0:
-        raise VideoError("no_face", f"No face found in any of the {frames} frames of {Path(path).name}: "
-                                    "record the face from the front, in good light.")
-    if last_face_t - first_face_t < MIN_FACE_SECONDS:
-        raise VideoError("too_short", f"{Path(path).name} shows a face for only {last_face_t - first_face_t:.1f} s; "
-                                      f"the vitals need at least {MIN_FACE_SECONDS:.0f} s (15 s is best).")
-    warm.join()
-    start = time.perf_counter()
-    vitals_report = vitals.summary() or {}
-    vitals_s += time.perf_counter() - start
+            pipeline.step(packet)
+            if vitals.exception is not None:
+                raise vitals.exception
+        if pipeline.frames == 0:
+            raise VideoError("no_frames", f"{Path(path).name} contains no decodable video frames")
+        if pipeline.frames_with_face == 0:
+            raise VideoError("no_face", f"No face found in any of the {pipeline.frames} frames of "
+                                        f"{Path(path).name}: record the face from the front, in good light.")
+        if pipeline.face_seen_s < MIN_FACE_SECONDS:
+            raise VideoError("too_short", f"{Path(path).name} shows a face for only {pipeline.face_seen_s:.1f} s; "
+                                          f"the vitals need at least {MIN_FACE_SECONDS:.0f} s (15 s is best).")
+        warm.join()
+        summaries = pipeline.summaries()
+        seconds = pipeline.seconds
+        faces = pipeline.faces.summary()
+        frames = pipeline.frames
+    vitals_report = dict(summaries["vitals"] or {})
     quality = vitals_report.pop("quality", None)
     report: dict[str, Any] = {
         "heart_rate_bpm": vitals_report.pop("heart_rate_bpm", None),
@@ -197,11 +128,11 @@ def analyze_video(
         "respiration_rate_bpm": vitals_report.pop("respiration_rate_bpm", None),
         "spo2_percent": vitals_report.pop("spo2_percent", None),
         "stress": vitals_report.pop("stress", None),
-        "emotion": emotion.summary(),
-        "fatigue": fatigue.summary(),
-        "identity": who.summary(),
+        "emotion": summaries.get("emotion"),
+        "fatigue": summaries.get("fatigue"),
+        "identity": summaries.get("identity"),
         "quality": quality,
-        "faces": tally.summary(),
+        "faces": faces,
     }
     report.update(vitals_report)  # spo2 details, pulse_method
     duration = None
@@ -210,11 +141,7 @@ def analyze_video(
     report["video"] = {"name": Path(path).name, "duration_s": duration}
     report["timings_s"] = {
         "decode": round(prefetch.busy_s, 3),
-        "face": round(face_s, 3),
-        "vitals": round(vitals_s, 3),
-        "emotion": round(emotion.seconds, 3),
-        "fatigue": round(fatigue.seconds, 3),
-        "identity": round(who.seconds, 3),
+        **{name: round(seconds.get(name, 0.0), 3) for name in ("face", "vitals", "emotion", "fatigue", "identity")},
         "total": round(time.perf_counter() - started, 3),
     }
     return report

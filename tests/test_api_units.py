@@ -11,16 +11,17 @@ import pytest
 
 from smartmirror.api.routes.errors import ApiError
 from smartmirror.api.routes.media import decode_base64, decode_image, decode_image_base64, probe_video_seconds
+from smartmirror.api.session_store import SessionStore
 from smartmirror.api.sessions import (
     FrameOrderError,
     SessionExpired,
     SessionNotFound,
-    SessionStore,
     TooManySessions,
     jsonable,
 )
 from smartmirror.api.settings import ApiSettings
 from smartmirror.frames import VideoError
+from smartmirror.registry import specs_for
 
 # -- settings ----------------------------------------------------------------------------------------------------
 
@@ -292,7 +293,7 @@ class RecordingAnalyzer:
 def test_every_frame_reaches_fatigue_and_vitals_but_emotion_only_five_times_a_second(astronaut_bgr):
     analyzers = {name: RecordingAnalyzer(name) for name in ("fatigue", "emotion", "vitals")}
     settings = ApiSettings().with_overrides(emotion_interval_s=0.2)
-    store = SessionStore(settings, analyzer_factory=lambda method, mode: analyzers, clock=FakeClock())
+    store = SessionStore(settings, analyzer_factory=lambda method, mode: specs_for(analyzers), clock=FakeClock())
     session = store.create()
     small = cv2.resize(astronaut_bgr, (256, 256))
     with store.use(session.session_id) as held:

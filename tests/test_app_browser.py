@@ -5,8 +5,9 @@ example, a seated person with a finger-oximeter reference of 71.1 bpm; ``tests/d
 - webcam: the mirror plays, the page names its pulse source, the heart rate is within 3 bpm of the oximeter
   within 20 s of the face being found and stays within 3 bpm for the next 30 s, the emotion and fatigue bars
   show values, and a "Helpful" click reaches the agent's SQLite store;
-- no camera: the bundled DEMO clip plays, and with one analyzer made to fail (the engine's documented test hook
-  ``SMARTMIRROR_TEST_FAILING_ANALYZER``) it is shown as unavailable while the others keep working.
+- no camera: the bundled DEMO clip plays, and with one analyzer made to fail (``tests/failing_emotion_app.py``
+  runs app.py with emotion replaced by an analyzer that always raises) it is shown as unavailable while the
+  others keep working.
 
 Every wait is bounded; the server is killed in a finalizer.
 """
@@ -84,7 +85,7 @@ def _free_port() -> int:
 class App:
     """A ``streamlit run app.py`` subprocess on 127.0.0.1 with its own data and cache folders."""
 
-    def __init__(self, tmp: Path, extra_env: dict[str, str]):
+    def __init__(self, tmp: Path, extra_env: dict[str, str], script: str = "app.py"):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.data_dir = tmp / "data"
@@ -102,7 +103,7 @@ class App:
         env.pop("SMARTMIRROR_MODE", None)
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+            [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
              "--server.port", str(self.port), "--server.address", "127.0.0.1",
              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
             cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -139,8 +140,8 @@ class App:
 def start_app(tmp_path, request):
     """A function starting the app with extra environment variables (stopped in a finalizer)."""
 
-    def start(**extra_env: str) -> App:
-        app = App(tmp_path, extra_env)
+    def start(script: str = "app.py", **extra_env: str) -> App:
+        app = App(tmp_path, extra_env, script)
         request.addfinalizer(app.stop)
         return app
 
@@ -312,7 +313,7 @@ def test_demo_plays_without_a_camera_and_a_failing_analyzer_leaves_the_rest_work
 
     monkeypatch.setenv("SMARTMIRROR_CACHE_DIR", str(tmp_path / "cache"))
     _path, truth = demo.ensure_demo_clip()  # made once here, so the page does not wait for it
-    app = start_app(SMARTMIRROR_TEST_FAILING_ANALYZER="emotion")
+    app = start_app("tests/failing_emotion_app.py")  # emotion replaced by an analyzer that always raises
     page = browser_page()  # no fake camera: this browser has no camera at all
     query = "?source=demo" if Path("/dev/video0").exists() else ""  # no camera here: the demo is the default
     page.goto(app.url + query, wait_until="domcontentloaded")

@@ -290,22 +290,23 @@ def test_app_engine_builds_identity_only_when_asked():
 def test_clip_report_has_identity_null_unless_opted_in(synth_clip, monkeypatch):
     report = pytest.importorskip("smartmirror.report")
     assert inspect.signature(report.analyze_video).parameters["identity"].default is False
+    from smartmirror import registry
+
     built = []
-    real_optional_analyzer = report._optional_analyzer
+    real_identity = registry._identity
 
-    def identity_only(module: str, cls: str, **kwargs):
-        """Record what the report builds; leave emotion and fatigue out (this test is about identity and their
-        models take most of a report's time), as the report does when their packages are missing."""
-        built.append(module)
-        return real_optional_analyzer(module, cls, **kwargs) if module == "smartmirror.identity" else None
+    def recorded_identity():
+        built.append("identity")
+        return real_identity()
 
-    monkeypatch.setattr(report, "_optional_analyzer", identity_only)
-    # the vitals tests' 12 s clip (the report needs >= 6 s of face), made once per session
+    monkeypatch.setattr(registry, "_identity", recorded_identity)
+    # the vitals tests' 12 s clip (the report needs >= 6 s of face), made once per session; emotion and fatigue
+    # are left out (this test is about identity, and their models take most of a report's time)
     clip = synth_clip(duration_s=12, heart_rate_bpm=70, seed=8, width=320, height=240)[0] / "vid.avi"
-    assert report.analyze_video(clip)["identity"] is None
-    assert "smartmirror.identity" not in built  # off: not even constructed
-    section = report.analyze_video(clip, identity=True)["identity"]
-    assert "smartmirror.identity" in built
+    assert report.analyze_video(clip, sections=())["identity"] is None
+    assert not built  # off: not even constructed
+    section = report.analyze_video(clip, identity=True, sections=())["identity"]
+    assert built == ["identity"]
     assert section["gender"] == "female" and section["gender_confidence"] >= 0.8
     assert section["frames_used"] >= 12  # a reading every 0.5 s of the 12 s clip
     assert ASTRONAUT_AGE_BAND[0] <= section["age_years"] <= ASTRONAUT_AGE_BAND[1]

@@ -20,17 +20,12 @@ Data flow::
   the store; :meth:`Engine.feedback` passes the user's answer on.
 - Kiosk mode forgets everything (analyzer state, agent state, session) when no face was seen for
   ``kiosk_forget_s`` seconds of source time.
-
-Testing hook (documented, used only by tests): ``SMARTMIRROR_TEST_FAILING_ANALYZER=<name>`` adds an analyzer of
-that name whose ``update`` always raises ``RuntimeError``, to check that one failing analyzer leaves the rest
-working and is shown as unavailable.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -45,7 +40,8 @@ from smartmirror.frames import FrameBuffer, FramePacket, SourceClock
 from smartmirror.live.store import RateMeter, StateStore
 from smartmirror.live.tracked import MAX_SKIPPED_FRAMES, TrackedPacket, between_faces
 from smartmirror.modes import MODES
-from smartmirror.pipeline import AnalyzerRunner, AnalyzerSpec, analyzer_specs, error_text
+from smartmirror.pipeline import AnalyzerRunner, error_text
+from smartmirror.registry import AnalyzerSpec, analyzer_specs
 
 log = logging.getLogger(__name__)
 
@@ -73,24 +69,6 @@ def tune_process_for_live(*, switch_interval_s: float = APP_SWITCH_INTERVAL_S,
         except ImportError:  # no torch: nothing to limit
             return
         torch.set_num_threads(torch_threads)
-FAILING_ANALYZER_ENV = "SMARTMIRROR_TEST_FAILING_ANALYZER"
-
-class FailingAnalyzer:
-    """An analyzer whose ``update`` always raises (the tests' failure injection; see the module docstring)."""
-
-    def __init__(self, name: str = "failing"):
-        self.name = name
-
-    def reset(self) -> None:
-        pass
-
-    def update(self, packet: FramePacket, face: FaceObservation | None) -> dict | None:
-        raise RuntimeError(f"injected failure in analyzer {self.name!r} ({FAILING_ANALYZER_ENV})")
-
-    def summary(self) -> dict | None:
-        return None
-
-
 def default_specs(
     mode: str = "wellness", *, identity: bool = False, pulse_method: str | None = None
 ) -> list[AnalyzerSpec]:
@@ -99,17 +77,9 @@ def default_specs(
 
     ``pulse_method`` picks the vitals' pulse extractor (None: the measured default); the app offers only methods
     registered as ``realtime``.
-
-    With ``SMARTMIRROR_TEST_FAILING_ANALYZER=<name>`` set, an analyzer of that name that always raises replaces
-    or joins them (tests only).
     """
     names = ("vitals", "fatigue", "emotion", "identity") if identity else ("vitals", "fatigue", "emotion")
-    specs = analyzer_specs(names, mode=mode, pulse_method=pulse_method, live=True)
-    failing = os.environ.get(FAILING_ANALYZER_ENV, "").strip()
-    if failing:
-        specs = [s for s in specs if s.name != failing]
-        specs.append(AnalyzerSpec(failing, lambda: FailingAnalyzer(failing)))
-    return specs
+    return analyzer_specs(names, mode=mode, pulse_method=pulse_method, live=True)
 
 
 # --- overlay and rates ------------------------------------------------------------------------------------------
@@ -192,6 +162,7 @@ class Engine:
         self.frames_submitted = 0
         self.frames_dropped = 0  # submitted frames the face thread never saw (it was busy)
         self.frames_lost: dict[str, int] = {}  # per analyzer: tracked frames it fell too far behind to read
+        self.runners = {spec.name: AnalyzerRunner(spec, retry_after_s=retry_after_s) for spec in self.specs}
 
         self._inbox: FramePacket | None = None
         self._skipped: list[FramePacket] = []  # replaced in the inbox before the tracker took them (oldest first)
@@ -373,7 +344,7 @@ class Engine:
             self.forget()
 
     def _analyzer_loop(self, spec: AnalyzerSpec) -> None:
-        runner = AnalyzerRunner(spec, retry_after_s=self.retry_after_s)
+        runner = self.runners[spec.name]
         generation = -1
         last_seq = 0
         next_build = 0.0
@@ -546,6 +517,11 @@ class Engine:
                     self._agent.reset()
                 except Exception:  # noqa: BLE001
                     log.exception("agent reset failed")
+
+    def summaries(self) -> dict[str, Any]:
+        """Each analyzer's summary over the frames it saw (the clip report's sections); call after :meth:`stop`,
+        or when no frames are in flight, since the analyzers' threads update them."""
+        return {name: runner.summary() for name, runner in self.runners.items()}
 
     @property
     def generation(self) -> int:

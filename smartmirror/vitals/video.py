@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from smartmirror.frames import VideoError, read_video_packets
+from smartmirror.frames import Prefetcher, VideoError, read_video_packets
+from smartmirror.pipeline import Pipeline
+from smartmirror.registry import AnalyzerSpec, vitals_spec
 from smartmirror.vitals.pipeline import VitalsTrace, build_segments
 from smartmirror.vitals.rppg import DEFAULT_METHOD, PULSE_BAND_HZ
 from smartmirror.vitals.signal import GRID_RATE_HZ, bandpass
@@ -34,30 +36,30 @@ def video_traces(
     VideoError
         The reader's codes, ``no_face`` when no frame shows a face, ``invalid_method`` for an unknown method.
     """
-    from smartmirror.face import FaceTracker
-    from smartmirror.frames import Prefetcher
-    from smartmirror.vitals.analyzer import VitalsAnalyzer
-
-    analyzers: dict[tuple, VitalsAnalyzer] = {}
+    specs: dict[tuple, AnalyzerSpec] = {}
     keys: dict[str, tuple] = {}
     try:
         for method in methods:
             keys[method] = _crop_key(method)
-            if keys[method] not in analyzers:
-                analyzers[keys[method]] = VitalsAnalyzer(method=method, live=False, max_seconds=1e9)
     except ValueError as exc:
         raise VideoError("invalid_method", str(exc)) from None
-    faces = 0
-    with FaceTracker(static_image_mode=False) as tracker:
+    for method in methods:
+        if keys[method] not in specs:
+            specs[keys[method]] = vitals_spec(method, name=f"vitals-{len(specs)}", live=False, max_seconds=1e9)
+    with Pipeline(specs.values()) as pipeline:
+        for runner in pipeline.runners.values():
+            if not runner.start():
+                if isinstance(runner.exception, ValueError):
+                    raise VideoError("invalid_method", str(runner.exception)) from None
+                raise runner.exception or RuntimeError(runner.error)
         for packet in Prefetcher(read_video_packets(path, max_frames=max_frames)):
-            face = tracker.process(packet.image)
-            faces += face is not None
-            for analyzer in analyzers.values():
-                analyzer.update(packet, face)
-    traces = {key: analyzer.trace() for key, analyzer in analyzers.items()}
-    if faces == 0:
-        frames = next(iter(traces.values())).frames if traces else 0
-        raise VideoError("no_face", f"No face found in any of the {frames} frames of {Path(path).name}")
+            pipeline.step(packet)
+            failed = next((r.exception for r in pipeline.runners.values() if r.exception is not None), None)
+            if failed is not None:
+                raise failed
+        traces = {key: pipeline.runners[spec.name].analyzer.trace() for key, spec in specs.items()}
+        if pipeline.frames_with_face == 0:
+            raise VideoError("no_face", f"No face found in any of the {pipeline.frames} frames of {Path(path).name}")
     return {method: traces[keys[method]] for method in methods}
 
 

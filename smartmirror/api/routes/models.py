@@ -224,7 +224,7 @@ class SystemStatus(BaseModel):
     max_sessions: int
     frames_processed: int
     video_analyses_running: int
-    analyzers: dict[str, bool] = Field(description="Which analyzer packages are installed")
+    analyzers: dict[str, bool] = Field(description="Which analyzers could be built (installed and loaded)")
     pulse_methods: list[str]
     default_pulse_method: str | None
     limits: dict[str, Any]

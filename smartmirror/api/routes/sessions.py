@@ -30,7 +30,7 @@ from smartmirror.api.routes.models import (
     SessionStatus,
 )
 from smartmirror.api.routes.state import ApiState, api_state
-from smartmirror.api.sessions import FrameOrderError, FrameOutcome, Session, build_analyzers, jsonable
+from smartmirror.api.sessions import FrameOrderError, FrameOutcome, Session, jsonable, session_specs
 
 router = APIRouter(tags=["sessions"])
 seed_router = APIRouter(tags=["seed 002 aliases"])
@@ -141,8 +141,8 @@ def _analyze_photo(state: ApiState, frame: FrameIn) -> FrameResult:
     """One image without a session: face, head pose, emotion and eye/mouth state (no heart rate)."""
     start = time.perf_counter()
     image = decode_image_base64(frame.image_data, max_side_px=state.settings.max_image_side_px)
-    analyzers = {name: a for name, a in build_analyzers().items() if name != "vitals"}
-    session = Session("photo", tracker=state.photo_tracker, analyzers=analyzers, buffer_frames=1,
+    specs = [spec for spec in session_specs() if spec.name != "vitals"]
+    session = Session("photo", tracker=state.photo_tracker, specs=specs, buffer_frames=1,
                       buffer_seconds=1.0, pulse_method=None, fatigue_mode="wellness")
     with session.lock:
         outcome = session.process(image, frame.timestamp_s)

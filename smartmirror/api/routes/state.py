@@ -16,9 +16,11 @@ from fastapi import Request
 
 from smartmirror.api.routes.metrics import ApiMetrics
 from smartmirror.api.routes.uploads import UploadArea
-from smartmirror.api.sessions import SessionStore, build_analyzers, installed_analyzers
+from smartmirror.api.session_store import SessionStore
+from smartmirror.api.sessions import session_specs
 from smartmirror.api.settings import ApiSettings
 from smartmirror.face import FaceTracker
+from smartmirror.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,7 @@ class ApiState:
                                              thread_name_prefix="smartmirror-clip"),
             video_slots=threading.BoundedSemaphore(settings.max_concurrent_videos),
             photo_tracker=FaceTracker(static_image_mode=True),
-            analyzers=installed_analyzers(),
+            analyzers={},
         )
         state.warm_up()
         return state
@@ -78,10 +80,9 @@ class ApiState:
         """Load MediaPipe's graphs and the analyzers' weights so the first session does not pay for them."""
         start = time.perf_counter()
         self.photo_tracker.process(np.zeros((64, 64, 3), dtype=np.uint8))
-        try:
-            build_analyzers()
-        except Exception:  # a broken analyzer shows up per request, with its own error
-            log.exception("building the analyzers failed at start-up")
+        warm = Pipeline(session_specs(), tracker=self.photo_tracker).start()  # a broken one: unavailable
+        self.analyzers.update({name: runner.available for name, runner in warm.runners.items()})
+        warm.close()
         if self.analyzers.get("emotion"):
             try:  # loads the shared emotion model (the analyzers load it lazily on their first face)
                 from smartmirror.emotion import predict_face
