@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: Source seconds a failed analyzer waits before it is tried again.
 RETRY_AFTER_S = 2.0
+#: Rounding slack of rates on the source clock (six frames at 1/30 s are 0.2 s, not 0.19999...).
+_CLOCK_SLACK_S = 1e-6
 
 
 def error_text(error: BaseException) -> str:
@@ -119,7 +121,7 @@ class AnalyzerRunner:
         if self._retry_t is not None and t < self._retry_t:
             return False
         rate = self.spec.rate_s
-        return rate is None or self._last_t is None or t - self._last_t >= rate
+        return rate is None or self._last_t is None or t - self._last_t >= rate - _CLOCK_SLACK_S
 
     def step(self, packet: FramePacket, face: FaceObservation | None,
              inputs: Mapping[str, State | None] | None = None) -> State | None:

@@ -63,7 +63,7 @@ def test_rates_are_source_seconds_and_needs_get_the_same_frames_state():
     assert [s.name for s in specs] == ["fatigue", "emotion"]  # emotion needs fatigue: it goes after it
     runners = {s.name: AnalyzerRunner(s) for s in specs}
     _run(runners, _packets(60))  # 2 s of frames
-    assert len(fatigue.seen) == 60 and fatigue.resets == 1 + 1  # built (its own reset) + one reset by the runner
+    assert len(fatigue.seen) == 60 and fatigue.resets == 1  # reset once, by the runner, before its first frame
     assert [t for t, _ in emotion.seen] == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8],
                                                          abs=1 / 30 + 1e-9)
     assert all(state["t"] == t for t, state in emotion.seen)  # fatigue's state of that very frame
