@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from smartmirror.api.routes.errors import ApiError, error_responses
+from smartmirror.api.routes.errors import ApiError, check_pulse_method, error_responses
 from smartmirror.api.routes.media import probe_video
 from smartmirror.api.routes.middleware import DEADLINE_KEY
 from smartmirror.api.routes.models import ClipReport
@@ -61,19 +61,6 @@ def _video_error(exc: VideoError) -> ApiError:
     return ApiError(VIDEO_ERROR_STATUS.get(exc.code, 422), exc.code, exc.message)
 
 
-def _check_method(name: str | None) -> None:
-    if name is None:
-        return
-    try:
-        from smartmirror.vitals.methods import get_method
-    except ImportError:
-        raise ApiError(422, "unknown_pulse_method", "The vitals package is not installed") from None
-    try:
-        get_method(name)
-    except ValueError as exc:
-        raise ApiError(422, "unknown_pulse_method", str(exc)) from None
-
-
 def _run_analysis(state: ApiState, path: Path, method: str | None, identity: bool,
                   cancel: threading.Event) -> dict[str, Any]:
     """Worker: analyse, then always remove the upload, free the slot and hand freed memory back."""
@@ -94,7 +81,7 @@ def _run_analysis(state: ApiState, path: Path, method: str | None, identity: boo
 
 async def _analyze_upload(state: ApiState, request: Request, method: str | None, identity: bool,
                           fields: tuple[str, ...]) -> JSONResponse:
-    _check_method(method)
+    check_pulse_method(method)
     method = method or state.settings.pulse_method
     folder = state.uploads.new_request_folder()
     path = folder / "upload.bin"

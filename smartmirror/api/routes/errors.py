@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from smartmirror.errors import error_object
+from smartmirror.vitals.methods import get_method, list_methods
 
 log = logging.getLogger(__name__)
 
@@ -137,3 +138,17 @@ def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
         504: "The request took longer than its time limit",
     }
     return {code: {"model": ErrorResponse, "description": descriptions.get(code, "Error")} for code in status_codes}
+
+
+def check_pulse_method(name: str | None, *, live: bool = False) -> None:
+    """Raise 422 unless ``name`` is None or a registered pulse method (a real-time one for a ``live`` session)."""
+    if name is None:
+        return
+    try:
+        method = get_method(name)
+    except ValueError as exc:
+        raise ApiError(422, "unknown_pulse_method", str(exc)) from None
+    if live and not method.realtime:
+        raise ApiError(422, "pulse_method_not_realtime",
+                       f"{name!r} is too slow for live sessions; choose one of "
+                       f"{', '.join(list_methods(realtime_only=True))} (any method works on /analyze-video)")

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Request
 
-from smartmirror.api.routes.errors import ApiError, error_responses
+from smartmirror.api.routes.errors import ApiError, check_pulse_method, error_responses
 from smartmirror.api.routes.media import checked_image_size, decode_base64, decode_image, decode_image_base64
 from smartmirror.api.routes.middleware import DEADLINE_KEY
 from smartmirror.api.routes.models import (
@@ -42,27 +42,9 @@ FRAME_ERRORS = error_responses(400, 401, 404, 409, 410, 413, 415, 422, 504)
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
-def _check_pulse_method(name: str | None) -> None:
-    """Raise 422 unless ``name`` is a registered real-time pulse method."""
-    if name is None:
-        return
-    try:
-        from smartmirror.vitals.methods import get_method, list_methods
-    except ImportError:
-        raise ApiError(422, "unknown_pulse_method", "The vitals package is not installed") from None
-    try:
-        method = get_method(name)
-    except ValueError as exc:
-        raise ApiError(422, "unknown_pulse_method", str(exc)) from None
-    if not method.realtime:
-        raise ApiError(422, "pulse_method_not_realtime",
-                       f"{name!r} is too slow for live sessions; choose one of "
-                       f"{', '.join(list_methods(realtime_only=True))} (any method works on /analyze-video)")
-
-
 def _create(state: ApiState, options: SessionCreate | None) -> SessionCreated:
     options = options or SessionCreate()
-    _check_pulse_method(options.pulse_method)
+    check_pulse_method(options.pulse_method, live=True)
     method = options.pulse_method or state.settings.pulse_method
     session = state.store.create(pulse_method=method, fatigue_mode=options.fatigue_mode)
     info = session.info(state.settings.session_expiry_s)
