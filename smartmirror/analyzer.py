@@ -38,8 +38,10 @@ class State(Protocol):
 
 
 def json_value(value: Any) -> Any:
-    """``value`` in plain JSON types: dataclasses to dicts (field order), tuples to lists, numpy to Python,
-    non-finite floats to None."""
+    """``value`` in plain JSON types: a :class:`State` by its ``to_json()``, other dataclasses to dicts (field
+    order), tuples to lists, numpy to Python, non-finite floats to None."""
+    if isinstance(value, JsonState):
+        return value.to_json()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: json_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import math
 import threading
 import time
 import uuid
@@ -28,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from smartmirror.analyzer import Analyzer
+from smartmirror.analyzer import Analyzer, json_value
 from smartmirror.api.settings import ApiSettings
 from smartmirror.errors import CodedError
 from smartmirror.face import FaceObservation, FaceTracker
@@ -120,24 +119,9 @@ def build_analyzers(pulse_method: str | None = None, fatigue_mode: str = "wellne
     return analyzers
 
 
-def jsonable(value: Any) -> Any:
-    """A plain-JSON copy of an analyzer state: numpy scalars/arrays to Python, non-finite floats to None."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, str):
-        return value
-    return str(value)
+#: A plain-JSON copy of an analyzer state or summary (a :class:`~smartmirror.analyzer.State` by its ``to_json()``;
+#: numpy to Python, non-finite floats to None).
+jsonable = json_value
 
 
 def release_memory() -> None:
@@ -287,7 +271,8 @@ class Session:
             timings[name] = time.perf_counter() - start
             if name == "fatigue":
                 fatigue_state = state
-            # a copy in plain JSON types: readers in other threads never see an analyzer's live dict
+            # the state's plain-JSON form (``state.to_json()``): readers in other threads never see an analyzer's
+            # objects
             states[name] = self.latest[name] = jsonable(state)
         self.last_t = t
         self.clock_mode = "server" if timestamp_s is None else "client"
