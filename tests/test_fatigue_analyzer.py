@@ -13,8 +13,8 @@ from fatigue_sequences import Episode, build_sequence, true_time_above
 from smartmirror.analyzer import Analyzer
 from smartmirror.fatigue import FatigueAnalyzer
 from smartmirror.fatigue.analyzer import MEASUREMENT_KEYS
-from smartmirror.fatigue.state import FatigueState
 from smartmirror.fatigue.events import P80_LEVEL
+from smartmirror.fatigue.state import FatigueState
 from smartmirror.frames import FramePacket
 
 BLINK_STARTS = (6.0, 9.0, 12.5, 15.0, 18.2, 21.0, 24.4, 27.0)
