@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from smartmirror.analyzer import JsonState
 
-__all__ = ["EmotionState"]
+__all__ = ["EmotionState", "EmotionSummary"]
 
 
 @dataclass(frozen=True)
@@ -43,3 +43,16 @@ class EmotionState(JsonState):
     raw_label: str
     tired_evidence: float | None
     t: float
+
+
+@dataclass(frozen=True)
+class EmotionSummary:
+    """The clip report's ``emotion`` section (:meth:`smartmirror.emotion.analyzer.EmotionAnalyzer.summary`):
+    the mean per-frame probabilities (0..1, the "tired" fusion included) over the face frames, their most likely
+    ``label`` with its ``confidence``, and the mean ``valence`` and ``arousal`` (-1..1)."""
+
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+    valence: float
+    arousal: float

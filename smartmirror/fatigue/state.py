@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from smartmirror.analyzer import JsonState
 
-__all__ = ["DrowsinessEvidence", "FatigueState"]
+__all__ = ["DrowsinessEvidence", "FatigueState", "FatigueSummary"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class FatigueState(JsonState):
     head_roll_deg, head_pitch_deg, head_yaw_deg, tilt_deg : float or None
         Head pose, degrees.
     pitch_ratio : float or None
-        Nose-to-eyes over nose-to-chin vertical distance (nodding cue).
+        Nose-tip-to-chin over outer-eye-corner distance (falls as the head pitches).
     head_down, head_away : bool or None
     head_away_s : float or None
         Seconds the head has been away from its usual pose.
@@ -149,3 +149,33 @@ class FatigueState(JsonState):
                  "microsleep": microsleep, "drowsiness_method": drowsiness_method, "alert": alert,
                  "alert_reason": alert_reason}
         return cls(**{f.name: given.get(f.name) for f in dataclasses.fields(cls)})
+
+
+@dataclass(frozen=True)
+class FatigueSummary:
+    """The clip report's ``fatigue`` section (:meth:`smartmirror.fatigue.analyzer.FatigueAnalyzer.summary`).
+
+    Over every face frame since the start: ``perclos`` 0..1, ``blinks_per_min`` (None under 10 s of face time),
+    counts of ``blinks``, ``yawns``, ``long_closures``, ``microsleeps``, ``nods`` and ``distractions``; medians
+    (at most the last hour) of ``ear``, ``mar``, ``head_roll_deg`` and ``head_pitch_deg``; ``head_away_s`` and
+    ``face_seconds`` in seconds; ``drowsiness_probability`` 0..1 by ``drowsiness_method`` ("rules" or "mlp").
+    """
+
+    drowsiness_probability: float | None
+    perclos: float | None
+    blinks_per_min: float | None
+    yawns: int
+    ear: float | None
+    mar: float | None
+    head_roll_deg: float | None
+    head_pitch_deg: float | None
+    blinks: int
+    mean_blink_duration_s: float | None
+    long_closures: int
+    microsleeps: int
+    nods: int
+    distractions: int
+    head_away_s: float | None
+    face_seconds: float | None
+    calibrated: bool
+    drowsiness_method: str
