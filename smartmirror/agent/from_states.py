@@ -90,15 +90,8 @@ def context_from_states(
     return context
 
 
-def sample_from_states(
-    face: Mapping[str, Any] | None,
-    fatigue: FatigueState | None,
-    emotion: EmotionState | None,
-    vitals: VitalsState | None,
-    *,
-    mode: str,
-    now: float,
-) -> dict[str, Any]:
+def sample_from_states(face: Mapping[str, Any] | None, fatigue: FatigueState | None, emotion: EmotionState | None,
+                       vitals: VitalsState | None, *, mode: str, now: float) -> dict[str, Any]:
     """One session-history sample (``t_wall`` and :data:`smartmirror.ui.history.SAMPLE_COLUMNS`): numbers only,
     None where not measured."""
     return {
