@@ -65,7 +65,7 @@ def evaluate(track: FaceTrack) -> dict:
     last_t = None
     for packet, face in replay(track):
         state = analyzer.update(packet, face)
-        if state.get("talking") and last_t is not None:
+        if state.talking and last_t is not None:
             talking_s += packet.t - last_t
         last_t = packet.t
     summary = analyzer.summary() or {}

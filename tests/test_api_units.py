@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from smartmirror.analyzer import json_value
 from smartmirror.api.routes.errors import ApiError
 from smartmirror.api.routes.media import decode_base64, decode_image, decode_image_base64, probe_video_seconds
 from smartmirror.api.session_store import SessionStore
@@ -17,7 +18,6 @@ from smartmirror.api.sessions import (
     SessionExpired,
     SessionNotFound,
     TooManySessions,
-    jsonable,
 )
 from smartmirror.api.settings import ApiSettings
 from smartmirror.frames import VideoError
@@ -118,10 +118,10 @@ def test_video_probe_measures_duration_and_refuses_long_or_broken_files(tmp_path
     assert caught.value.code == "not_a_video"
 
 
-def test_jsonable_turns_numpy_and_non_finite_values_into_plain_json():
+def test_json_value_turns_numpy_and_non_finite_values_into_plain_json():
     state = {"hr": np.float32(71.5), "n": np.int64(3), "ok": np.bool_(True), "wave": np.arange(3.0),
              "bad": math.nan, "nested": {"inf": np.float64("inf")}, 4: (1, 2)}
-    assert jsonable(state) == {"hr": 71.5, "n": 3, "ok": True, "wave": [0.0, 1.0, 2.0], "bad": None,
+    assert json_value(state) == {"hr": 71.5, "n": 3, "ok": True, "wave": [0.0, 1.0, 2.0], "bad": None,
                                "nested": {"inf": None}, "4": [1, 2]}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -84,16 +86,27 @@ def test_circumplex_mapping():
         assert -1 <= v <= 1 and -1 <= a <= 1 and v * v + a * a <= 1 + 1e-9
 
 
+def fatigue_state(**values):
+    """A fatigue analyzer's state with a face and the given fields (the rest None)."""
+    from smartmirror.fatigue.state import FatigueState
+
+    empty = FatigueState.without_face(0.0, mode="wellness", calibrated=True, microsleep=False,
+                                      drowsiness_method="rules", alert=False, alert_reason=None)
+    return dataclasses.replace(empty, **{"face_present": True, "status": "ok", **values})
+
+
 def test_tired_fusion_from_fatigue_state():
     from smartmirror.emotion.fusion import fuse_tired, fuse_valence_arousal, tired_evidence
     from smartmirror.emotion.labels import valence_arousal
 
     assert tired_evidence(None) is None
-    assert tired_evidence({"face_present": False, "drowsiness_probability": 0.9}) is None
-    assert tired_evidence({"drowsiness_probability": 0.2}) == 0.0
-    assert tired_evidence({"drowsiness_probability": 0.55}) == pytest.approx(0.475)
-    assert tired_evidence({"drowsiness_probability": 0.9}) == pytest.approx(0.95)
-    assert tired_evidence({"drowsiness_probability": 0.1, "microsleep": True}) == pytest.approx(0.95)
+    assert tired_evidence(fatigue_state(face_present=False, drowsiness_probability=0.9)) is None
+    assert tired_evidence(fatigue_state()) is None  # no drowsiness measured yet
+    assert tired_evidence(fatigue_state(drowsiness_probability=float("nan"))) is None
+    assert tired_evidence(fatigue_state(drowsiness_probability=0.2)) == 0.0
+    assert tired_evidence(fatigue_state(drowsiness_probability=0.55)) == pytest.approx(0.475)
+    assert tired_evidence(fatigue_state(drowsiness_probability=0.9)) == pytest.approx(0.95)
+    assert tired_evidence(fatigue_state(drowsiness_probability=0.1, microsleep=True)) == pytest.approx(0.95)
 
     probabilities = {"happy": 0.8, "neutral": 0.2}
     fused, share = fuse_tired(probabilities, None)
@@ -159,18 +172,21 @@ def test_analyzer_on_real_frames(astronaut_bgr, astronaut_face):
     assert analyzer.update(FramePacket(0.0, astronaut_bgr), None) is None  # nothing to say before a face
     states = [analyzer.update(FramePacket(0.1 + i / 30, astronaut_bgr, i), astronaut_face) for i in range(15)]
     state = states[-1]
-    assert state["face_present"] and state["label"] == "happy" and state["raw_label"] == "happy"
-    assert list(state["probabilities"]) == list(EMOTION_LABELS)  # the seed's 8 classes, tired included
-    assert state["probabilities"]["tired"] == 0 and state["tired_evidence"] is None
-    assert state["valence"] > 0.8 and -1 <= state["arousal"] <= 1
+    assert state.face_present and state.label == "happy" and state.raw_label == "happy"
+    assert list(state.probabilities) == list(EMOTION_LABELS)  # the seed's 8 classes, tired included
+    assert state.probabilities["tired"] == 0 and state.tired_evidence is None
+    assert state.valence > 0.8 and -1 <= state.arousal <= 1
+    assert state.to_json() == {"face_present": True, "label": "happy", "confidence": state.confidence,
+                               "probabilities": state.probabilities, "valence": state.valence,
+                               "arousal": state.arousal, "raw_label": "happy", "tired_evidence": None, "t": state.t}
     gone = analyzer.update(FramePacket(1.0, astronaut_bgr), None)
-    assert gone["face_present"] is False and gone["label"] == "happy"
+    assert gone.face_present is False and gone.label == "happy" and gone.t == 1.0
 
-    drowsy = {"face_present": True, "drowsiness_probability": 0.95, "microsleep": False}
+    drowsy = fatigue_state(drowsiness_probability=0.95)
     for i in range(60):  # 2 s of a drowsy fatigue state
         state = analyzer.update(FramePacket(1.1 + i / 30, astronaut_bgr), astronaut_face, fatigue_state=drowsy)
-    assert state["raw_label"] == "tired" and state["label"] == "tired"
-    assert state["valence"] < 0.3 and state["arousal"] < -0.5
+    assert state.raw_label == "tired" and state.label == "tired"
+    assert state.valence < 0.3 and state.arousal < -0.5
 
     summary = analyzer.summary()
     assert set(summary) == {"label", "confidence", "probabilities", "valence", "arousal"}
@@ -194,8 +210,8 @@ def test_analyzer_label_stays_put_while_raw_label_flickers(astronaut_bgr, astron
     for i in range(70):  # the face is seen clearly for 1/3 s, then the hand covers the mouth in ~35 % of frames
         frame = covered if i >= 10 and rng.random() < 0.35 else astronaut_bgr
         state = analyzer.update(FramePacket(i / 30, frame, i), astronaut_face)
-        raw.append(state["raw_label"])
-        shown.append(state["label"])
+        raw.append(state.raw_label)
+        shown.append(state.label)
     raw_flips = sum(a != b for a, b in zip(raw, raw[1:], strict=False))
     assert raw_flips >= 10 and len(set(raw)) >= 2
     assert set(shown) == {"happy"}

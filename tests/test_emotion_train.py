@@ -187,8 +187,8 @@ def test_training_lowers_the_loss_and_resumes_exactly(folder_dataset, tmp_path, 
 
         analyzer = EmotionAnalyzer(model=str(full.best_checkpoint))
         state = analyzer.update(FramePacket(0.0, astronaut_bgr), astronaut_face)
-        assert set(state["probabilities"]) == {"neutral", "happy", "sad", "tired"}
-        assert -1 <= state["valence"] <= 1 and -1 <= state["arousal"] <= 1  # from the model's own heads
+        assert set(state.probabilities) == {"neutral", "happy", "sad", "tired"}
+        assert -1 <= state.valence <= 1 and -1 <= state.arousal <= 1  # from the model's own heads
 
     with pytest.raises(ValueError, match="trained as"):
         train_emotion(folder_dataset, tmp_path / "full", _config(model="novel_emotion_b0", epochs=10), progress=False)

@@ -96,10 +96,10 @@ def test_mlp_pipeline_trains_saves_loads_and_drives_the_analyzer(astronaut_face,
     analyzer = FatigueAnalyzer(mlp_path=path, smoothing_s=0.5)
     states = [analyzer.update(p, face) for p, face in frames]
     times = np.array([p.t for p, _ in frames])
-    p = np.array([s["drowsiness_probability"] for s in states])
-    assert states[-1]["drowsiness_method"] == "mlp"
+    p = np.array([s.drowsiness_probability for s in states])
+    assert states[-1].drowsiness_method == "mlp"
     assert p[times < 5.5].max() < 0.3 and p[(times > 7.5) & (times < 9.0)].min() > 0.7
-    assert "drowsiness_score_rules" in states[-1] and analyzer.summary()["drowsiness_method"] == "mlp"
+    assert states[-1].drowsiness_score_rules is not None and analyzer.summary()["drowsiness_method"] == "mlp"
     assert FatigueAnalyzer().summary() is None and FatigueAnalyzer().mlp_ is None  # never loaded implicitly
 
 

@@ -197,7 +197,7 @@ def test_astronaut_reads_female_with_confidence_and_a_plausible_age(astronaut_bg
         for i, frame in enumerate(frames):
             state = analyzer.update(FramePacket(t=0.5 * i, image=frame, index=i), tracker.process(frame))
     summary = analyzer.summary()
-    assert state == summary
+    assert state.to_json() == summary and state == analyzer.state()
     assert summary["frames_used"] == len(frames)
     assert summary["gender"] == "female"
     assert summary["gender_confidence"] >= 0.8

@@ -1,4 +1,4 @@
-"""The clip report and `smartmirror analyze`: the DESIGN.md keys, one JSON object, errors for bad files."""
+"""The clip report and `smartmirror analyze`: the keys of docs/states.md, one JSON object, errors for bad files."""
 
 from __future__ import annotations
 

@@ -55,15 +55,15 @@ def test_live_analyzer_reads_within_8_s_and_keeps_bounded_memory(synth_clip):
         for packet in read_video_packets(folder / "vid.avi"):
             state = analyzer.update(packet, tracker.process(packet.image))
             states.append(state)
-            if first_reading_t is None and state["heart_rate_bpm"] is not None:
+            if first_reading_t is None and state.heart_rate_bpm is not None:
                 first_reading_t = packet.t
     assert first_reading_t is not None and first_reading_t <= 8.0
     last = states[-1]
-    assert last["heart_rate_bpm"] == pytest.approx(truth.heart_rate_bpm, abs=3.0)
-    assert last["face_present"] is True and last["liveness"] is True
-    assert len(last["pulse_waveform"]) == int(6 * last["pulse_waveform_rate_hz"])
-    assert last["warmup_s_left"]["heart_rate"] == 0.0 and last["warmup_s_left"]["hrv"] > 15.0
-    assert last["spo2_percent"] is not None and last["spo2_calibrated"] in (True, False)
+    assert last.heart_rate_bpm == pytest.approx(truth.heart_rate_bpm, abs=3.0)
+    assert last.face_present is True and last.liveness is True
+    assert len(last.pulse_waveform) == int(6 * last.pulse_waveform_rate_hz)
+    assert last.warmup_s_left.heart_rate == 0.0 and last.warmup_s_left.hrv > 15.0
+    assert last.spo2_percent is not None and last.spo2_calibrated in (True, False)
     trace = analyzer.trace()
     assert trace.times_s[-1] - trace.times_s[0] <= 10.0                 # bounded by max_seconds
     assert analyzer.summary()["heart_rate_bpm"] is not None

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import math
 import threading
 import time
 from collections import deque
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from smartmirror.analyzer import json_value
 from smartmirror.errors import CodedError
 from smartmirror.face import FaceObservation, FaceTracker
 from smartmirror.frames import FramePacket
@@ -70,26 +70,6 @@ AnalyzerFactory = Callable[[str | None, str], list[AnalyzerSpec]]
 def session_specs(pulse_method: str | None = None, fatigue_mode: str = "wellness") -> list[AnalyzerSpec]:
     """A session's analyzers: vitals, fatigue and emotion from the registry (live vitals states)."""
     return analyzer_specs(DEFAULT_ANALYZERS, mode=fatigue_mode, pulse_method=pulse_method, live=True)
-
-
-def jsonable(value: Any) -> Any:
-    """A plain-JSON copy of an analyzer state: numpy scalars/arrays to Python, non-finite floats to None."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, str):
-        return value
-    return str(value)
 
 
 def release_memory() -> None:
@@ -211,8 +191,8 @@ class Session:
         error_code = error_message = None
         if face is None:
             error_code, error_message = "no_face", "No face found in the image"
-        for name in result.updated:  # plain JSON copies: readers in other threads never see a live state
-            self.latest[name] = jsonable(result.states[name])
+        for name in result.updated:  # plain-JSON copies (``state.to_json()``): other threads never see live objects
+            self.latest[name] = json_value(result.states[name])
         states = {name: self.latest.get(name) for name in result.states}
         self.last_t = t
         self.clock_mode = "server" if timestamp_s is None else "client"

@@ -8,6 +8,7 @@ The clip summary averages the unsmoothed per-frame (fused) probabilities over fr
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Mapping
@@ -21,7 +22,9 @@ from smartmirror.emotion.inference import EmotionPredictor
 from smartmirror.emotion.labels import EMOTION_LABELS, valence_arousal
 from smartmirror.emotion.model import resolve_model_spec
 from smartmirror.emotion.smoothing import LabelSmoother
+from smartmirror.emotion.state import EmotionState
 from smartmirror.face import FaceObservation
+from smartmirror.fatigue.state import FatigueState
 from smartmirror.frames import FramePacket
 
 log = logging.getLogger(__name__)
@@ -94,7 +97,7 @@ class EmotionAnalyzer:
             raise ValueError(f"face_gap_reset_s must be >= 0, got {self.face_gap_reset_s!r}")
         self.smoother_ = LabelSmoother(self.smoothing_s, self.switch_margin, self.hold_s)
         self.smoother_.reset()
-        self.state_: dict[str, Any] | None = None
+        self.state_: EmotionState | None = None
         self.last_face_t_: float | None = None
         self.frames_ = 0
         self.probability_sums_: dict[str, float] = {}
@@ -105,14 +108,12 @@ class EmotionAnalyzer:
         self,
         packet: FramePacket,
         face: FaceObservation | None,
-        fatigue_state: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any] | None:
-        """Consume one frame; returns the live state or None before the first face.
+        fatigue_state: FatigueState | None = None,
+    ) -> EmotionState | None:
+        """Consume one frame; returns the live state (:class:`~smartmirror.emotion.state.EmotionState`) or None
+        before the first face.
 
         ``fatigue_state`` is the fatigue analyzer's latest state for the same frame (for the class "tired").
-        The state has ``face_present``, ``label`` (smoothed, with hysteresis), ``confidence``, ``probabilities``
-        (smoothed), ``valence``, ``arousal`` (smoothed, [-1, 1]), ``raw_label`` (this frame alone),
-        ``tired_evidence`` (from fatigue, or None) and ``t`` (seconds).
         """
         if not hasattr(self, "smoother_"):
             self.reset()
@@ -151,25 +152,25 @@ class EmotionAnalyzer:
         self.arousal_sum_ += arousal
 
         smoothed = self.smoother_.update(packet.t, fused, {"valence": valence, "arousal": arousal})
-        self.state_ = {
-            "face_present": True,
-            "label": smoothed.label,
-            "confidence": round(smoothed.confidence, 4),
-            "probabilities": ordered_probabilities(smoothed.probabilities),
-            "valence": round(smoothed.values["valence"], 4),
-            "arousal": round(smoothed.values["arousal"], 4),
-            "raw_label": max(fused, key=fused.__getitem__),
-            "tired_evidence": None if evidence is None else round(evidence, 4),
-            "t": float(packet.t),
-        }
-        return dict(self.state_)
+        self.state_ = EmotionState(
+            face_present=True,
+            label=smoothed.label,
+            confidence=round(smoothed.confidence, 4),
+            probabilities=ordered_probabilities(smoothed.probabilities),
+            valence=round(smoothed.values["valence"], 4),
+            arousal=round(smoothed.values["arousal"], 4),
+            raw_label=max(fused, key=fused.__getitem__),
+            tired_evidence=None if evidence is None else round(evidence, 4),
+            t=float(packet.t),
+        )
+        return self.state_
 
-    def _no_face(self, t: float) -> dict[str, Any] | None:
+    def _no_face(self, t: float) -> EmotionState | None:
         if self.state_ is None:
             return None
         if self.last_face_t_ is not None and t - self.last_face_t_ > self.face_gap_reset_s:
             self.smoother_.reset()
-        return {**self.state_, "face_present": False, "t": float(t)}
+        return dataclasses.replace(self.state_, face_present=False, t=float(t))
 
     def summary(self) -> dict[str, Any] | None:
         """Clip-level emotion: {label, confidence, probabilities, valence, arousal}; None without any face."""

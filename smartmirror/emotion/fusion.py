@@ -13,10 +13,11 @@ share (so for the circumplex mapping the fused point is exactly the circumplex o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from typing import Any
 
 from smartmirror.emotion.labels import TIRED, circumplex_point
+from smartmirror.fatigue.state import FatigueState
 
 #: Drowsiness probability at which tired evidence starts, and the span over which it reaches its maximum.
 DROWSINESS_ONSET = 0.3
@@ -25,23 +26,17 @@ DROWSINESS_SPAN = 0.5
 MAX_TIRED_EVIDENCE = 0.95
 
 
-def tired_evidence(fatigue_state: Mapping[str, Any] | None) -> float | None:
+def tired_evidence(fatigue_state: FatigueState | None) -> float | None:
     """Tired evidence 0..0.95 from the fatigue analyzer's latest state, or None when it has nothing to say.
 
     Uses ``drowsiness_probability`` and ``microsleep``; a state with ``face_present`` False gives None.
     """
-    if not fatigue_state or fatigue_state.get("face_present") is False:
+    if fatigue_state is None or not fatigue_state.face_present:
         return None
-    if fatigue_state.get("microsleep"):
+    if fatigue_state.microsleep:
         return MAX_TIRED_EVIDENCE
-    drowsiness = fatigue_state.get("drowsiness_probability")
-    if drowsiness is None:
-        return None
-    try:
-        drowsiness = float(drowsiness)
-    except (TypeError, ValueError):
-        return None
-    if drowsiness != drowsiness:  # NaN
+    drowsiness = fatigue_state.drowsiness_probability
+    if drowsiness is None or not math.isfinite(drowsiness):
         return None
     share = min(max((drowsiness - DROWSINESS_ONSET) / DROWSINESS_SPAN, 0.0), 1.0)
     return MAX_TIRED_EVIDENCE * share

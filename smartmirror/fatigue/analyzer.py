@@ -16,9 +16,9 @@ Modes (``mode=``):
   the usual pose for ``distraction_s``), or by a smoothed score of at least ``drowsy_alert``.
 - ``"kiosk"``: 2 s calibration, 3 s smoothing, no alerts (short visits).
 
-Without a face the state is ``{"face_present": False, "status": "no_face", ...}`` with every number None (counts
-too: the report's summary keeps them), never a value carried over; only a microsleep or closure alert already
-raised stays up for its hold time.
+Without a face the state (:class:`~smartmirror.fatigue.state.FatigueState`) has ``face_present`` False, status
+"no_face" and every number None (counts too: the report's summary keeps them), never a value carried over; only
+a microsleep or closure alert already raised stays up for its hold time.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from smartmirror.fatigue.events import (
 )
 from smartmirror.fatigue.features import fatigue_features
 from smartmirror.fatigue.model import FatigueMeasures, FatigueMLP, drowsiness_score, load_mlp
+from smartmirror.fatigue.state import DrowsinessEvidence, FatigueState
 from smartmirror.frames import FramePacket
 
 log = logging.getLogger(__name__)
@@ -210,10 +211,10 @@ class FatigueAnalyzer:
         self._last_sample_t = -math.inf
         self.mlp_sum_ = 0.0
         self.mlp_count_ = 0
-        self.state_: dict[str, Any] | None = None
+        self.state_: FatigueState | None = None
 
     # ------------------------------------------------------------------------------------------------ per frame
-    def update(self, packet: FramePacket, face: FaceObservation | None) -> dict[str, Any]:
+    def update(self, packet: FramePacket, face: FaceObservation | None) -> FatigueState:
         """Consume one frame (in source-clock order) and return the latest state.
 
         A frame whose time is not after the previous one is ignored (the previous state is returned).
@@ -307,53 +308,53 @@ class FatigueAnalyzer:
             self.samples_.append((features.ear, features.mar, features.head_roll_deg, features.head_pitch_deg))
 
         calibrated = self.ear_baseline_.calibrated
-        self.state_ = {
-            "t": t,
-            "face_present": True,
-            "status": "ok" if calibrated else "calibrating",
-            "mode": self.mode,
-            "calibrated": calibrated,
-            "ear": _round(features.ear),
-            "ear_left": _round(features.ear_left),
-            "ear_right": _round(features.ear_right),
-            "ear_baseline": _round(ear_base),
-            "eye_closure": _round(closure, 3),
-            "eyes_closed": eyes.closed_now,
-            "closure_duration_s": _round(eyes.current_closure_s, 3),
-            "mar": _round(features.mar),
-            "mar_baseline": _round(mar_base),
-            "yawn_threshold_mar": _round(yawn_threshold),
-            "mouth_open": self.yawns_.mouth_open_now,
-            "yawning": self.yawns_.yawning_now,
-            "talking": self.yawns_.talking(t),
-            "head_roll_deg": _round(features.head_roll_deg, 2),
-            "head_pitch_deg": _round(features.head_pitch_deg, 2),
-            "head_yaw_deg": _round(features.head_yaw_deg, 2),
-            "tilt_deg": _round(features.tilt_deg, 2),
-            "pitch_ratio": _round(features.pitch_ratio),
-            "head_down": self.nods_.head_down_now,
-            "head_away": self.head_away_.away_now,
-            "head_away_s": _round(self.head_away_.current_away_s, 3),
-            "distracted": self.head_away_.distracted,
-            "blinks": self.events_["blink"].total,
-            "blinks_per_min": _round(measures.blinks_per_min, 2),
-            "mean_blink_duration_s": _round(measures.mean_blink_duration_s, 3),
-            "last_blink_duration_s": _round(eyes.last_blink_duration_s, 3),
-            "perclos": _round(measures.perclos),
-            "perclos_window_s": _round(eye_window, 2),
-            "long_closure": eyes.long_closure_now,
-            "long_closures": self.events_["long_closure"].total,
-            "microsleep": microsleep,
-            "microsleeps": self.events_["microsleep"].total,
-            "yawns": self.events_["yawn"].total,
-            "nods": self.events_["nod"].total,
-            "drowsiness_probability": _round(self.smoothed_),
-            "drowsiness_score_rules": _round(score.probability),
-            "drowsiness_evidence": score.evidence,
-            "drowsiness_method": "mlp" if self.mlp_ is not None else "rules",
-            "alert": reason is not None,
-            "alert_reason": reason,
-        }
+        self.state_ = FatigueState(
+            t=t,
+            face_present=True,
+            status="ok" if calibrated else "calibrating",
+            mode=self.mode,
+            calibrated=calibrated,
+            ear=_round(features.ear),
+            ear_left=_round(features.ear_left),
+            ear_right=_round(features.ear_right),
+            ear_baseline=_round(ear_base),
+            eye_closure=_round(closure, 3),
+            eyes_closed=eyes.closed_now,
+            closure_duration_s=_round(eyes.current_closure_s, 3),
+            mar=_round(features.mar),
+            mar_baseline=_round(mar_base),
+            yawn_threshold_mar=_round(yawn_threshold),
+            mouth_open=self.yawns_.mouth_open_now,
+            yawning=self.yawns_.yawning_now,
+            talking=self.yawns_.talking(t),
+            head_roll_deg=_round(features.head_roll_deg, 2),
+            head_pitch_deg=_round(features.head_pitch_deg, 2),
+            head_yaw_deg=_round(features.head_yaw_deg, 2),
+            tilt_deg=_round(features.tilt_deg, 2),
+            pitch_ratio=_round(features.pitch_ratio),
+            head_down=self.nods_.head_down_now,
+            head_away=self.head_away_.away_now,
+            head_away_s=_round(self.head_away_.current_away_s, 3),
+            distracted=self.head_away_.distracted,
+            blinks=self.events_["blink"].total,
+            blinks_per_min=_round(measures.blinks_per_min, 2),
+            mean_blink_duration_s=_round(measures.mean_blink_duration_s, 3),
+            last_blink_duration_s=_round(eyes.last_blink_duration_s, 3),
+            perclos=_round(measures.perclos),
+            perclos_window_s=_round(eye_window, 2),
+            long_closure=eyes.long_closure_now,
+            long_closures=self.events_["long_closure"].total,
+            microsleep=microsleep,
+            microsleeps=self.events_["microsleep"].total,
+            yawns=self.events_["yawn"].total,
+            nods=self.events_["nod"].total,
+            drowsiness_probability=_round(self.smoothed_),
+            drowsiness_score_rules=_round(score.probability),
+            drowsiness_evidence=DrowsinessEvidence(**score.evidence),
+            drowsiness_method="mlp" if self.mlp_ is not None else "rules",
+            alert=reason is not None,
+            alert_reason=reason,
+        )
         return self.state_
 
     def _interrupt(self, t: float) -> None:
@@ -364,45 +365,33 @@ class FatigueAnalyzer:
         self.nods_.interrupt()
         self.head_away_.interrupt()
 
-    def _lose_face(self, t: float) -> dict[str, Any]:
+    def _lose_face(self, t: float) -> FatigueState:
         if self.last_face_t_ is not None and self.no_face_since_ is None:
             self._interrupt(t)
             self.no_face_since_ = t
         self.smoothed_ = None
         return self._no_face_state(t)
 
-    def _no_face_state(self, t: float) -> dict[str, Any]:
-        state: dict[str, Any] = {
-            "t": t,
-            "face_present": False,
-            "status": "no_face",
-            "mode": self.mode,
-            "calibrated": self.ear_baseline_.calibrated,
-            "eyes_closed": None,
-            "mouth_open": None,
-            "yawning": None,
-            "talking": None,
-            "head_down": None,
-            "head_away": None,
-            "distracted": None,
-            "long_closure": None,
+    def _no_face_state(self, t: float) -> FatigueState:
+        alert = self.alerts_ and t <= self.alert_until_
+        self.state_ = FatigueState.without_face(
+            t,
+            mode=self.mode,
+            calibrated=self.ear_baseline_.calibrated,
             # a microsleep or closure alert in progress outlives the face (a slumping head often loses it)
-            "microsleep": t <= self.microsleep_until_,
-            "drowsiness_evidence": None,
-            "drowsiness_method": "mlp" if self.mlp_ is not None else "rules",
-            "alert": self.alerts_ and t <= self.alert_until_,
-            "alert_reason": self.alert_reason_ if self.alerts_ and t <= self.alert_until_ else None,
-        }
-        state.update({key: None for key in MEASUREMENT_KEYS})
-        self.state_ = state
-        return state
+            microsleep=t <= self.microsleep_until_,
+            drowsiness_method="mlp" if self.mlp_ is not None else "rules",
+            alert=alert,
+            alert_reason=self.alert_reason_ if alert else None,
+        )
+        return self.state_
 
     # ------------------------------------------------------------------------------------------------ report
     def summary(self) -> dict[str, Any] | None:
         """The report's fatigue section over everything seen since ``reset`` (None when no face was seen).
 
         Keys: drowsiness_probability, perclos, blinks_per_min, yawns, ear, mar, head_roll_deg, head_pitch_deg
-        (DESIGN.md), plus blinks, mean_blink_duration_s, long_closures, microsleeps, nods, distractions,
+        (``docs/states.md``), plus blinks, mean_blink_duration_s, long_closures, microsleeps, nods, distractions,
         head_away_s, face_seconds, calibrated and drowsiness_method. Medians cover at most the last hour.
         """
         if not self.samples_:

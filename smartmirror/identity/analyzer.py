@@ -28,6 +28,7 @@ from smartmirror.face import FaceObservation
 from smartmirror.frames import FramePacket
 from smartmirror.identity.align import dlib5_points
 from smartmirror.identity.model import AgeGenderModel, default_model
+from smartmirror.identity.state import IdentityState
 
 #: Human-readable names of the reasons a frame is not used.
 REJECTION_TEXT = {
@@ -168,8 +169,8 @@ class IdentityAnalyzer:
         self.frames_with_face_ = 0
         self.last_reading_t_: float | None = None
 
-    def update(self, packet: FramePacket, face: FaceObservation | None) -> dict:
-        """Take a reading from this frame when it is good and due; returns the running summary."""
+    def update(self, packet: FramePacket, face: FaceObservation | None) -> IdentityState:
+        """Take a reading from this frame when it is good and due; returns the running state."""
         self.frames_seen_ += 1
         if face is not None:
             self.frames_with_face_ += 1
@@ -188,26 +189,30 @@ class IdentityAnalyzer:
             seen = self.model.predict(packet.image, dlib5_points(face))
             self.readings_.append(IdentityReading(packet.t, seen.age_years, seen.female_probability))
             self.last_reading_t_ = packet.t
-        return self.summary()
+        return self.state()
 
     def summary(self) -> dict:
         """The report's identity section (see the module docstring); null fields with a ``reason`` when no
         frame was good enough."""
+        return self.state().to_json()
+
+    def state(self) -> IdentityState:
+        """Age and gender over the readings so far (the summary's typed form)."""
         counts = {
             "frames_used": len(self.readings_),
             "frames_with_face": self.frames_with_face_,
             "frames_seen": self.frames_seen_,
         }
         if not self.readings_:
-            return {
-                "age_years": None,
-                "age_spread_years": None,
-                "gender": None,
-                "gender_confidence": None,
-                "female_probability": None,
+            return IdentityState(
+                age_years=None,
+                age_spread_years=None,
+                gender=None,
+                gender_confidence=None,
+                female_probability=None,
                 **counts,
-                "reason": self._no_reading_reason(),
-            }
+                reason=self._no_reading_reason(),
+            )
         readings = list(self.readings_)
         age, spread = aggregate_age(np.array([r.age_years for r in readings]))
         label, confidence, female = aggregate_gender(
@@ -216,15 +221,15 @@ class IdentityAnalyzer:
         reason = None
         if label == "uncertain":
             reason = f"gender uncertain: confidence {confidence:.2f} is below {self.uncertain_below:.2f}"
-        return {
-            "age_years": round(age, 1),
-            "age_spread_years": None if spread is None else round(spread, 1),
-            "gender": label,
-            "gender_confidence": round(confidence, 3),
-            "female_probability": round(female, 3),
+        return IdentityState(
+            age_years=round(age, 1),
+            age_spread_years=None if spread is None else round(spread, 1),
+            gender=label,
+            gender_confidence=round(confidence, 3),
+            female_probability=round(female, 3),
             **counts,
-            "reason": reason,
-        }
+            reason=reason,
+        )
 
     def _no_reading_reason(self) -> str:
         if self.frames_seen_ == 0:

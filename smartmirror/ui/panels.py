@@ -1,7 +1,10 @@
 """The live panels: heart rate and vitals, stress, emotion, fatigue, the suggestion card and the breathing pacer.
 
 Each ``render_*`` function draws one panel from a store snapshot (``{name: StateEntry}``); a part marked
-unavailable shows why instead of numbers; nothing here waits on a model.
+unavailable shows why instead of numbers; nothing here waits on a model. The analyzers' entries hold their typed
+states (:class:`~smartmirror.vitals.state.VitalsState`, :class:`~smartmirror.emotion.state.EmotionState`,
+:class:`~smartmirror.fatigue.state.FatigueState`, :class:`~smartmirror.identity.state.IdentityState`); the face
+tracker's and the agent's entries are the engine's dicts.
 """
 
 from __future__ import annotations
@@ -13,7 +16,11 @@ from typing import Any
 
 import streamlit as st
 
-from smartmirror.live.engine import Engine, stress_score
+from smartmirror.agent.from_states import stress_score
+from smartmirror.emotion.state import EmotionState
+from smartmirror.fatigue.state import FatigueState
+from smartmirror.identity.state import IdentityState
+from smartmirror.live.engine import Engine
 from smartmirror.live.store import STATUS_OK, STATUS_UNAVAILABLE, StateEntry
 from smartmirror.ui.format import (
     DASH,
@@ -25,6 +32,7 @@ from smartmirror.ui.format import (
     unit_text,
 )
 from smartmirror.ui.hold import ReadingHold
+from smartmirror.vitals.state import VitalsState
 
 try:  # seconds of face data each vital needs first (for the "measuring..." progress)
     from smartmirror.vitals.analyzer import WARMUP_S
@@ -37,11 +45,12 @@ TITLES = {"vitals": "Vitals", "emotion": "Emotion", "fatigue": "Fatigue", "ident
 STALE_AFTER_S = 5.0
 
 
-def _state(snapshot: Mapping[str, StateEntry], name: str) -> tuple[dict[str, Any] | None, StateEntry | None]:
+def _state(snapshot: Mapping[str, StateEntry], name: str) -> tuple[Any, StateEntry | None]:
+    """The part's latest state when it is "ok" (None before its first one or when it failed), and its entry."""
     entry = snapshot.get(name)
     if entry is None or entry.status != STATUS_OK:
         return None, entry
-    return entry.state or {}, entry
+    return entry.state, entry
 
 
 def unavailable_note(name: str, entry: StateEntry | None) -> bool:
@@ -62,6 +71,7 @@ def render_status(snapshot: Mapping[str, StateEntry], engine: Engine, callback_p
     if face is None or face_entry is None or face_entry.age_s() > STALE_AFTER_S:
         parts.append("no video yet" if stats["frames_submitted"] == 0 else "video paused")
     else:
+        face = face or {}
         parts.append("face found" if face.get("face_present") else "no face in view")
         if (face.get("warning") or {}).get("message"):  # several faces: say which one is measured
             parts.append(face["warning"]["message"])
@@ -69,29 +79,6 @@ def render_status(snapshot: Mapping[str, StateEntry], engine: Engine, callback_p
     down = [TITLES.get(n, n) for n, e in snapshot.items() if e.status == STATUS_UNAVAILABLE]
     if down:
         st.caption("Unavailable right now: " + ", ".join(sorted(down)) + " (the rest keeps running).")
-
-
-def _waveform(vitals: Mapping[str, Any]) -> list[float] | None:
-    for key in ("pulse_waveform", "pulse_tail", "pulse", "waveform"):
-        value = vitals.get(key)
-        if isinstance(value, Mapping):
-            value = value.get("values") or value.get("signal") or value.get("y")
-        if isinstance(value, list | tuple) and len(value) > 1:
-            return [v for v in (number(x) for x in value) if v is not None]
-    return None
-
-
-def _warmup_left(vitals: Mapping[str, Any], what: str) -> float | None:
-    for key in ("warmup_s_left", "warmup_left_s", "warmup_seconds_left", "warmup_s"):
-        value = vitals.get(key)
-        if isinstance(value, Mapping):
-            for name in (what, f"{what}_s", f"{what}_rate", f"{what}_rate_bpm", f"{what}_percent"):
-                if name in value:
-                    return number(value[name])
-    for key in (f"{what}_warmup_s_left", f"{what}_warmup_left_s", f"{what}_warmup_s"):
-        if key in vitals:
-            return number(vitals[key])
-    return None
 
 
 def render_vitals(snapshot: Mapping[str, StateEntry], hold: ReadingHold | None = None) -> None:
@@ -104,12 +91,13 @@ def render_vitals(snapshot: Mapping[str, StateEntry], hold: ReadingHold | None =
     if unavailable_note("vitals", entry):
         st.metric("Heart rate", DASH)
         return
-    vitals = vitals or {}
-    confidence = number(vitals.get("heart_rate_confidence"))
-    heart_rate = number(vitals.get("heart_rate_bpm"))
+    vitals: VitalsState | None
+    face_present = vitals is not None and vitals.face_present
+    confidence = None if vitals is None else number(vitals.heart_rate_confidence)
+    heart_rate = None if vitals is None else number(vitals.heart_rate_bpm)
     held_for_s = None
     if hold is not None:
-        held = hold.update(heart_rate, face_present=bool(vitals.get("face_present")), now=time.monotonic())
+        held = hold.update(heart_rate, face_present=face_present, now=time.monotonic())
         heart_rate, held_for_s = held.bpm, held.held_for_s
     col_hr, col_conf = st.columns(2)
     col_hr.metric("Heart rate", heart_rate_text(heart_rate),
@@ -121,21 +109,21 @@ def render_vitals(snapshot: Mapping[str, StateEntry], hold: ReadingHold | None =
     else:
         col_conf.metric("Confidence", percent_text(confidence) if heart_rate is not None else DASH)
     if heart_rate is None:
-        note = measuring_text(_warmup_left(vitals, "heart_rate")) if vitals.get("face_present", True) else ""
-        message = vitals.get("message") if isinstance(vitals.get("message"), str) else ""
+        note = measuring_text(_warmup_left(vitals, "heart_rate")) if vitals is None or face_present else ""
+        message = (vitals.message if vitals is not None else None) or ""
         st.caption(" · ".join(t for t in (note, message) if t) or "waiting for a face")
-    wave = _waveform(vitals)
-    if wave:
+    wave = [] if vitals is None else [v for v in (number(x) for x in vitals.pulse_waveform) if v is not None]
+    if len(wave) > 1:
         st.markdown(pulse_svg(wave[-240:]), unsafe_allow_html=True)
-    hrv = vitals.get("hrv") if isinstance(vitals.get("hrv"), Mapping) else {}
+    rmssd = None if vitals is None or vitals.hrv is None else number(vitals.hrv.rmssd_ms)
+    respiration = None if vitals is None else number(vitals.respiration_rate_bpm)
+    spo2 = None if vitals is None else number(vitals.spo2_percent)
     readings = (
-        ("HRV (RMSSD)", "hrv", unit_text(hrv.get("rmssd_ms"), "ms") if number(hrv.get("rmssd_ms")) is not None
-         else None, None),
-        ("Breaths/min", "respiration", unit_text(vitals.get("respiration_rate_bpm"), "")
-         if number(vitals.get("respiration_rate_bpm")) is not None else None, "Respiration rate from the pulse and "
-         "the head's motion with each breath."),
-        ("SpO2", "spo2", unit_text(vitals.get("spo2_percent"), "%") if number(vitals.get("spo2_percent")) is not None
-         else None, "Experimental from an RGB camera (uncalibrated unless you calibrated it); not an oximeter."),
+        ("HRV (RMSSD)", "hrv", None if rmssd is None else unit_text(rmssd, "ms"), None),
+        ("Breaths/min", "respiration", None if respiration is None else unit_text(respiration, ""),
+         "Respiration rate from the pulse and the head's motion with each breath."),
+        ("SpO2", "spo2", None if spo2 is None else unit_text(spo2, "%"),
+         "Experimental from an RGB camera (uncalibrated unless you calibrated it); not an oximeter."),
     )
     for column, (label, key, value, help_text) in zip(st.columns(3), readings, strict=True):
         if value is not None:
@@ -146,6 +134,11 @@ def render_vitals(snapshot: Mapping[str, StateEntry], hold: ReadingHold | None =
             done = 0.0 if left is None or not need else 1.0 - min(left, need) / need
             column.progress(clip01(done), text=f"{label}: {measuring_text(left)}")
     render_stress(vitals)
+
+
+def _warmup_left(vitals: VitalsState | None, vital: str) -> float | None:
+    """Seconds of face data ``vital`` ("heart_rate", "spo2", "respiration", "hrv") still needs (None: unknown)."""
+    return None if vitals is None else number(getattr(vitals.warmup_s_left, vital))
 
 
 def pulse_svg(values: list[float], *, width: int = 420, height: int = 70) -> str:
@@ -163,11 +156,10 @@ def pulse_svg(values: list[float], *, width: int = 420, height: int = 70) -> str
     )
 
 
-def render_stress(vitals: Mapping[str, Any]) -> None:
+def render_stress(vitals: VitalsState | None) -> None:
     """The stress bar: level and score 0..100."""
     score = stress_score(vitals)
-    stress = vitals.get("stress") if isinstance(vitals.get("stress"), Mapping) else {}
-    level = stress.get("level") if isinstance(stress.get("level"), str) else None
+    level = None if vitals is None or vitals.stress is None else vitals.stress.level
     if score is None:
         st.progress(0.0, text="Stress: measuring...")
     else:
@@ -180,17 +172,18 @@ def render_emotion(snapshot: Mapping[str, StateEntry]) -> None:
     emotion, entry = _state(snapshot, "emotion")
     if unavailable_note("emotion", entry):
         return
-    emotion = emotion or {}
-    label = emotion.get("label") if isinstance(emotion.get("label"), str) else None
-    confidence = number(emotion.get("confidence"))
+    emotion: EmotionState | None
+    label = None if emotion is None else emotion.label
+    confidence = None if emotion is None else number(emotion.confidence)
     st.progress(clip01(confidence), text=f"Emotion: {label or 'measuring...'} ({percent_text(confidence)})")
-    probabilities = emotion.get("probabilities") if isinstance(emotion.get("probabilities"), Mapping) else {}
+    probabilities = {} if emotion is None else emotion.probabilities
     classes = list(EMOTION_CLASSES) + [c for c in probabilities if c not in EMOTION_CLASSES]
     left, right = st.columns(2)
     for i, name in enumerate(classes):
         p = number(probabilities.get(name))
         (left if i % 2 == 0 else right).progress(clip01(p), text=f"{name} {percent_text(p)}")
-    valence, arousal = number(emotion.get("valence")), number(emotion.get("arousal"))
+    valence = None if emotion is None else number(emotion.valence)
+    arousal = None if emotion is None else number(emotion.arousal)
     left, right = st.columns(2)
     left.progress(clip01(None if valence is None else (valence + 1) / 2),
                   text=f"Valence {DASH if valence is None else f'{valence:+.2f}'} (unpleasant to pleasant)")
@@ -204,12 +197,12 @@ def render_identity(snapshot: Mapping[str, StateEntry]) -> None:
     identity, entry = _state(snapshot, "identity")
     if unavailable_note("identity", entry):
         return
-    identity = identity or {}
-    age, spread = number(identity.get("age_years")), number(identity.get("age_spread_years"))
-    gender, confidence = identity.get("gender"), number(identity.get("gender_confidence"))
-    if age is None and gender is None:
-        st.caption(f"measuring... {identity.get('reason') or ''}".strip())
+    identity: IdentityState | None
+    if identity is None or (identity.age_years is None and identity.gender is None):
+        st.caption(f"measuring... {(identity.reason if identity is not None else None) or ''}".strip())
         return
+    age, spread = number(identity.age_years), number(identity.age_spread_years)
+    gender, confidence = identity.gender, number(identity.gender_confidence)
     left, right = st.columns(2)
     left.metric("Age", DASH if age is None else f"{age:.0f} years",
                 help=None if spread is None else f"spread (IQR) over frames: {spread:.1f} years")
@@ -224,18 +217,18 @@ def render_fatigue(snapshot: Mapping[str, StateEntry], *, driver: bool = False) 
     fatigue, entry = _state(snapshot, "fatigue")
     if unavailable_note("fatigue", entry):
         return
-    fatigue = fatigue or {}
-    if driver and fatigue.get("microsleep"):
+    fatigue: FatigueState | None
+    if driver and fatigue is not None and fatigue.microsleep:
         st.error("Microsleep detected: pull over somewhere safe and rest.")
-    elif driver and fatigue.get("alert"):
+    elif driver and fatigue is not None and fatigue.alert:
         st.error("You look drowsy: take a break soon.")
-    drowsiness = number(fatigue.get("drowsiness_probability"))
+    drowsiness = None if fatigue is None else number(fatigue.drowsiness_probability)
     st.progress(clip01(drowsiness), text=f"Drowsiness {percent_text(drowsiness)}")
-    perclos = number(fatigue.get("perclos"))
+    perclos = None if fatigue is None else number(fatigue.perclos)
     st.progress(clip01(perclos), text=f"PERCLOS (eyes closed) {percent_text(perclos)}")
     col_blinks, col_yawns = st.columns(2)
-    col_blinks.metric("Blinks", unit_text(fatigue.get("blinks_per_min"), "/min"))
-    yawns = number(fatigue.get("yawns"))
+    col_blinks.metric("Blinks", unit_text(None if fatigue is None else fatigue.blinks_per_min, "/min"))
+    yawns = None if fatigue is None else number(fatigue.yawns)
     col_yawns.metric("Yawns", DASH if yawns is None else f"{yawns:.0f}")
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import av
 import numpy as np
 
+from smartmirror.fatigue.state import FatigueState
 from smartmirror.frames import FramePacket
 from smartmirror.live.engine import Engine, default_specs
 from smartmirror.ui.history import HistoryError, HistoryStore
@@ -146,10 +147,12 @@ class MirrorSession:
 def _driver_alert(engine: Engine) -> str | None:
     if engine.mode != "driver":
         return None
-    fatigue = engine.store.state("fatigue") or {}
-    if fatigue.get("microsleep"):
+    fatigue: FatigueState | None = engine.store.state("fatigue")
+    if fatigue is None:
+        return None
+    if fatigue.microsleep:
         return "ALERT: microsleep - pull over and rest"
-    if fatigue.get("alert"):
+    if fatigue.alert:
         return "ALERT: drowsy - take a break"
     return None
 

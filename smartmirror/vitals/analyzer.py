@@ -26,6 +26,7 @@ from smartmirror.vitals import heart, hrv, pipeline, quality, respiration, spo2,
 from smartmirror.vitals.methods import get_method
 from smartmirror.vitals.rppg import DEFAULT_METHOD
 from smartmirror.vitals.signal import GRID_RATE_HZ, LandmarkSmoother, bandpass, face_crop, skin_roi_mean_rgb
+from smartmirror.vitals.state import HrvSummary, VitalsState, VitalsWarmup
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class VitalsAnalyzer:
         self.reading_: heart.HeartRateReading | None = None
         self.slow_: dict[str, Any] = {}
         self.waveform_: list[float] = []
-        self.state_: dict[str, Any] | None = None
+        self.state_: VitalsState | None = None
 
     def _append(self, t: float, rgb: np.ndarray, presence: float, skin: float, face_y: float,
                 crop: np.ndarray | None) -> None:
@@ -171,8 +172,9 @@ class VitalsAnalyzer:
             )
 
     # ------------------------------------------------------------------ per frame
-    def update(self, packet: FramePacket, face: FaceObservation | None) -> dict[str, Any] | None:
-        """Measure one frame; in live mode, refresh the readings when they are due. Returns the live state."""
+    def update(self, packet: FramePacket, face: FaceObservation | None) -> VitalsState | None:
+        """Measure one frame; in live mode, refresh the readings when they are due. Returns the live state
+        (None when ``live`` is False: the clip report only needs :meth:`summary`)."""
         t = float(packet.t)
         if self.times_ and t <= self.times_[-1]:
             log.debug("vitals: frame at %.3f s is not after %.3f s; ignored", t, self.times_[-1])
@@ -201,8 +203,7 @@ class VitalsAnalyzer:
                 self.run_start_t_ = t
             self.last_face_t_ = t
         if not self.live:
-            self.state_ = {"face_present": face is not None, "message": message}
-            return self.state_
+            return None
         if self.next_update_t_ is None:
             self.next_update_t_ = t + self.update_every_s
             self.next_slow_t_ = t + self.slow_update_every_s
@@ -289,7 +290,7 @@ class VitalsAnalyzer:
             result["hrv"] = hrv.hrv_from_beats(beats)
         self.slow_ = result
 
-    def _live_state(self, t: float, face_present: bool, message: str | None) -> dict[str, Any]:
+    def _live_state(self, t: float, face_present: bool, message: str | None) -> VitalsState:
         reading = self.reading_
         face_s = self._face_seconds(t) if face_present else 0.0
         hrv_result: hrv.HRV | None = self.slow_.get("hrv")
@@ -301,24 +302,24 @@ class VitalsAnalyzer:
             stress_index=None if hrv_result is None else hrv_result.stress_index, heart_rate_bpm=heart_rate,
             resting_heart_rate_bpm=resting,
         )
-        return {
-            "face_present": face_present,
-            "message": message,
-            "heart_rate_bpm": heart_rate,
-            "heart_rate_confidence": 0.0 if reading is None else reading.confidence,
-            "pulse_snr_db": None if reading is None else reading.snr_db,
-            "pulse_waveform": list(self.waveform_),
-            "pulse_waveform_rate_hz": GRID_RATE_HZ,
-            "warmup_s_left": {name: round(max(0.0, need - face_s), 1) for name, need in WARMUP_S.items()},
-            "hrv": None if hrv_result is None else hrv_result.report(),
-            "respiration_rate_bpm": None if resp is None else resp.rate_bpm,
-            "spo2_percent": None if oxygen is None else oxygen.percent,
-            "spo2_calibrated": self.calibration_.calibrated,
-            "stress": None if stress_estimate is None else stress_estimate.report(),
-            "liveness": quality.combined_liveness(
+        return VitalsState(
+            face_present=face_present,
+            message=message,
+            heart_rate_bpm=heart_rate,
+            heart_rate_confidence=0.0 if reading is None else reading.confidence,
+            pulse_snr_db=None if reading is None else reading.snr_db,
+            pulse_waveform=tuple(self.waveform_),
+            pulse_waveform_rate_hz=GRID_RATE_HZ,
+            warmup_s_left=VitalsWarmup(**{name: round(max(0.0, need - face_s), 1) for name, need in WARMUP_S.items()}),
+            hrv=None if hrv_result is None else HrvSummary(**hrv_result.report()),
+            respiration_rate_bpm=None if resp is None else resp.rate_bpm,
+            spo2_percent=None if oxygen is None else oxygen.percent,
+            spo2_calibrated=self.calibration_.calibrated,
+            stress=stress_estimate,
+            liveness=quality.combined_liveness(
                 None if reading is None else bool(reading.confidence >= heart.CONFIDENCE_GATE), self.motion_.live()),
-            "method": self.method_.name,
-        }
+            method=self.method_.name,
+        )
 
     # ------------------------------------------------------------------ clip
     def summary(self) -> dict[str, Any] | None:

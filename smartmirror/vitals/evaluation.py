@@ -1,6 +1,6 @@
 """Datasets of face videos with pulse ground truth, and heart-rate / pulse accuracy over them.
 
-Two layouts are understood (DESIGN.md):
+Two layouts are understood:
 
 - UBFC-rPPG: ``<root>/<subject>/vid.avi`` with ``ground_truth.txt`` (line 1 PPG, line 2 heart rate, line 3
   times in seconds) or DATASET_1's ``gtdump.xmp`` (CSV: time ms, heart rate, SpO2, PPG);
@@ -390,7 +390,7 @@ def evaluate_dataset(path: str | Path, method: str | None = "pos", *, show: bool
     path : str or Path
         The dataset folder (UBFC-rPPG or seed-001 layout).
     method : str, optional
-        Pulse method name (``pos`` as in DESIGN.md; None = the measured best,
+        Pulse method name (e.g. ``pos``; None = the measured best,
         :data:`smartmirror.vitals.rppg.DEFAULT_METHOD`).
     show : bool
         Print the per-file table and the means (rich) on stdout; a progress bar goes to stderr either way.

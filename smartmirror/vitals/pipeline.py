@@ -90,7 +90,7 @@ class VitalsResult:
     segments: list[Segment] = field(default_factory=list, repr=False)
 
     def report(self) -> dict:
-        """The report's top-level vitals keys (DESIGN.md), plus ``spo2`` details and the method used."""
+        """The report's top-level vitals keys (``docs/states.md``), plus ``spo2`` details and the method used."""
         hrv_section = self.hrv.report() if self.hrv is not None else {
             "sdnn_ms": None, "rmssd_ms": None, "pnn50": None, "lf_hf": None, "stress_index": None}
         return {

@@ -99,8 +99,8 @@ def extract_rppg_signal(
     video_path : str or Path
         The video file.
     method : str
-        Pulse method name (``pos``, ``chrom``, ``green``, ``ica`` or a registered learned one); ``pos`` as in
-        DESIGN.md's contract (the report's default is :data:`smartmirror.vitals.rppg.DEFAULT_METHOD`).
+        Pulse method name (``pos``, ``chrom``, ``green``, ``ica`` or a registered learned one); ``pos`` by default
+        here (the report's default is :data:`smartmirror.vitals.rppg.DEFAULT_METHOD`).
     frames : int, optional
         Read at most this many frames (default: the whole video).
 

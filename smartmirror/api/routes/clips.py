@@ -22,13 +22,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from smartmirror.analyzer import json_value
 from smartmirror.api.routes.errors import ApiError, check_pulse_method, error_responses
 from smartmirror.api.routes.media import probe_video
 from smartmirror.api.routes.middleware import DEADLINE_KEY
 from smartmirror.api.routes.models import ClipReport
 from smartmirror.api.routes.state import ApiState, api_state
 from smartmirror.api.routes.uploads import receive_upload
-from smartmirror.api.sessions import jsonable, release_memory
+from smartmirror.api.sessions import release_memory
 from smartmirror.frames import VideoError
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ async def _analyze_upload(state: ApiState, request: Request, method: str | None,
         finally:
             if not future.done():
                 cancel.set()   # the worker stops at its next frame and frees the slot
-        return JSONResponse(jsonable(report))
+        return JSONResponse(json_value(report))
     except ApiError as exc:
         outcome = exc.code
         raise

@@ -1,10 +1,20 @@
-"""Pydantic models of every request and response body of the REST API (units in the field names)."""
+"""Pydantic models of every request and response body of the REST API (units in the field names).
+
+The analyzers' live states are their frozen dataclasses (:class:`~smartmirror.vitals.state.VitalsState`,
+:class:`~smartmirror.emotion.state.EmotionState`, :class:`~smartmirror.fatigue.state.FatigueState`), used as
+field types: the OpenAPI schema lists their fields, and a response carries exactly their ``to_json()`` keys
+(``docs/states.md``).
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+from smartmirror.emotion.state import EmotionState
+from smartmirror.fatigue.state import FatigueState
+from smartmirror.vitals.state import VitalsState
 
 #: Most frames in one batch request (the session buffer's frame bound).
 MAX_BATCH_FRAMES = 200
@@ -76,9 +86,9 @@ class SessionInfo(BaseModel):
 class SessionStatus(SessionInfo):
     """A session's details with the analyzers' latest states."""
 
-    vitals: dict[str, Any] | None = None
-    emotion: dict[str, Any] | None = None
-    fatigue: dict[str, Any] | None = None
+    vitals: VitalsState | None = None
+    emotion: EmotionState | None = None
+    fatigue: FatigueState | None = None
 
 
 class SessionList(BaseModel):
@@ -165,9 +175,9 @@ class FrameResult(BaseModel):
     face: FaceInfo | None
     heart_rate_bpm: float | None = Field(description="Current heart rate, once enough frames were seen")
     heart_rate_confidence: float | None = Field(description="0..1")
-    vitals: dict[str, Any] | None
-    emotion: dict[str, Any] | None
-    fatigue: dict[str, Any] | None
+    vitals: VitalsState | None
+    emotion: EmotionState | None
+    fatigue: FatigueState | None
     faces_seen: int = Field(description="Faces seen in the frame; with several, the largest is measured")
     warning: ErrorBody | None = Field(
         default=None, description="`several_faces` when more than one face was seen (the largest is measured)"

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Request
 
+from smartmirror.analyzer import json_value
 from smartmirror.api.routes.errors import ApiError, check_pulse_method, error_responses
 from smartmirror.api.routes.media import checked_image_size, decode_base64, decode_image, decode_image_base64
 from smartmirror.api.routes.middleware import DEADLINE_KEY
@@ -30,7 +31,7 @@ from smartmirror.api.routes.models import (
     SessionStatus,
 )
 from smartmirror.api.routes.state import ApiState, api_state
-from smartmirror.api.sessions import FrameOrderError, FrameOutcome, Session, jsonable, session_specs
+from smartmirror.api.sessions import FrameOrderError, FrameOutcome, Session, session_specs
 
 router = APIRouter(tags=["sessions"])
 seed_router = APIRouter(tags=["seed 002 aliases"])
@@ -209,9 +210,9 @@ def _report(state: ApiState, session_id: str) -> SessionReport:
         summaries = session.summaries()
         frames = session.frames_received
     report: dict[str, Any] = {"session_id": session_id, "frames_received": frames}
-    report.update(jsonable(summaries.get("vitals") or {}))
+    report.update(json_value(summaries.get("vitals") or {}))
     for name in ("emotion", "fatigue"):
-        report[name] = jsonable(summaries.get(name))
+        report[name] = json_value(summaries.get(name))
     return SessionReport(**report)
 
 
