@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -62,27 +62,13 @@ def json_value(value: Any) -> Any:
     return str(value)
 
 
-class JsonState(Mapping[str, Any]):
+class JsonState:
     """Base of the analyzers' frozen state dataclasses: :meth:`to_json` from the fields (their names are the JSON
-    keys).
-
-    It is also a read-only mapping over ``to_json()`` (``state["perclos"]``, ``state.get("alert")``), only so that
-    callers not yet reading attributes keep working (``smartmirror/live/engine.py``'s agent context); new code
-    reads the attributes.
-    """
+    keys). Consumers read the attributes; the JSON is for the REST API and the docs."""
 
     def to_json(self) -> dict[str, Any]:
         """The state as plain JSON types (nested dataclasses as dicts, non-finite numbers as None)."""
         return {f.name: json_value(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
-
-    def __getitem__(self, key: str) -> Any:
-        return self.to_json()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter([f.name for f in dataclasses.fields(self)])  # type: ignore[arg-type]
-
-    def __len__(self) -> int:
-        return len(dataclasses.fields(self))  # type: ignore[arg-type]
 
 
 @runtime_checkable

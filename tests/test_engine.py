@@ -13,11 +13,15 @@ import av
 import numpy as np
 import pytest
 from failing_analyzer import FailingAnalyzer
+from state_examples import emotion_state, fatigue_state, stressed, vitals_state
 
+from smartmirror.emotion.state import EmotionState
+from smartmirror.fatigue.state import FatigueState
 from smartmirror.frames import FramePacket, SourceClock, read_video_packets
 from smartmirror.live.engine import Engine, default_specs
 from smartmirror.live.store import STATUS_OK, STATUS_STARTING, STATUS_UNAVAILABLE, StateStore
 from smartmirror.registry import AnalyzerSpec
+from smartmirror.vitals.state import VitalsState
 
 SMALL = dict(width=320, height=240, fps=30.0)
 
@@ -103,13 +107,14 @@ def test_default_analyzers_publish_states_from_one_tracker_pass(clip_packets):
         assert face.source_t == pytest.approx(packets[-1].t)
         fatigue = snapshot["fatigue"]
         assert fatigue.status == STATUS_OK, fatigue.error
-        assert fatigue.state["face_present"] is True and 0.0 <= fatigue.state["perclos"] <= 1.0
+        assert isinstance(fatigue.state, FatigueState)
+        assert fatigue.state.face_present is True and 0.0 <= fatigue.state.perclos <= 1.0
         emotion = snapshot["emotion"]
         assert emotion.status == STATUS_OK, emotion.error
-        assert emotion.state["label"] in emotion.state["probabilities"]
+        assert isinstance(emotion.state, EmotionState) and emotion.state.label in emotion.state.probabilities
         vitals = snapshot["vitals"]
         assert vitals.status == STATUS_OK, vitals.error
-        assert "heart_rate_bpm" in vitals.state
+        assert isinstance(vitals.state, VitalsState) and "heart_rate_bpm" in vitals.state.to_json()
         assert engine.frames_dropped == 0
         assert all(e.updated_at > 0 for e in snapshot.values())
     finally:
@@ -223,11 +228,11 @@ def test_agent_suggests_from_the_state_and_feedback_reaches_its_store(clip_packe
 def test_context_maps_analyzer_states_to_the_agent_contract():
     engine = Engine([], mode="driver")
     engine.store.put("face", {"face_present": True})
-    engine.store.put("fatigue", {"drowsiness_probability": 0.9, "perclos": 0.3, "microsleep": True})
-    engine.store.put("emotion", {"valence": -0.4, "arousal": 1.7})
-    engine.store.put("vitals", {"heart_rate_bpm": 70.0, "stress": {"level": "high", "score": 88.0}})
+    engine.store.put("fatigue", fatigue_state(drowsiness_probability=0.9, perclos=0.3, microsleep=True))
+    engine.store.put("emotion", emotion_state(valence=-0.4, arousal=1.7))
+    engine.store.put("vitals", vitals_state(heart_rate_bpm=70.0, stress=stressed(88.0)))
     first = engine.context(now=1000.0)
-    engine.store.put("vitals", {"heart_rate_bpm": 82.0, "stress": {"level": "high", "score": 88.0}})
+    engine.store.put("vitals", vitals_state(heart_rate_bpm=82.0, stress=stressed(88.0)))
     second = engine.context(now=1001.0)
     assert first["drowsiness_probability"] == 0.9 and first["perclos"] == 0.3 and first["microsleep"] is True
     assert first["stress_score"] == 88.0 and first["emotion_valence"] == -0.4
@@ -278,7 +283,7 @@ def test_session_history_records_samples_while_a_face_is_seen(clip_packets, tmp_
     recorder = HistoryRecorder(store, "wellness")
     engine = Engine([], on_sample=recorder.record, sample_every_s=0.1, agent_period_s=0.05).start()
     try:
-        engine.store.put("vitals", {"heart_rate_bpm": 75.0, "stress": {"score": 20.0}})
+        engine.store.put("vitals", vitals_state(heart_rate_bpm=75.0, stress=stressed(20.0, "low")))
         _feed(engine, packets[:30])
         _wait_for(lambda: len(store.samples(recorder.session_id)) >= 2, 10, "history samples")
     finally:

@@ -14,7 +14,7 @@ def _panels_page(kind: str) -> None:
     from state_examples import emotion_state, fatigue_state, stressed, vitals_state
 
     from smartmirror.identity.state import IdentityState
-    from smartmirror.live.engine import STATUS_OK, StateEntry
+    from smartmirror.live.store import STATUS_OK, StateEntry
     from smartmirror.ui import panels
     from smartmirror.vitals.state import HrvSummary, VitalsWarmup
 

@@ -25,15 +25,15 @@ Data flow::
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from smartmirror.agent.from_states import HeartRateBaseline, context_from_states, local_hour, sample_from_states
 from smartmirror.face import FaceObservation, FaceTracker
 from smartmirror.face_choice import choose_face
 from smartmirror.frames import FrameBuffer, FramePacket, SourceClock
@@ -177,7 +177,7 @@ class Engine:
         self._session_start_wall = time.time()
         self._last_face_t: float | None = None
         self._last_source_t: float | None = None
-        self._hr_baseline: list[float] = []
+        self._hr_baseline = HeartRateBaseline()
         self._agent: Any = None
         self._suggestion: Any = None
         self._agent_lock = threading.Lock()  # the agent thread and the UI's feedback both touch the suggestion
@@ -393,31 +393,18 @@ class Engine:
     # --- the agent and the session -------------------------------------------------------------------------------
 
     def context(self, now: float | None = None) -> dict[str, Any]:
-        """The agent's context (DESIGN.md keys) from the latest states; missing values are left out."""
+        """The agent's context (:mod:`smartmirror.agent.context` keys) from the latest states; missing values are
+        left out."""
         now = time.time() if now is None else now
-        face = self.store.state("face") or {}
-        fatigue = self.store.state("fatigue") or {}
-        emotion = self.store.state("emotion") or {}
-        vitals = self.store.state("vitals") or {}
-        context: dict[str, Any] = {
-            "mode": self.mode,
-            "face_present": bool(face.get("face_present", False)),
-            "now": now,
-            "minutes_in_session": max(0.0, (now - self._session_start_wall) / 60.0),
-            "hour_of_day": _local_hour(now),
-            "microsleep": bool(fatigue.get("microsleep", False)),
-        }
-        _put_number(context, "drowsiness_probability", fatigue.get("drowsiness_probability"), 0.0, 1.0)
-        _put_number(context, "perclos", fatigue.get("perclos"), 0.0, 1.0)
-        _put_number(context, "stress_score", stress_score(vitals), 0.0, 100.0)
-        _put_number(context, "emotion_valence", emotion.get("valence"), -1.0, 1.0)
-        _put_number(context, "emotion_arousal", emotion.get("arousal"), -1.0, 1.0)
-        heart_rate = _number(vitals.get("heart_rate_bpm"))
-        if heart_rate is not None:
-            if len(self._hr_baseline) < 30:
-                self._hr_baseline.append(heart_rate)
-            context["heart_rate_delta_bpm"] = heart_rate - float(np.median(self._hr_baseline))
-        return context
+        return context_from_states(
+            *self._latest_states(), mode=self.mode, now=now,
+            minutes_in_session=max(0.0, (now - self._session_start_wall) / 60.0), hour_of_day=local_hour(now),
+            heart_rate_baseline=self._hr_baseline,
+        )
+
+    def _latest_states(self) -> tuple[Any, Any, Any, Any]:
+        """The face entry and the fatigue, emotion and vitals states (None where not measured)."""
+        return tuple(self.store.state(name) for name in ("face", "fatigue", "emotion", "vitals"))
 
     def _agent_loop(self) -> None:
         agent_failures = 0
@@ -485,29 +472,13 @@ class Engine:
     def sample(self, now: float | None = None) -> dict[str, Any]:
         """A flat dict of the current numbers, for the session history (no images)."""
         now = time.time() if now is None else now
-        vitals = self.store.state("vitals") or {}
-        fatigue = self.store.state("fatigue") or {}
-        emotion = self.store.state("emotion") or {}
-        face = self.store.state("face") or {}
-        return {
-            "t_wall": now,
-            "mode": self.mode,
-            "face_present": bool(face.get("face_present", False)),
-            "heart_rate_bpm": _number(vitals.get("heart_rate_bpm")),
-            "stress_score": stress_score(vitals),
-            "drowsiness_probability": _number(fatigue.get("drowsiness_probability")),
-            "perclos": _number(fatigue.get("perclos")),
-            "blinks_per_min": _number(fatigue.get("blinks_per_min")),
-            "emotion_label": emotion.get("label") if isinstance(emotion.get("label"), str) else None,
-            "emotion_valence": _number(emotion.get("valence")),
-            "emotion_arousal": _number(emotion.get("arousal")),
-        }
+        return sample_from_states(*self._latest_states(), mode=self.mode, now=now)
 
     def forget(self) -> None:
         """Forget the person: analyzer states (reset on their threads), the store, the agent, the session clock."""
         self._generation += 1
         self.store.clear(keep=("face", *(s.name for s in self.specs)))
-        self._hr_baseline = []
+        self._hr_baseline.reset()
         self._session_start_wall = time.time()
         self._last_face_t = None
         with self._agent_lock:
@@ -538,32 +509,3 @@ class Engine:
             "frames_lost": dict(self.frames_lost),
             "buffer_frames": len(self.buffer),
         }
-
-
-def stress_score(vitals: Mapping[str, Any]) -> float | None:
-    """The stress score 0..100 from a vitals state (``stress: {score}`` or ``stress_score``), or None."""
-    stress = vitals.get("stress")
-    if isinstance(stress, Mapping):
-        return _number(stress.get("score"))
-    return _number(vitals.get("stress_score"))
-
-
-def _number(value: Any) -> float | None:
-    if value is None or isinstance(value, bool | str):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _put_number(context: dict[str, Any], key: str, value: Any, low: float, high: float) -> None:
-    number = _number(value)
-    if number is not None:
-        context[key] = min(max(number, low), high)
-
-
-def _local_hour(now: float) -> float:
-    local = time.localtime(now)
-    return (local.tm_hour + local.tm_min / 60.0 + local.tm_sec / 3600.0) % 24.0
