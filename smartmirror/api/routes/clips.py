@@ -26,11 +26,11 @@ from smartmirror.analyzer import json_value
 from smartmirror.api.routes.errors import ApiError, check_pulse_method, error_responses
 from smartmirror.api.routes.media import probe_video
 from smartmirror.api.routes.middleware import DEADLINE_KEY
-from smartmirror.api.routes.models import ClipReport
 from smartmirror.api.routes.state import ApiState, api_state
 from smartmirror.api.routes.uploads import receive_upload
 from smartmirror.api.sessions import release_memory
 from smartmirror.frames import VideoError
+from smartmirror.report_model import Report
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def _upload_body(*fields: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
 
 
-@router.post("/analyze-video", response_model=ClipReport, responses=CLIP_ERRORS, openapi_extra=_upload_body("file"))
+@router.post("/analyze-video", response_model=Report, responses=CLIP_ERRORS, openapi_extra=_upload_body("file"))
 async def analyze_video_upload(state: State, request: Request, method: Method = None,
                                identity: Identity = False) -> JSONResponse:
     """The whole clip report (heart rate, HRV, respiration, SpO2, stress, emotion, fatigue, quality, faces,
@@ -160,7 +160,7 @@ async def analyze_video_upload(state: State, request: Request, method: Method = 
     return await _analyze_upload(state, request, method, identity, ("file",))
 
 
-@router.post("/save_video", response_model=ClipReport, responses=CLIP_ERRORS,
+@router.post("/save_video", response_model=Report, responses=CLIP_ERRORS,
              openapi_extra=_upload_body("file", "video"))
 async def save_video(state: State, request: Request, method: Method = None,
                      identity: Identity = False) -> JSONResponse:

@@ -197,28 +197,6 @@ class BatchResult(BaseModel):
     processing_ms: float
 
 
-class ClipReport(BaseModel):
-    """The clip report of `smartmirror analyze --json` (null where not measurable)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    heart_rate_bpm: float | None = None
-    heart_rate_confidence: float | None = None
-    pulse_snr_db: float | None = None
-    hrv: dict[str, Any] | None = None
-    respiration_rate_bpm: float | None = None
-    spo2_percent: float | None = None
-    stress: dict[str, Any] | None = None
-    emotion: dict[str, Any] | None = None
-    fatigue: dict[str, Any] | None = None
-    identity: dict[str, Any] | None = None
-    quality: dict[str, Any] | None = None
-    faces: dict[str, Any] | None = Field(
-        default=None, description="`max_faces_seen`, `frames_with_several_faces` and a `several_faces` warning"
-    )
-    timings_s: dict[str, Any] | None = None
-
-
 class Health(BaseModel):
     status: Literal["ok"]
     version: str
