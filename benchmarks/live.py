@@ -37,13 +37,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import av  # noqa: E402
 import numpy as np  # noqa: E402
 
-from smartmirror.live.engine import (  # noqa: E402,E501
-    APP_SWITCH_INTERVAL_S,
-    APP_TORCH_THREADS,
-    Engine,
-    default_specs,
-    tune_process_for_live,
-)
+from smartmirror.live.engine import Engine, default_specs  # noqa: E402
+from smartmirror.live.process import APP_SWITCH_INTERVAL_S, APP_TORCH_THREADS, tune_process_for_live  # noqa: E402
 from smartmirror.synth import SynthConfig, generate_frames  # noqa: E402
 from smartmirror.ui.session import MirrorSession  # noqa: E402
 

@@ -7,12 +7,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 Mode = Literal["wellness", "driver", "kiosk"]
 
 #: Every mode, the default first.
-MODES: tuple[str, ...] = ("wellness", "driver", "kiosk")
+MODES: tuple[str, ...] = get_args(Mode)
 
 
 def check_mode(mode: str) -> str:

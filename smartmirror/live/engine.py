@@ -20,6 +20,9 @@ Data flow::
   the store; :meth:`Engine.feedback` passes the user's answer on.
 - Kiosk mode forgets everything (analyzer state, agent state, session) when no face was seen for
   ``kiosk_forget_s`` seconds of source time.
+
+One class for the threads because they share its frame slot, buffer, store and agent lock; its parts live beside
+it (``store.py``, ``tracked.py``, ``process.py``, :mod:`smartmirror.pipeline`, :mod:`smartmirror.agent.from_states`).
 """
 
 from __future__ import annotations
@@ -28,47 +31,20 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from smartmirror.agent.from_states import HeartRateBaseline, context_from_states, local_hour, sample_from_states
 from smartmirror.face import FaceObservation, FaceTracker
 from smartmirror.face_choice import choose_face
 from smartmirror.frames import FrameBuffer, FramePacket, SourceClock
 from smartmirror.live.store import RateMeter, StateStore
-from smartmirror.live.tracked import MAX_SKIPPED_FRAMES, TrackedPacket, between_faces
+from smartmirror.live.tracked import MAX_SKIPPED_FRAMES, Overlay, TrackedPacket, between_faces
 from smartmirror.modes import MODES
 from smartmirror.pipeline import AnalyzerRunner, error_text
 from smartmirror.registry import AnalyzerSpec, analyzer_specs
 
 log = logging.getLogger(__name__)
 
-#: Python's GIL switch interval the app sets (``sys.setswitchinterval``; Python's default is 5 ms). With the face
-#: tracker and the analyzers busy on other threads, every time the video callback releases the GIL (in OpenCV
-#: or PyAV) it may wait a whole interval to get it back; 1 ms keeps the callback's latency low.
-APP_SWITCH_INTERVAL_S = 0.001
-
-#: Intra-op threads torch may use in the live app. The emotion CNN runs a small 64x64 model a few times a second;
-#: with torch's default (one thread per core) its bursts took both cores of a 2-core machine and tripled the video
-#: callback's 95th-percentile latency. One thread is plenty for it.
-APP_TORCH_THREADS = 1
-
-
-def tune_process_for_live(*, switch_interval_s: float = APP_SWITCH_INTERVAL_S,
-                          torch_threads: int | None = APP_TORCH_THREADS) -> None:
-    """Process-wide settings for the live app (``app.py`` and ``benchmarks/live.py`` call this; library code and
-    the clip report do not): a short GIL switch interval and few torch threads (see the constants above)."""
-    import sys
-
-    sys.setswitchinterval(switch_interval_s)
-    if torch_threads is not None:
-        try:
-            import torch
-        except ImportError:  # no torch: nothing to limit
-            return
-        torch.set_num_threads(torch_threads)
 def default_specs(
     mode: str = "wellness", *, identity: bool = False, pulse_method: str | None = None
 ) -> list[AnalyzerSpec]:
@@ -83,19 +59,6 @@ def default_specs(
 
 
 # --- overlay and rates ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Overlay:
-    """What the video callback draws: the newest tracked face (pixels of the unflipped frame)."""
-
-    landmarks_xy: np.ndarray | None  # (478, 2) float32, or None when no face
-    regions: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (n, 2) int32 polygon
-    source_t: float = 0.0
-    image_size: tuple[int, int] = (0, 0)  # (height, width)
-
-
-# --- the engine -------------------------------------------------------------------------------------------------
 
 
 class Engine:

@@ -4,7 +4,9 @@ between the tracked frames around it (read only by analyzers that need every fra
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from smartmirror.face import FaceObservation
 from smartmirror.frames import FramePacket
@@ -51,3 +53,14 @@ def between_faces(t: float, before: tuple[float, FaceObservation] | None, after:
                                _masks={})
 
 
+@dataclass(frozen=True)
+class Overlay:
+    """What the video callback draws: the newest tracked face (pixels of the unflipped frame)."""
+
+    landmarks_xy: np.ndarray | None  # (478, 2) float32, or None when no face
+    regions: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (n, 2) int32 polygon
+    source_t: float = 0.0
+    image_size: tuple[int, int] = (0, 0)  # (height, width)
+
+
+# --- the engine -------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import functools
 import cv2
 import numpy as np
 
-from smartmirror.live.engine import Overlay
+from smartmirror.live.tracked import Overlay
 
 LANDMARK_BGR = (80, 255, 120)
 REGION_BGR = (255, 200, 0)

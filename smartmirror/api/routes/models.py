@@ -14,6 +14,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from smartmirror.emotion.state import EmotionState
 from smartmirror.fatigue.state import FatigueState
+from smartmirror.modes import Mode
 from smartmirror.vitals.state import VitalsState
 
 #: Most frames in one batch request (the session buffer's frame bound).
@@ -51,7 +52,7 @@ class SessionCreate(BaseModel):
     pulse_method: RealtimeMethod | None = Field(  # type: ignore[valid-type]
         default=None, description="rPPG method name (see GET /status); default: the server's"
     )
-    fatigue_mode: Literal["wellness", "driver", "kiosk"] = Field(
+    fatigue_mode: Mode = Field(
         default="wellness", description="Fatigue analyzer mode"
     )
 
