@@ -21,9 +21,10 @@ pulse can join the registry with :func:`register_checkpoint`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,7 @@ class PretrainedCfg:
     description: str
     input_size: tuple[int, int] = MODEL_INPUT_SIZE
     fps: float = MODEL_FPS
+    onnx_file: str | None = None  # the same network exported by scripts/export_facephys_onnx.py (faster)
 
 
 #: ``realtime``: benchmarks/rppg_methods.py measures FacePhys at ~190 frames/s and ME at ~170 frames/s on 36x36
@@ -70,6 +72,7 @@ PRETRAINED: dict[str, PretrainedCfg] = {
     "facephys-rlap": PretrainedCfg(
         "facephys-rlap", "rppg_facephys_rlap.pt", "facephys", "open-rppg 0.1.1 FacePhys.rlap", False,
         "FacePhys (streaming state-space network, trained on RLAP), open-rppg port",
+        onnx_file="rppg_facephys_rlap.onnx",
     ),
     "me-rlap": PretrainedCfg(
         "me-rlap", "rppg_me_rlap.pt", "me", "open-rppg 0.1.1 ME-chunk.rlap", False,
@@ -291,16 +294,40 @@ def load_pretrained(name: str):
     return network.eval()
 
 
+#: Frames per call of the ONNX graph on a clip (1.9 ms/frame of CPU at 16-32 on 2 cores, 2.2 at 64; see
+#: benchmarks/facephys_speed.py).
+ONNX_CHUNK_FRAMES = 32
+
+
+@contextlib.contextmanager
+def _single_torch_thread() -> Iterator[None]:
+    """Run torch on the calling thread alone while inside (restored after).
+
+    With its default two OpenMP threads PyTorch spin-waits between the network's many small operations; beside
+    other busy processes a 30 s clip then took 242 s instead of 9 s. One thread costs a little quiet speed and
+    never collapses.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_network(network, frames_rgb: np.ndarray, *, chunk_frames: int, pad_last: bool) -> np.ndarray:
     """Run a state-carrying network over (n, 36, 36, 3) uint8 RGB frames already at the model's rate.
 
     Chunks of ``chunk_frames`` pass in order with the state carried; with ``pad_last`` the last partial chunk
-    is padded by repeating its last frame (ME's fixed chunk length), otherwise it runs as it is.
+    is padded by repeating its last frame (ME's fixed chunk length), otherwise it runs as it is. Torch runs
+    on one thread (see :func:`_single_torch_thread`).
     """
     import torch
 
     out = []
-    with torch.inference_mode():
+    with _single_torch_thread(), torch.inference_mode():
         x = torch.from_numpy(np.ascontiguousarray(frames_rgb)).permute(0, 3, 1, 2).float() / 255.0
         state = network.init_state()
         for start in range(0, len(x), chunk_frames):
@@ -313,22 +340,83 @@ def run_network(network, frames_rgb: np.ndarray, *, chunk_frames: int, pad_last:
     return torch.cat(out).double().numpy()
 
 
-def pretrained_pulse(name: str, frames_rgb: np.ndarray, *, sampling_rate: float) -> np.ndarray:
+class OnnxPulseNet:
+    """A streaming pulse network exported to ONNX (scripts/export_facephys_onnx.py), run by onnxruntime.
+
+    One intra-op thread and no spinning: the session never competes with the other analyzers' threads.
+    :meth:`step` takes a chunk of any length (1 frame when streaming) and the state the last call returned
+    (None for a fresh clip: the graph's initializers hold the learned initial state).
+    """
+
+    def __init__(self, path: str | Path):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # the state inputs' initializers are meant to be overridable
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.state_outputs = [name for name in outputs if name.startswith("new_state_")]
+        self.state_inputs = [name.removeprefix("new_") for name in self.state_outputs]
+
+    def step(self, frames_rgb: np.ndarray, state: list[np.ndarray] | None = None
+             ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Pulse (L,) float32 for (L, 36, 36, 3) uint8 RGB frames at the model's rate, and the new state."""
+        feed = {"frames": np.ascontiguousarray(frames_rgb, dtype=np.uint8)}
+        if state is not None:
+            feed.update(zip(self.state_inputs, state, strict=True))
+        pulse, *new_state = self.session.run(["pulse", *self.state_outputs], feed)
+        return pulse, new_state
+
+    def run(self, frames_rgb: np.ndarray, chunk_frames: int = ONNX_CHUNK_FRAMES) -> np.ndarray:
+        """Pulse (n,) float64 of a whole clip, in chunks with the state carried."""
+        out, state = [], None
+        for start in range(0, len(frames_rgb), chunk_frames):
+            pulse, state = self.step(frames_rgb[start:start + chunk_frames], state)
+            out.append(pulse)
+        return np.concatenate(out).astype(np.float64)
+
+
+@functools.cache
+def load_onnx(name: str) -> OnnxPulseNet | None:
+    """The ONNX export of model ``name``, or None when it has none (or its file is missing: torch runs it)."""
+    from smartmirror.paths import WEIGHTS_DIR
+
+    cfg = PRETRAINED[name]
+    if cfg.onnx_file is None or not (WEIGHTS_DIR / cfg.onnx_file).exists():
+        return None
+    return OnnxPulseNet(WEIGHTS_DIR / cfg.onnx_file)
+
+
+def pretrained_pulse(name: str, frames_rgb: np.ndarray, *, sampling_rate: float, backend: str = "auto"
+                     ) -> np.ndarray:
     """Pulse (n,) from face crops (n, h, w, 3) RGB uint8 with the ported model ``name``.
+
+    ``backend``: "onnx" (the exported graph, FacePhys only), "torch" (the PyTorch port) or "auto" (ONNX where
+    the model has an export, else torch). Both give the same pulse to ~1e-5 of its spread.
 
     Raises
     ------
     ValueError
-        For crops of the wrong shape or type, or a non-positive sampling rate.
+        For crops of the wrong shape or type, a non-positive sampling rate, or an unavailable backend.
     """
+    if backend not in ("auto", "onnx", "torch"):
+        raise ValueError(f"backend must be 'auto', 'onnx' or 'torch', got {backend!r}")
     cfg = PRETRAINED[name]
     frames = _validate_frames(frames_rgb, cfg.input_size)
     slots = model_rate_slots(len(frames), sampling_rate, cfg.fps)
-    network = load_pretrained(name)
-    if cfg.network == "me":
+    onnx_net = load_onnx(name) if backend != "torch" else None
+    if backend == "onnx" and onnx_net is None:
+        raise ValueError(f"{name} has no ONNX export in weights/")
+    if onnx_net is not None:
+        pulse = onnx_net.run(frames[slots])
+    elif cfg.network == "me":
+        network = load_pretrained(name)
         pulse = run_network(network, frames[slots], chunk_frames=network.chunk_frames, pad_last=True)
     else:
-        pulse = run_network(network, frames[slots], chunk_frames=64, pad_last=False)
+        pulse = run_network(load_pretrained(name), frames[slots], chunk_frames=64, pad_last=False)
     if len(slots) == len(frames) and np.array_equal(slots, np.arange(len(frames))):
         return pulse
     return np.interp(np.arange(len(frames)) / sampling_rate, np.arange(len(slots)) / cfg.fps, pulse)
