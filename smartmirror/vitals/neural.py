@@ -69,10 +69,10 @@ class PretrainedCfg:
     onnx_file: str | None = None  # the same network exported by scripts/export_facephys_onnx.py (faster)
 
 
-#: ``realtime``: benchmarks/rppg_methods.py measures FacePhys at ~190 frames/s and ME at ~170 frames/s on 36x36
-#: crops (2-core CPU, torch 2 threads). The live vitals analyzer re-runs its method over the whole >= 10 s window
-#: every second (300+ frames, ~1.6-1.8 s of CPU per second on top of FaceMesh and the other analyzers), so on
-#: 2 cores none of them keeps up with 30 fps live: they are clip-report methods, and the app says so.
+#: ``realtime``: the live vitals analyzer re-runs its method over the whole >= 10 s window every second (300+
+#: frames). FacePhys in onnxruntime costs ~2 ms of CPU per frame on a clip (benchmarks/facephys_speed.py), so
+#: ~0.6 s per second live on top of FaceMesh and the other analyzers; ME (torch) ~5 ms. So they stay clip-report
+#: methods in that analyzer; FacePhys can stream frame by frame (:meth:`OnnxPulseNet.step`, ~6 ms per frame).
 PRETRAINED: dict[str, PretrainedCfg] = {
     "facephys-rlap": PretrainedCfg(
         "facephys-rlap", "rppg_facephys_rlap.pt", "facephys", "open-rppg 0.1.1 FacePhys.rlap", False,
