@@ -70,6 +70,35 @@ def test_learned_methods_find_the_synthetic_heart_rate(parity_inputs, name):
     assert abs(spectral_peak_bpm(pulse, 30.0) - parity_inputs["heart_rate_bpm"]) < 6.0
 
 
+def test_port_matches_open_rppg_end_to_end_on_a_real_recording():
+    """A real webcam recording (PhysRecorder, MIT; committed 10 s H.264 clip): our decoding, FaceMesh, BlazeFace
+    box, Kalman crop and network against open-rppg 0.1.1 run end to end on the same file
+    (``scripts/open_rppg_reference.py real``). With the old FaceMesh-built box the pulse differed on real video."""
+    from smartmirror.face import FaceTracker
+    from smartmirror.frames import read_video_packets
+    from smartmirror.vitals.training import spectral_peak_bpm
+
+    reference = np.load(FIXTURES / "open_rppg_physrecorder_10s.npz")
+    packets = list(read_video_packets(REPO / "tests" / "data" / "physrecorder_webcam_10s.mp4"))
+    with FaceTracker() as tracker:
+        faces = [tracker.process(p.image) for p in packets]
+    fps = (len(packets) - 1) / (packets[-1].t - packets[0].t)
+    expected = reference["raw_bvp"].astype(np.float64)
+    agreement = {}
+    for detector in ("blazeface", "landmarks"):
+        crops, has_face = neural.crop_faces(packets, faces, detector=detector)
+        assert has_face.all()
+        model_crops = crops[neural.model_rate_slots(len(crops), fps)]
+        ours = neural.pretrained_pulse("facephys-rlap", model_crops, sampling_rate=30.0)
+        assert len(ours) == len(expected)
+        agreement[detector] = np.corrcoef(ours, expected)[0, 1]
+        if detector == "blazeface":
+            # 10 s only: the 20 s original of this recording agrees to 0.1 bpm (README); here 71.2 vs 69.0
+            assert abs(spectral_peak_bpm(ours, 30.0) - spectral_peak_bpm(expected, 30.0)) < 2.5
+    assert agreement["blazeface"] > 0.75  # measured 0.80; the remaining gap is MediaPipe's vs open-rppg's decoding
+    assert agreement["blazeface"] > agreement["landmarks"] + 0.08  # measured 0.66 with the FaceMesh-built box
+
+
 def test_onnx_graph_matches_the_pytorch_port_in_any_chunking(parity_inputs):
     """The exported FacePhys (onnxruntime) against the PyTorch port: whole clip, and frame by frame (streaming)."""
     frames = parity_inputs["face"]
