@@ -16,6 +16,7 @@ from smartmirror.vitals.signal import normalise_channels
 
 #: Normalised blood-volume-pulse signature (R, G, B) of skin for a standard camera (de Haan & van Leest 2014).
 PBV_SIGNATURE_RGB = np.array([0.33, 0.77, 0.53])
+
 _PLANE = np.array([[1.0, -1.0, 0.0], [1.0, 1.0, -2.0]]) / np.array([[math.sqrt(2)], [math.sqrt(6)]])
 
 

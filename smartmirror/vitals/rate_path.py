@@ -170,6 +170,7 @@ def path_covariance(rgb: np.ndarray, times: np.ndarray, bpm: np.ndarray, *, samp
 #: right rate; flat noise gives about -6.7 dB, so the SNR part only rejects a path through nothing at all.
 PATH_SNR_MIDPOINT_DB = -9.0
 PATH_SNR_SCALE_DB = 1.0
+
 #: Off-intensity pulse power (planar share x SNR as a power ratio) at which :func:`path_colour_score`'s planar part
 #: starts to rise from 0, and where it reaches 1 (log scale between).
 PATH_PLANAR_POWER = (0.004, 0.02)

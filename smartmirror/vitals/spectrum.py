@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: The heart-rate search band, beats/min.
 HR_BAND_BPM = (40.0, 200.0)
 #: A peak at half the strongest peak's frequency with at least this fraction of its power means the strongest
 #: peak was the second harmonic.

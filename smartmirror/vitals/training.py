@@ -27,6 +27,7 @@ from smartmirror.vitals.spectrum import HR_BAND_BPM
 from smartmirror.vitals.training_data import PreparedClip, find_clips, prepare_clip, spectral_peak_bpm
 
 log = logging.getLogger(__name__)
+
 ARCHS = ("resnet_tcn", "ultralight")
 
 
