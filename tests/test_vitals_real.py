@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from smartmirror.vitals import heart, noise_floor, pooled_rate
-from smartmirror.vitals.evaluation import GroundTruth, reference_heart_rates
+from smartmirror.vitals.accuracy import reference_heart_rates
+from smartmirror.vitals.ground_truth import GroundTruth
 from smartmirror.vitals.pipeline import VitalsTrace, analyze_trace
 from smartmirror.vitals.rppg import DEFAULT_METHOD
 from smartmirror.vitals.signal import bandpass

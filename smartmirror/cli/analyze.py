@@ -231,7 +231,8 @@ def eval_dataset(
     """
     from smartmirror.batch import BatchError
     from smartmirror.errors import error_object
-    from smartmirror.vitals.evaluation import DatasetError, compare_methods, evaluate_dataset
+    from smartmirror.vitals.evaluation import compare_methods, evaluate_dataset
+    from smartmirror.vitals.ground_truth import DatasetError
     from smartmirror.vitals.methods import get_method, list_methods
 
     try:
