@@ -171,7 +171,7 @@ def roi_trace(frames: list[np.ndarray], times_s: np.ndarray):
 
 def pulse_metrics(trace, truth_bpm: float, method: str = "pos") -> dict:
     """Median SNR at the truth and window HR errors over 10 s windows every 1 s; the clip report's HR."""
-    from smartmirror.vitals import heart
+    from smartmirror.vitals import heart, spectrum
     from smartmirror.vitals.pipeline import analyze_trace, build_segments
     from smartmirror.vitals.signal import GRID_RATE_HZ, bandpass
 
@@ -182,8 +182,8 @@ def pulse_metrics(trace, truth_bpm: float, method: str = "pos") -> dict:
         for stop in range(window, len(segment.pulse) + 1, step):
             pulse = segment.pulse[stop - window: stop]
             filtered = bandpass(pulse, sampling_rate=GRID_RATE_HZ, low_hz=0.6, high_hz=4.0)
-            freqs, power = heart.pulse_spectrum(filtered, sampling_rate=GRID_RATE_HZ)
-            snrs.append(heart.pulse_snr_db(freqs, power, truth_bpm))
+            freqs, power = spectrum.pulse_spectrum(filtered, sampling_rate=GRID_RATE_HZ)
+            snrs.append(spectrum.pulse_snr_db(freqs, power, truth_bpm))
             estimate = heart.estimate_window(pulse, segment.rgb[stop - window: stop], sampling_rate=GRID_RATE_HZ)
             errors.append(abs(estimate.bpm - truth_bpm) if estimate.bpm is not None else float("inf"))
             confident.append(estimate.confidence >= heart.CONFIDENCE_GATE)

@@ -53,7 +53,8 @@ def peak_rss_mb() -> float:
 
 def timed_run(clips: list, methods: tuple[str, ...], options, report: bool) -> dict:
     """Evaluate (or with ``report`` analyse) every clip; completion times relative to the start."""
-    from smartmirror.batch import AnalyzeJob, TaskFailure, WarmModels, analyze_clip, run_clips
+    from smartmirror.batch import TaskFailure, WarmModels, run_clips
+    from smartmirror.clip_jobs import AnalyzeJob, analyze_clip
     from smartmirror.vitals.evaluation import evaluate_clip_methods
 
     if report:  # smartmirror analyze with every section: one JSON line per clip

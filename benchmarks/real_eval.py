@@ -3,7 +3,7 @@
 Usage: ``python benchmarks/real_eval.py DATASET_DIR [--methods all] [--cache DIR] [--exclude subject13] [--json]``
 
 DATASET_DIR is a UBFC-rPPG-style folder (``<subject>/vid.avi|mp4`` + ``ground_truth.txt`` or ``gtdump.xmp``) or the
-flat ``name.avi`` + ``name.txt`` layout (see :func:`smartmirror.vitals.evaluation.find_clips`); research-only
+flat ``name.avi`` + ``name.txt`` layout (see :func:`smartmirror.vitals.ground_truth.find_clips`); research-only
 datasets stay outside the repository (tests/data/README.md lists the public copies used).
 
 Per clip the video is decoded and FaceMesh-tracked **once** (:class:`smartmirror.vitals.analyzer.VitalsAnalyzer`
@@ -12,7 +12,7 @@ collecting the skin-ROI colours and, when a learned method is asked for, the fac
 video and the source of the ROI code) so a second run only re-does the signal processing.
 
 Printed per method: per-subject and mean window HR MAE (10 s windows, 1 s step, against the contact PPG's spectral
-peak, :func:`smartmirror.vitals.evaluation.reference_heart_rates`), the share of windows with a reading above
+peak, :func:`smartmirror.vitals.accuracy.reference_heart_rates`), the share of windows with a reading above
 the confidence gate, and the whole-clip heart rate (the report's ``heart_rate_bpm``) against the clip's mean
 reference rate: its error, how many clips got ``null`` and how many a *wrong* reading (off by more than
 ``--wrong-bpm``, default 5).
@@ -76,7 +76,7 @@ def clip_trace(video: Path, *, crop_method: str | None, cache: Path | None):
 def clip_reference_bpm(truth, t_end_s: float) -> float | None:
     """The clip's mean contact heart rate: the mean of the reference windows ending every second up to ``t_end_s``."""
     from smartmirror.vitals import heart
-    from smartmirror.vitals.evaluation import reference_heart_rates
+    from smartmirror.vitals.accuracy import reference_heart_rates
 
     ends = np.arange(truth.times_s[0] + heart.WINDOW_S, min(t_end_s, truth.times_s[-1]) + 1e-9, 1.0)
     rates = reference_heart_rates(truth, ends) if len(ends) else np.zeros(0)
@@ -85,7 +85,7 @@ def clip_reference_bpm(truth, t_end_s: float) -> float | None:
 
 def score_method(trace, truth, method: str) -> dict:
     """Window MAE, coverage and the whole-clip reading of one method on one trace."""
-    from smartmirror.vitals.evaluation import reference_heart_rates
+    from smartmirror.vitals.accuracy import reference_heart_rates
     from smartmirror.vitals.pipeline import analyze_trace
 
     started = time.perf_counter()
@@ -138,7 +138,7 @@ def _cell(value, digits: int = 1) -> str:
 
 def main() -> None:
     from smartmirror.frames import VideoError
-    from smartmirror.vitals.evaluation import DatasetError, find_clips, read_ground_truth
+    from smartmirror.vitals.ground_truth import DatasetError, find_clips, read_ground_truth
     from smartmirror.vitals.methods import get_method, list_methods
     from smartmirror.vitals.rppg import DEFAULT_METHOD
 

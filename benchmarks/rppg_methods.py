@@ -59,7 +59,7 @@ def main() -> None:
     import torch
 
     from smartmirror.vitals.methods import get_method, list_methods
-    from smartmirror.vitals.training import spectral_peak_bpm
+    from smartmirror.vitals.training_data import spectral_peak_bpm
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=4)

@@ -17,8 +17,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from smartmirror.batch import AnalyzeJob, ClusterOptions, TaskFailure, analyze_clip, expand_clips, run_clips
+from smartmirror.batch import ClusterOptions, TaskFailure, run_clips
 from smartmirror.cli.analyze import EXIT_BAD_INPUT, analyze, eval_dataset
+from smartmirror.clip_jobs import AnalyzeJob, analyze_clip, expand_clips
 
 #: Short, low-resolution clips (the report needs >= 6 s of face).
 CLIPS = [{"duration_s": 8, "heart_rate_bpm": rate, "seed": seed, "width": 320, "height": 240}

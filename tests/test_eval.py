@@ -10,7 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from smartmirror.cli.analyze import EXIT_BAD_INPUT, eval_dataset
-from smartmirror.vitals.evaluation import DatasetError, find_clips, read_ground_truth
+from smartmirror.vitals.ground_truth import DatasetError, find_clips, read_ground_truth
 
 #: Clips shared with test_report.py and test_vitals_video.py (made once per session by synth_clip).
 CLIP = {"duration_s": 12, "heart_rate_bpm": 70, "seed": 8, "width": 320, "height": 240}

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from smartmirror.fatigue.calibration import Baseline
-from smartmirror.fatigue.events import EyeClosureDetector, MouthMotion, PerclosMeter, crossing_time
+from smartmirror.fatigue.events import EyeClosureDetector, PerclosMeter, crossing_time
+from smartmirror.fatigue.mouth import MouthMotion
 
 
 def feed_baseline(baseline: Baseline, times: np.ndarray, values: np.ndarray) -> list[float]:

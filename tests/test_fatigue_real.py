@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from smartmirror.fatigue import FatigueAnalyzer, fatigue_features
-from smartmirror.fatigue.events import MouthMotion
+from smartmirror.fatigue.mouth import MouthMotion
 from smartmirror.fatigue.track import FaceTrack, replay
 
 TRACKS = Path(__file__).parent / "data" / "tracks"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from smartmirror.vitals.evaluation import DatasetError, drop_unordered_samples, find_clips, read_ground_truth
+from smartmirror.vitals.ground_truth import DatasetError, drop_unordered_samples, find_clips, read_ground_truth
 
 
 def _ubfc_text(ppg: np.ndarray, hr: np.ndarray, times: np.ndarray) -> str:

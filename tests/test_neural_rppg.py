@@ -63,7 +63,7 @@ def test_port_matches_the_original_package(parity_inputs, fixture_name, backend,
 @pytest.mark.parametrize("name", sorted(PORTS.values()))
 def test_learned_methods_find_the_synthetic_heart_rate(parity_inputs, name):
     """On real FaceMesh crops of a pulsing synthetic face (84 bpm), the spectral peak of each model's pulse."""
-    from smartmirror.vitals.training import spectral_peak_bpm
+    from smartmirror.vitals.training_data import spectral_peak_bpm
 
     method = get_method(name)
     pulse = method.fn(parity_inputs["face"], sampling_rate=30.0)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from smartmirror.vitals import training
+from smartmirror.vitals import checkpoints, training, training_data
 from smartmirror.vitals.training import TrainConfig
 
 TRAIN_HR_BPM = (52.0, 64.0, 76.0, 88.0, 100.0, 112.0)
@@ -47,7 +47,7 @@ def _config(arch: str, epochs: int) -> TrainConfig:
 
 
 def test_ground_truth_files_and_layouts(tmp_path, datasets):
-    records = training.find_clips(datasets["train"])
+    records = training_data.find_clips(datasets["train"])
     assert [r.name for r in records] == [f"subject{i}" for i in range(len(TRAIN_HR_BPM))]
     assert records[0].video.name == "vid.avi" and len(records[0].ppg) == len(records[0].times_s)
     flat = tmp_path / "flat"  # seed 001: name.avi + name.txt in one folder
@@ -55,16 +55,16 @@ def test_ground_truth_files_and_layouts(tmp_path, datasets):
     shutil.copy(records[0].video, flat / "alice.avi")
     shutil.copy(datasets["train"] / "subject0" / "ground_truth.txt", flat / "alice.txt")
     (flat / "notes.txt").write_text("no video beside me\n")
-    assert [r.name for r in training.find_clips(flat)] == ["alice"]
+    assert [r.name for r in training_data.find_clips(flat)] == ["alice"]
     bad = tmp_path / "bad.txt"
     bad.write_text("0.1 0.2 0.3\n70 70 70\n")
     with pytest.raises(ValueError, match="3 lines"):
-        training.read_ground_truth(bad)
+        training_data.read_ground_truth(bad)
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no clips"):
-        training.find_clips(tmp_path / "empty")
+        training_data.find_clips(tmp_path / "empty")
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        training.find_clips(tmp_path / "missing")
+        training_data.find_clips(tmp_path / "missing")
 
 
 def test_resnet_tcn_trains_resumes_and_beats_the_untrained_network(datasets, tmp_path):
@@ -79,12 +79,12 @@ def test_resnet_tcn_trains_resumes_and_beats_the_untrained_network(datasets, tmp
     losses = [h["train_loss"] for h in resumed.history]
     assert min(losses[-2:]) < 0.5 * losses[0]
 
-    model, info = training.load_trained(resumed.checkpoint)
-    trained = training.evaluate_heart_rate(model, info, datasets["held_out"], cache_dir=datasets["cache"])
+    model, info = checkpoints.load_trained(resumed.checkpoint)
+    trained = checkpoints.evaluate_heart_rate(model, info, datasets["held_out"], cache_dir=datasets["cache"])
     torch.manual_seed(0)
     untrained_model = training.build_model(_config("resnet_tcn", 1)).eval()
-    untrained = training.evaluate_heart_rate(untrained_model, info, datasets["held_out"],
-                                             cache_dir=datasets["cache"])
+    untrained = checkpoints.evaluate_heart_rate(untrained_model, info, datasets["held_out"],
+                                                cache_dir=datasets["cache"])
     trained_mae = np.mean([r["hr_mae_bpm"] for r in trained])
     untrained_mae = np.mean([r["hr_mae_bpm"] for r in untrained])
     assert trained_mae < 5.0 < untrained_mae - 10.0
@@ -106,8 +106,8 @@ def test_ultralight_trains_end_to_end(datasets, tmp_path):
                                  cache_dir=datasets["cache"], threads=1)
     losses = [h["train_loss"] for h in result.history]
     assert min(losses[1:]) < losses[0]
-    model, info = training.load_trained(result.best_checkpoint)
-    rows = training.evaluate_heart_rate(model, info, datasets["held_out"], cache_dir=datasets["cache"])
+    model, info = checkpoints.load_trained(result.best_checkpoint)
+    rows = checkpoints.evaluate_heart_rate(model, info, datasets["held_out"], cache_dir=datasets["cache"])
     assert all(30.0 < r["hr_pred_bpm"] < 200.0 for r in rows)
 
 

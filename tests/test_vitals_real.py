@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smartmirror.vitals import heart
-from smartmirror.vitals.evaluation import GroundTruth, reference_heart_rates
+from smartmirror.vitals import heart, noise_floor, pooled_rate
+from smartmirror.vitals.accuracy import reference_heart_rates
+from smartmirror.vitals.ground_truth import GroundTruth
 from smartmirror.vitals.pipeline import VitalsTrace, analyze_trace
 from smartmirror.vitals.rppg import DEFAULT_METHOD
 from smartmirror.vitals.signal import bandpass
@@ -66,15 +67,15 @@ def test_the_pulse_stands_above_the_cameras_noise_floor_and_shuffled_colours_do_
     """The blood-volume colour power at the rate over the 5-12 Hz floor (sensor and compression noise only):
     the real pulse is well above the confidence ramp, the same colours in random order are below its start."""
     trace, _ = recording
-    low, high = heart.PATH_FLOOR_MARGIN_DB
+    low, high = noise_floor.PATH_FLOOR_MARGIN_DB
     window = slice(0, int(heart.WINDOW_S * 30))
-    real = heart.noise_floor_margin_db(trace.rgb[window], sampling_rate=30.0, bpm=71.0)
+    real = noise_floor.noise_floor_margin_db(trace.rgb[window], sampling_rate=30.0, bpm=71.0)
     assert real is not None and real > high
     shuffled = np.random.default_rng(0).permutation(trace.rgb)[window]
-    assert heart.noise_floor_margin_db(shuffled, sampling_rate=30.0, bpm=71.0) < low
-    assert heart.floor_margin_score(np.array([real])) == 1.0
-    assert heart.floor_margin_score(np.array([low - 1.0])) == 0.0
-    assert heart.noise_floor_margin_db(trace.rgb[:8], sampling_rate=30.0, bpm=71.0) is None
+    assert noise_floor.noise_floor_margin_db(shuffled, sampling_rate=30.0, bpm=71.0) < low
+    assert noise_floor.floor_margin_score(np.array([real])) == 1.0
+    assert noise_floor.floor_margin_score(np.array([low - 1.0])) == 0.0
+    assert noise_floor.noise_floor_margin_db(trace.rgb[:8], sampling_rate=30.0, bpm=71.0) is None
 
 
 def _looped(trace: VitalsTrace, seconds: float, phase_s: float) -> VitalsTrace:
@@ -101,19 +102,19 @@ def test_the_live_reading_never_shows_a_wrong_rate_on_the_looped_recording(recor
     looped = _looped(trace, 50.0, phase_s)
     shown = []
     for end in np.arange(6.0, 50.0, 1.0):
-        pick = (looped.times_s <= end) & (looped.times_s >= end - heart.LIVE_POOL_S - 2.0)
+        pick = (looped.times_s <= end) & (looped.times_s >= end - pooled_rate.LIVE_POOL_S - 2.0)
         part = VitalsTrace(looped.times_s[pick], looped.rgb[pick], looped.presence[pick],
                            looped.skin_fraction[pick], looped.face_y[pick])
         segment = build_segments(part, DEFAULT_METHOD)[-1]
-        estimate = heart.pooled_window_estimate(segment.pulse, segment.rgb, sampling_rate=GRID_RATE_HZ,
-                                                t0_s=float(segment.grid_s[0]))
-        reading = None if estimate is None else heart.pooled_reading(estimate)
+        estimate = pooled_rate.pooled_window_estimate(segment.pulse, segment.rgb, sampling_rate=GRID_RATE_HZ,
+                                                      t0_s=float(segment.grid_s[0]))
+        reading = None if estimate is None else pooled_rate.pooled_reading(estimate)
         shown.append(None if reading is None else reading.heart_rate_bpm)
     values = [v for v in shown if v is not None]
     # the oximeter's own 10 s rate wanders 67-72 through the recording around its mean of 71
     assert all(abs(v - contact) <= 4.0 for v in values), f"{contact:.1f}: {shown}"
     assert len(values) >= 0.3 * len(shown), shown                   # and it does answer
-    assert all(v is None for v in shown[:heart.LIVE_MIN_WINDOWS - 1])  # a weak pulse waits for its pool
+    assert all(v is None for v in shown[:pooled_rate.LIVE_MIN_WINDOWS - 1])  # a weak pulse waits for its pool
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -130,7 +131,7 @@ def test_the_live_reading_shows_nothing_for_the_same_colours_out_of_order(record
     shown = []
     for end_s in np.arange(8.0, 20.5, 1.0):
         k = int(end_s * GRID_RATE_HZ)
-        estimate = heart.pooled_window_estimate(segment.pulse[:k], segment.rgb[:k], sampling_rate=GRID_RATE_HZ,
-                                                t0_s=float(segment.grid_s[0]))
-        shown.append(None if estimate is None else heart.pooled_reading(estimate).heart_rate_bpm)
+        estimate = pooled_rate.pooled_window_estimate(segment.pulse[:k], segment.rgb[:k], sampling_rate=GRID_RATE_HZ,
+                                                      t0_s=float(segment.grid_s[0]))
+        shown.append(None if estimate is None else pooled_rate.pooled_reading(estimate).heart_rate_bpm)
     assert len(shown) == 13 and all(value is None for value in shown), shown

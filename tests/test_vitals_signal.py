@@ -7,7 +7,7 @@ import pytest
 
 from smartmirror.face import SKIN_REGIONS
 from smartmirror.synth import SynthConfig
-from smartmirror.vitals import heart
+from smartmirror.vitals import heart, spectrum
 from smartmirror.vitals.methods import get_method, list_methods
 from smartmirror.vitals.pipeline import analyze_trace
 from smartmirror.vitals.rppg import DEFAULT_METHOD, extract_pulse
@@ -141,8 +141,8 @@ def test_second_harmonic_heavy_waveform_still_gives_the_true_rate(rate):
     # the generated waveform's strongest spectral peak really is the second harmonic...
     grid, ppg = resample_even(np.array(truth.frame_times_s), np.array(truth.ppg))
     ppg = bandpass(ppg[-300:], sampling_rate=GRID_RATE_HZ, low_hz=0.6, high_hz=4.0)
-    freqs, power = heart.pulse_spectrum(ppg, sampling_rate=GRID_RATE_HZ)
-    assert heart.spectral_peaks(freqs, power)[0].bpm == pytest.approx(2 * truth.heart_rate_bpm, abs=4.0)
+    freqs, power = spectrum.pulse_spectrum(ppg, sampling_rate=GRID_RATE_HZ)
+    assert spectrum.spectral_peaks(freqs, power)[0].bpm == pytest.approx(2 * truth.heart_rate_bpm, abs=4.0)
     # ...and the harmonic check reports the fundamental, also for GREEN, which keeps the waveform as it is
     for method in (DEFAULT_METHOD, "green"):
         result = analyze_trace(trace, method=method)
@@ -193,7 +193,7 @@ def test_tracker_keeps_the_rhythm_through_a_noisy_window_and_reacquires_a_real_c
     tracker = heart.HeartRateTracker()
 
     def window(t, *peaks):
-        spectral = tuple(heart.SpectralPeak(bpm, power) for bpm, power in peaks)
+        spectral = tuple(spectrum.SpectralPeak(bpm, power) for bpm, power in peaks)
         return heart.WindowEstimate(t, spectral[0].bpm, spectral, 0.0, None, 0.8)
 
     for t in range(10):

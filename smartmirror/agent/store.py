@@ -18,6 +18,8 @@ A lock is not a failure: when another process (a second app, the ``sqlite3`` too
 waits at most ``write_wait_s`` (0.1 s), then is queued, in order, and a background thread retries until the lock
 clears and writes everything that was missed. Reads made meanwhile see the queued writes. :meth:`AgentStore.close`
 waits up to ``timeout_s`` for the queue to drain.
+
+Kept whole (~410 lines): one class whose reads, write queue and retrier share one connection, lock and queue.
 """
 
 from __future__ import annotations

@@ -158,16 +158,8 @@ def analyze(
 def _analyze_many(videos: list[str], *, method: str | None, identity: bool, sections: tuple[str, ...],
                   output: Path | None, cluster_args: tuple) -> None:
     """``analyze`` over many clips: JSON Lines in the order the clips finish, flushed line by line."""
-    from smartmirror.batch import (
-        AnalyzeJob,
-        BatchError,
-        TaskFailure,
-        WarmModels,
-        absolute,
-        analyze_clip,
-        expand_clips,
-        run_clips,
-    )
+    from smartmirror.batch import BatchError, TaskFailure, WarmModels, run_clips
+    from smartmirror.clip_jobs import AnalyzeJob, absolute, analyze_clip, expand_clips
     from smartmirror.errors import error_object
     from smartmirror.report import DEFAULT_SECTIONS
     from smartmirror.vitals.methods import get_method
@@ -239,7 +231,8 @@ def eval_dataset(
     """
     from smartmirror.batch import BatchError
     from smartmirror.errors import error_object
-    from smartmirror.vitals.evaluation import DatasetError, compare_methods, evaluate_dataset
+    from smartmirror.vitals.evaluation import compare_methods, evaluate_dataset
+    from smartmirror.vitals.ground_truth import DatasetError
     from smartmirror.vitals.methods import get_method, list_methods
 
     try:

@@ -4,8 +4,9 @@
     state = analyzer.update(packet, face)               # live state: face_present, perclos, microsleep, alert, ...
     section = analyzer.summary()                        # the report's "fatigue" section
 
-The shipped drowsiness is a transparent scoring (:mod:`smartmirror.fatigue.model`); seed 003's MLP is trained
-with ``smartmirror train fatigue DIR`` and used only when its file is passed (``mlp_path=``).
+The shipped drowsiness is a transparent scoring (:mod:`smartmirror.fatigue.model`); seed 003's MLP
+(:mod:`smartmirror.fatigue.mlp`) is trained with ``smartmirror train fatigue DIR`` and used only when its file is
+passed (``mlp_path=``).
 """
 
 from smartmirror.fatigue.analyzer import MODES, FatigueAnalyzer
@@ -18,17 +19,8 @@ from smartmirror.fatigue.features import (
     fatigue_features,
     mouth_aspect_ratio,
 )
-from smartmirror.fatigue.model import (
-    SCORE_TERMS,
-    DrowsinessScore,
-    FatigueMeasures,
-    FatigueMLP,
-    FatigueModelError,
-    drowsiness_score,
-    load_mlp,
-    save_mlp,
-    train_mlp,
-)
+from smartmirror.fatigue.mlp import FatigueMLP, FatigueModelError, load_mlp, save_mlp, train_mlp
+from smartmirror.fatigue.model import SCORE_TERMS, DrowsinessScore, FatigueMeasures, drowsiness_score
 
 __all__ = [
     "LEFT_EYE_EAR",

@@ -2,7 +2,8 @@
 
 Per frame: features (EAR, MAR, head pose; :mod:`~smartmirror.fatigue.features`) -> per-person baselines
 (:mod:`~smartmirror.fatigue.calibration`) -> eye closure as a fraction of the person's own open eye -> events
-(:mod:`~smartmirror.fatigue.events`) -> drowsiness score (:mod:`~smartmirror.fatigue.model`).
+(:mod:`~smartmirror.fatigue.events`, :mod:`~smartmirror.fatigue.mouth`, :mod:`~smartmirror.fatigue.head`) ->
+drowsiness score (:mod:`~smartmirror.fatigue.model`).
 
 Eye closure is ``c = (1 - EAR / baseline) / (1 - closed_ear_ratio)`` clipped to 0..1: 0 for the person's open eye,
 1 when EAR has fallen to ``closed_ear_ratio`` (0.2) of it. FaceMesh's lid points never quite meet: on the
@@ -19,6 +20,8 @@ Modes (``mode=``):
 Without a face the state (:class:`~smartmirror.fatigue.state.FatigueState`) has ``face_present`` False, status
 "no_face" and every number None (counts too: the report's summary keeps them), never a value carried over; only
 a microsleep or closure alert already raised stays up for its hold time.
+
+Kept whole (~450 lines): one per-frame state machine whose update, gap handling and summary share every field.
 """
 
 from __future__ import annotations
@@ -34,16 +37,12 @@ import numpy as np
 
 from smartmirror.face import FaceObservation
 from smartmirror.fatigue.calibration import Baseline
-from smartmirror.fatigue.events import (
-    EventTimes,
-    EyeClosureDetector,
-    HeadAwayTracker,
-    NodDetector,
-    PerclosMeter,
-    YawnDetector,
-)
+from smartmirror.fatigue.events import EventTimes, EyeClosureDetector, PerclosMeter
 from smartmirror.fatigue.features import fatigue_features
-from smartmirror.fatigue.model import FatigueMeasures, FatigueMLP, drowsiness_score, load_mlp
+from smartmirror.fatigue.head import HeadAwayTracker, NodDetector
+from smartmirror.fatigue.mlp import FatigueMLP, load_mlp
+from smartmirror.fatigue.model import FatigueMeasures, drowsiness_score
+from smartmirror.fatigue.mouth import YawnDetector
 from smartmirror.fatigue.state import DrowsinessEvidence, FatigueState
 from smartmirror.frames import FramePacket
 
@@ -161,7 +160,7 @@ class FatigueAnalyzer:
         ------
         ValueError
             An unknown mode or a setting out of range.
-        smartmirror.fatigue.model.FatigueModelError
+        smartmirror.fatigue.mlp.FatigueModelError
             ``mlp_path`` is not a usable model file.
         """
         if self.mode not in MODES:

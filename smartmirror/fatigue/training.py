@@ -141,7 +141,7 @@ def train_from_folder(
     DatasetError
         Bad layout, or too few images with a face in either class.
     """
-    from smartmirror.fatigue.model import save_mlp, train_mlp
+    from smartmirror.fatigue.mlp import save_mlp, train_mlp
 
     images = find_ddd_images(data_dir, limit_per_class)
     total = sum(len(paths) for paths in images.values())

@@ -1,7 +1,8 @@
 """Vitals from face video: heart rate, HRV and stress, respiration, SpO2, quality and liveness (rPPG).
 
-Pure numpy modules (``signal``, ``rppg``, ``heart``, ``hrv``, ``respiration``, ``spo2``, ``stress``, ``quality``)
-and the :class:`VitalsAnalyzer` that feeds them frame by frame (imported lazily to keep ``import`` light).
+Pure numpy modules (``signal``, ``rppg``, ``spectrum``, ``colour_signature``, ``heart``, ``rate_path``,
+``pooled_rate``, ``noise_floor``, ``hrv``, ``respiration``, ``spo2``, ``stress``, ``quality``, ``accuracy``) and the
+:class:`VitalsAnalyzer` that feeds them frame by frame (imported lazily to keep ``import`` light).
 """
 
 from __future__ import annotations

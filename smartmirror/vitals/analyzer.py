@@ -2,7 +2,7 @@
 
 Per frame it only measures the skin ROI's mean colour, the face's presence, skin share and vertical position
 (well under a millisecond). About once per second of source time it reads the heart rate from the spectra of the
-last 30 s of windows (:func:`~smartmirror.vitals.heart.pooled_window_estimate`); every few seconds it refreshes
+last 30 s of windows (:func:`~smartmirror.vitals.pooled_rate.pooled_window_estimate`); every few seconds it refreshes
 HRV, respiration, SpO2 and stress from the current stretch of face data.
 Memory is bounded by ``max_seconds`` of per-frame numbers.
 """
@@ -22,7 +22,7 @@ import numpy as np
 
 from smartmirror.face import FaceObservation
 from smartmirror.frames import FramePacket
-from smartmirror.vitals import heart, hrv, pipeline, quality, respiration, spo2, stress
+from smartmirror.vitals import colour_signature, heart, hrv, pipeline, pooled_rate, quality, respiration, spo2, stress
 from smartmirror.vitals.methods import get_method
 from smartmirror.vitals.rppg import DEFAULT_METHOD
 from smartmirror.vitals.signal import GRID_RATE_HZ, LandmarkSmoother, bandpass, face_crop, skin_roi_mean_rgb
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 #: Seconds of face data each vital needs before its first value (shown as warm-up in the live state).
 WARMUP_S = {
-    "heart_rate": heart.MIN_WINDOW_S + (heart.LIVE_FAST_WINDOWS - 1) * heart.STEP_S,  # a clear pulse; weak: 15 s
+    "heart_rate": heart.MIN_WINDOW_S + (pooled_rate.LIVE_FAST_WINDOWS - 1) * heart.STEP_S,  # a clear pulse; weak: 15 s
     "spo2": heart.WINDOW_S,
     "respiration": respiration.MIN_RESPIRATION_S,
     "hrv": hrv.MIN_CLEAN_S + 2.0,
@@ -240,7 +240,7 @@ class VitalsAnalyzer:
         return 0.0 if self.run_start_t_ is None else max(0.0, t - self.run_start_t_)
 
     def _update_heart_rate(self) -> None:
-        trace = self._current_segment_trace(heart.LIVE_POOL_S + 2.0)
+        trace = self._current_segment_trace(pooled_rate.LIVE_POOL_S + 2.0)
         if trace is None:
             self.reading_ = None
             self.waveform_ = []
@@ -254,12 +254,12 @@ class VitalsAnalyzer:
         filtered = bandpass(segment.pulse, sampling_rate=GRID_RATE_HZ, low_hz=0.6, high_hz=4.0)[-tail:]
         scale = float(np.max(np.abs(filtered))) or 1.0
         self.waveform_ = [round(float(v), 3) for v in filtered / scale]
-        estimate = heart.pooled_window_estimate(segment.pulse, segment.rgb, sampling_rate=GRID_RATE_HZ,
-                                                t0_s=float(segment.grid_s[0]))
+        estimate = pooled_rate.pooled_window_estimate(segment.pulse, segment.rgb, sampling_rate=GRID_RATE_HZ,
+                                                      t0_s=float(segment.grid_s[0]))
         if estimate is None:  # too few windows pooled yet: warming up, nothing shown
             self.reading_ = None
             return
-        self.reading_ = heart.pooled_reading(estimate)  # the pool is the continuity (a gap > MAX_GAP_S restarts it)
+        self.reading_ = pooled_rate.pooled_reading(estimate)  # the pool is the continuity (a gap > MAX_GAP_S restarts)
         if _DEBUG_PATH:
             _debug({"update": float(segment.grid_s[-1]), "window_bpm": estimate.bpm, "snr": estimate.snr_db,
                     "conf": estimate.confidence, "shown": self.reading_.heart_rate_bpm,
@@ -280,7 +280,7 @@ class VitalsAnalyzer:
         segment = segments[-1]
         rate = self.reading_.tracked_bpm
         result: dict[str, Any] = {}
-        signature = heart.pulse_signature(segment.rgb, sampling_rate=GRID_RATE_HZ, bpm=rate)
+        signature = colour_signature.pulse_signature(segment.rgb, sampling_rate=GRID_RATE_HZ, bpm=rate)
         ratio = None if signature is None else spo2.ratio_of_ratios(signature.amplitudes_rgb)
         result["spo2"] = spo2.estimate_spo2(ratio, quality=self.reading_.confidence, calibration=self.calibration_)
         beats = pipeline.segment_beats(segment, rate)

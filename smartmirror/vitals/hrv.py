@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from smartmirror.vitals.heart import HR_BAND_BPM
 from smartmirror.vitals.signal import bandpass
+from smartmirror.vitals.spectrum import HR_BAND_BPM
 
 #: Seconds of clean intervals before SDNN, RMSSD, pNN50 and the stress index are reported.
 MIN_CLEAN_S = 30.0

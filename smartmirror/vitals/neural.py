@@ -21,7 +21,7 @@ ten UBFC subjects (FaceMesh-based boxes: 2-18 %).
 
 Weights: ``weights/rppg_*.pt`` made by ``scripts/convert_open_rppg.py`` from the open-rppg wheel (see
 weights/README.md for licence terms). Checkpoints trained here with ``smartmirror train rppg`` that output a
-pulse can join the registry with :func:`register_checkpoint`.
+pulse can join the registry with :func:`smartmirror.vitals.checkpoints.register_checkpoint`.
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ import functools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from smartmirror.face import FaceObservation
 from smartmirror.frames import FramePacket
+from smartmirror.paths import WEIGHTS_DIR, weights_path
 from smartmirror.vitals.methods import PulseMethod, register_method
 
 log = logging.getLogger(__name__)
@@ -318,7 +318,7 @@ def model_rate_slots(n_frames: int, sampling_rate: float, fps: float = MODEL_FPS
     return np.minimum(np.searchsorted(times, slot_times - 1e-9, side="left"), n_frames - 1)
 
 
-def _validate_frames(frames_rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def validate_frames(frames_rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     frames = np.asarray(frames_rgb)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"expected face crops of shape (n, height, width, 3), got {frames.shape}")
@@ -339,7 +339,6 @@ def load_pretrained(name: str):
     """The ported network for ``name`` (a key of :data:`PRETRAINED`), weights loaded, in eval mode."""
     import torch
 
-    from smartmirror.paths import weights_path
     from smartmirror.vitals.nets import FacePhys, MENet
 
     try:
@@ -463,7 +462,7 @@ def pretrained_pulse(name: str, frames_rgb: np.ndarray, *, sampling_rate: float,
     if backend not in ("auto", "onnx", "torch"):
         raise ValueError(f"backend must be 'auto', 'onnx' or 'torch', got {backend!r}")
     cfg = PRETRAINED[name]
-    frames = _validate_frames(frames_rgb, cfg.input_size)
+    frames = validate_frames(frames_rgb, cfg.input_size)
     slots = model_rate_slots(len(frames), sampling_rate, cfg.fps)
     onnx_net = load_onnx(name) if backend != "torch" else None
     if backend == "onnx" and onnx_net is None:
@@ -498,33 +497,7 @@ def pulse_me_pure(frames_rgb: np.ndarray, *, sampling_rate: float) -> np.ndarray
 _PULSE_FNS = {"facephys-rlap": pulse_facephys_rlap, "me-rlap": pulse_me_rlap, "me-pure": pulse_me_pure}
 
 
-def register_checkpoint(path: str | Path, name: str | None = None) -> PulseMethod:
-    """Register a pulse checkpoint trained with ``smartmirror train rppg`` (arch ``resnet_tcn``) as a method.
-
-    Raises
-    ------
-    ValueError
-        When the checkpoint's network does not output a pulse (UltraLightNet outputs a heart rate).
-    """
-    from smartmirror.vitals.training import load_trained, trained_pulse
-
-    model, info = load_trained(path)
-    if info["arch"] != "resnet_tcn":
-        raise ValueError(f"{path}: arch {info['arch']!r} predicts a heart rate, not a pulse; it cannot be a method")
-    size = tuple(info["input_size"])
-
-    def fn(frames_rgb: np.ndarray, *, sampling_rate: float) -> np.ndarray:
-        return trained_pulse(model, _validate_frames(frames_rgb, size), sampling_rate=sampling_rate,
-                             fps=info["fps"])
-
-    method = PulseMethod(name=name or Path(path).stem, kind="frames", fn=fn, realtime=False,
-                         description=f"ResNet-18 + temporal conv trained here ({Path(path).name})", input_size=size)
-    return register_method(method)
-
-
 def _register_pretrained() -> None:
-    from smartmirror.paths import WEIGHTS_DIR
-
     for name, cfg in PRETRAINED.items():
         if not (WEIGHTS_DIR / cfg.file).exists():
             log.info("learned pulse method %s unavailable: weights/%s missing", name, cfg.file)

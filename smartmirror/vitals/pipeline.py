@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from smartmirror.vitals import heart, hrv, quality, respiration, spo2, stress
+from smartmirror.vitals import colour_signature, heart, hrv, quality, respiration, spo2, stress
 from smartmirror.vitals.methods import get_method
+from smartmirror.vitals.rate_path import clip_heart_rate_from_paths, path_readings, rate_path
 from smartmirror.vitals.rppg import DEFAULT_METHOD, extract_pulse, orient_and_scale, snr_optimal_pulse
 from smartmirror.vitals.signal import (
     GRID_RATE_HZ,
@@ -176,11 +177,11 @@ def analyze_trace(
     readings: list[heart.HeartRateReading] = []
     paths = []
     for segment in segments:
-        path = heart.rate_path(segment.pulse, segment.rgb, sampling_rate=GRID_RATE_HZ, t0_s=float(segment.grid_s[0]))
+        path = rate_path(segment.pulse, segment.rgb, sampling_rate=GRID_RATE_HZ, t0_s=float(segment.grid_s[0]))
         if path is not None:
             paths.append(path)
-            readings += heart.path_readings(path)
-    clip = heart.clip_heart_rate_from_paths(paths)
+            readings += path_readings(path)
+    clip = clip_heart_rate_from_paths(paths)
     liveness = quality.pulse_liveness(readings)
     rate_for_beats = clip.tracked_bpm
     hrv_result = respiration_result = spo2_result = None
@@ -190,8 +191,8 @@ def analyze_trace(
             hrv_result = hrv.hrv_from_beats(beats)
             longest = int(np.argmax([len(s.grid_s) for s in segments]))
             respiration_result = respiration_from_segment(segments[longest], beats[longest])
-            signature = heart.pulse_signature(segments[longest].rgb, sampling_rate=GRID_RATE_HZ,
-                                              bpm=rate_for_beats)
+            signature = colour_signature.pulse_signature(segments[longest].rgb, sampling_rate=GRID_RATE_HZ,
+                                                         bpm=rate_for_beats)
             ratio = None if signature is None else spo2.ratio_of_ratios(signature.amplitudes_rgb)
             spo2_result = spo2.estimate_spo2(ratio, quality=clip.confidence, calibration=spo2_calibration)
     stress_result = stress.estimate_stress(

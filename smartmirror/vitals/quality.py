@@ -15,7 +15,7 @@ interior light (Cr 129-132): the skin test here is relative to the face's own me
 Liveness has two independent cues, and either one makes a face live (:func:`combined_liveness`):
 
 - pulse: living skin pulses, and its colour varies along the blood-volume direction (green most, red least,
-  see :class:`smartmirror.vitals.heart.PulseSignature`); the median window confidence reaches the heart-rate
+  see :class:`smartmirror.vitals.colour_signature.PulseSignature`); the median window confidence reaches the heart-rate
   gate (:func:`pulse_liveness`). On compressed real video (a 1.2 Mbit/s H.264 webcam file, in-car clips) the
   pulse is often too weak for the gate although the person is alive, so this cue alone calls real people
   not live.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from smartmirror.vitals.colour_signature import pulse_signature
 from smartmirror.vitals.methods import PulseMethod, get_method, register_method
 from smartmirror.vitals.signal import bandpass, normalise_channels
 
@@ -18,9 +19,6 @@ from smartmirror.vitals.signal import bandpass, normalise_channels
 #: (H.264, 75-210 kbit/s) POS's whole-clip heart rate is within 1.2 beats/min of the contact PPG on average,
 #: CHROM's, GREEN's and ICA's are off by 6-9 on some subjects (benchmarks/real_eval.py, README).
 DEFAULT_METHOD = "pos"
-
-#: Normalised blood-volume-pulse signature (R, G, B) of skin for a standard camera (de Haan & van Leest 2014).
-PBV_SIGNATURE_RGB = np.array([0.33, 0.77, 0.53])
 
 #: Pulse band for filtering, Hz (36-240 beats/min: wider than the 40-200 search band so edges are not cut).
 PULSE_BAND_HZ = (0.6, 4.0)
@@ -225,8 +223,6 @@ def rppg_ica(rgb: np.ndarray, *, sampling_rate: float, random_state: int = 0) ->
     peakiness = power[band].max(axis=0) / np.maximum(power[band].sum(axis=0), 1e-12)
     # how blood-like the skin's colour variation is at each source's own peak rate: blood changes all three
     # channels the same way, green most; a flickering lamp or a coloured screen does not
-    from smartmirror.vitals.heart import pulse_signature
-
     peak_bpm = 60.0 * freqs[band][np.argmax(power[band], axis=0)]
     likeness = np.ones(len(peak_bpm))
     for k, bpm in enumerate(peak_bpm):

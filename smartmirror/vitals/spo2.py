@@ -120,7 +120,7 @@ def ratio_of_ratios(amplitudes_rgb: np.ndarray) -> float | None:
     """``(AC/DC red) / (AC/DC blue)`` from the pulse's relative channel amplitudes (R, G, B).
 
     ``amplitudes_rgb`` are AC/DC amplitudes of the same pulse in each channel (for instance
-    :attr:`smartmirror.vitals.heart.PulseSignature.amplitudes_rgb`). None when the blue amplitude is ~0.
+    :attr:`smartmirror.vitals.colour_signature.PulseSignature.amplitudes_rgb`). None when the blue amplitude is ~0.
     """
     amplitudes = np.abs(np.asarray(amplitudes_rgb, dtype=np.float64))
     if amplitudes.shape != (3,) or not np.all(np.isfinite(amplitudes)) or amplitudes[2] <= 1e-12:
