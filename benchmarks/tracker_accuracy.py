@@ -39,7 +39,8 @@ def compare_clip(video: Path, *, mesh_every: int, mesh_weight: float, max_frames
     from smartmirror.vitals.analyzer import VitalsAnalyzer
 
     skin = sorted({i for name in SKIN_REGIONS for i in REGIONS[name]})
-    trackers = {"full": FaceTracker(static_image_mode=False), "flow": FlowFaceTracker(mesh_every=mesh_every, mesh_weight=mesh_weight)}
+    trackers = {"full": FaceTracker(static_image_mode=False),
+                "flow": FlowFaceTracker(mesh_every=mesh_every, mesh_weight=mesh_weight)}
     vitals = {name: VitalsAnalyzer(live=False, max_seconds=1e9) for name in trackers}
     cpu = dict.fromkeys(trackers, 0.0)
     distances, scales, missing = [], [], dict.fromkeys(trackers, 0)
@@ -116,9 +117,9 @@ def main() -> None:
                "hr": {m: {name: {k: s[k] for k in ("window_mae_bpm", "clip_error_bpm", "clip_bpm", "clip_true_bpm")}
                           for name, s in by.items()} for m, by in scores.items()}}
         rows.append(row)
-        hr = "  ".join(f"{m} MAE full {_fmt(row['hr'][m]['full']['window_mae_bpm'])} flow "
-                       f"{_fmt(row['hr'][m]['flow']['window_mae_bpm'])} (clip err {_fmt(row['hr'][m]['full']['clip_error_bpm'])}"
-                       f"/{_fmt(row['hr'][m]['flow']['clip_error_bpm'])})" for m in methods)
+        hr = "  ".join(f"{m} MAE full {_fmt(by['full']['window_mae_bpm'])} flow {_fmt(by['flow']['window_mae_bpm'])}"
+                       f" (clip err {_fmt(by['full']['clip_error_bpm'])}/{_fmt(by['flow']['clip_error_bpm'])})"
+                       for m, by in row["hr"].items())
         print(f"{clip.name}: {row['frames']} frames, cpu ms/frame full {row['cpu_ms_per_frame']['full']} flow "
               f"{row['cpu_ms_per_frame']['flow']} ({row['mesh_passes']} meshes), gap {row['landmark_gap_px']} px "
               f"(p95 {row['landmark_gap_p95_px']}, {row['landmark_gap_iod']} iod), corr {row['trace_correlation']}, "
@@ -132,9 +133,11 @@ def main() -> None:
                                       "clip_error_bpm": round(float(np.mean(errs)), 3) if errs else None,
                                       "nulls": sum(r["hr"][m][name]["clip_bpm"] is None for r in rows)}
     for name in ("full", "flow"):
-        summary[f"cpu_ms_per_frame/{name}"] = round(float(np.median([r["cpu_ms_per_frame"][name] for r in rows])), 2)
+        cpu_ms = [r["cpu_ms_per_frame"][name] for r in rows]
+        summary[f"cpu_ms_per_frame/{name}"] = round(float(np.median(cpu_ms)), 2) if cpu_ms else None
     if args.json:
-        print(json.dumps({"mesh_every": args.mesh_every, "mesh_weight": args.mesh_weight, "rows": rows, "summary": summary}, indent=2))
+        print(json.dumps({"mesh_every": args.mesh_every, "mesh_weight": args.mesh_weight, "rows": rows,
+                          "summary": summary}, indent=2))
     else:
         print(f"mesh every {args.mesh_every} frames, {len(rows)} clips")
         for key, value in summary.items():
