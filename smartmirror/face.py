@@ -129,9 +129,10 @@ def head_pose_deg(landmarks_px: np.ndarray, image_size: tuple[int, int]) -> tupl
     assumed (webcams are close to this; the angles are insensitive to the exact focal length).
     """
     height, width = image_size
-    if not CANONICAL_FACE_PATH.exists():  # only while scripts/make_canonical_face.py builds it
+    try:
+        model = canonical_face()
+    except FileNotFoundError:  # only while scripts/make_canonical_face.py builds it
         return 0.0, 0.0, 0.0
-    model = canonical_face()
     image_points = landmarks_px[:468, :2].astype(np.float64)
     camera = np.array([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], dtype=np.float64)
     ok, rvec, _tvec = cv2.solvePnP(model, image_points, camera, None, flags=cv2.SOLVEPNP_SQPNP)

@@ -17,6 +17,7 @@ rigidly with the head) does not.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 
 import cv2
 import numpy as np
@@ -105,11 +106,11 @@ class FlowFaceTracker:
         margin = int(0.25 * max(w, h)) + 16
         return max(0, x - margin), max(0, y - margin), min(width, x + w + margin), min(height, y + h + margin)
 
-    def _start_track(self, gray: np.ndarray, face: FaceObservation) -> None:
-        """Remember the mesh's frame and pick the points the flow follows from it."""
-        height, width = gray.shape
+    def _start_track(self, image_bgr: np.ndarray, face: FaceObservation) -> None:
+        """Remember the mesh's frame (a grey crop around the face) and pick the points the flow follows."""
+        height, width = image_bgr.shape[:2]
         x0, y0, x1, y1 = self._crop_box(face, height, width)
-        crop = np.ascontiguousarray(gray[y0:y1, x0:x1])
+        crop = cv2.cvtColor(image_bgr[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
         origin = np.array([x0, y0], np.float32)
         hull = face.points_2d(_INNER_FACE) - origin
         centre = hull.mean(axis=0)
@@ -127,19 +128,20 @@ class FlowFaceTracker:
         self._last_points = self._key_points.copy()
         self._since_mesh = 0
 
-    def _follow(self, gray: np.ndarray, ramp: float) -> FaceObservation | None:
+    def _follow(self, image_bgr: np.ndarray, ramp: float) -> FaceObservation | None:
         """The key landmarks, ``ramp`` (0..1) of the way corrected, moved onto this frame by the flow; None when
         the flow lost the face."""
         key = self._key
         x0, y0 = (int(v) for v in self._key_origin)
         crop_h, crop_w = self._key_gray.shape
-        crop = np.ascontiguousarray(gray[y0:y0 + crop_h, x0:x0 + crop_w])
+        crop = cv2.cvtColor(image_bgr[y0:y0 + crop_h, x0:x0 + crop_w], cv2.COLOR_BGR2GRAY)
         if crop.shape != self._key_gray.shape:
             return None
         forward, status, _ = cv2.calcOpticalFlowPyrLK(self._key_gray, crop, self._key_points,
                                                        self._last_points.copy(),
                                                        flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **_LK_PARAMS)
-        back, status_back, _ = cv2.calcOpticalFlowPyrLK(crop, self._key_gray, forward, self._key_points.copy(),
+        back, status_back, _ = cv2.calcOpticalFlowPyrLK(crop, self._key_gray, forward,
+                                                         self._key_points.copy(),
                                                          flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **_LK_PARAMS)
         error = np.linalg.norm((back - self._key_points).reshape(-1, 2), axis=1)
         good = (status.ravel() == 1) & (status_back.ravel() == 1) & (error < self.max_fb_error_px)
@@ -179,11 +181,10 @@ class FlowFaceTracker:
         with self._lock:
             if self._key is not None and image_bgr.shape[:2] != self._key.image_size:
                 self._clear()  # the source changed size: start afresh
-            gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
             if self._key is not None:
                 self._since_mesh += 1
                 if self._since_mesh < self.mesh_every:
-                    face = self._follow(gray, self._since_mesh / self.mesh_every)
+                    face = self._follow(image_bgr, self._since_mesh / self.mesh_every)
                     if face is not None:
                         self.flow_frames += 1
                         return face
@@ -191,7 +192,7 @@ class FlowFaceTracker:
                 self._search_wait -= 1
                 return None  # no face: look again on the next mesh frame, not on every frame
             ramp = min(1.0, self._since_mesh / self.mesh_every)
-            predicted = self._follow(gray, ramp) if self._key is not None else None
+            predicted = self._follow(image_bgr, ramp) if self._key is not None else None
             measured = self._mesh.process(image_bgr)
             self.mesh_passes += 1
             if measured is None:
@@ -199,7 +200,7 @@ class FlowFaceTracker:
                 self._search_wait = self.mesh_every - 1
                 return None
             face, correction = self._merge(predicted, measured)
-            self._start_track(gray, face)
+            self._start_track(image_bgr, face)
             self._correction = correction
             return face
 
@@ -241,3 +242,18 @@ class FlowFaceTracker:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+#: Analyzers that read the face's shape at every frame (eyelids, mouth, expression, pose), so need FaceMesh there.
+SHAPE_ANALYZERS = frozenset({"emotion", "fatigue", "identity"})
+
+
+def tracker_for(analyzers: Iterable[str]) -> FaceTracker | FlowFaceTracker:
+    """The cheapest video tracker that serves these analyzers.
+
+    Vitals alone read mean skin colour, which needs the skin regions at every frame but not a fresh mesh:
+    :class:`FlowFaceTracker`. Any of :data:`SHAPE_ANALYZERS` needs FaceMesh on every frame: :class:`FaceTracker`.
+    """
+    if SHAPE_ANALYZERS & set(analyzers):
+        return FaceTracker(static_image_mode=False)
+    return FlowFaceTracker()

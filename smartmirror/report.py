@@ -188,7 +188,7 @@ def analyze_video(
         ``no_face``, ``too_short`` (under :data:`MIN_FACE_SECONDS` of face video, e.g. a truncated file);
         ``invalid_method`` for an unknown pulse method, ``invalid_sections`` for an unknown section.
     """
-    from smartmirror.face import FaceTracker
+    from smartmirror.face_track import tracker_for
     from smartmirror.vitals.analyzer import VitalsAnalyzer
     from smartmirror.vitals.rppg import DEFAULT_METHOD
 
@@ -216,7 +216,7 @@ def analyze_video(
     first_face_t = last_face_t = None
     prefetch = Prefetcher(packets)
     tally = FacesTally()
-    with FaceTracker(static_image_mode=False) as tracker:
+    with tracker_for((*sections, *(['identity'] if identity else []))) as tracker:  # flow for vitals only
         for packet in prefetch:
             if cancel is not None and cancel.is_set():
                 raise VideoError("cancelled", f"The analysis of {Path(path).name} was stopped")
