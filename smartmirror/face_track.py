@@ -5,13 +5,17 @@ MediaPipe FaceMesh (one face, refined landmarks, through :class:`smartmirror.fac
 ``mesh_every``-th frame, and on the frames between moves the last mesh with the similarity transform (shift,
 rotation, scale) that pyramidal Lucas-Kanade optical flow measures on corner points of the face between the mesh's
 frame and the current one. The flow is measured from the mesh's frame each time (never chained frame to frame, so
-it does not drift) on a grey crop around the face. When the flow loses the face (too few points survive the
-forward-backward check, or the motion is not a plausible similarity) the mesh runs at once; the face detector (the
-presence score and the count of faces) runs every ``detect_every`` frames.
+it does not drift) on a grey crop around the face. A new mesh does not replace the moved one at once: its
+difference from where the flow put the face is spread evenly over the frames up to the next mesh, because FaceMesh's
+pass-to-pass jitter applied as a step every few frames puts its power into the pulse band. When the flow loses the
+face (too few points survive the forward-backward check, or the motion is not a plausible similarity) the mesh
+runs at once and is taken as it is; the face detector (the presence score and the count of faces) runs every
+``detect_every`` frames.
 
-Between meshes the face keeps its shape: eyes do not blink and the mouth does not move, so the fatigue and
-emotion analyzers need :class:`~smartmirror.face.FaceTracker`; the pulse (mean skin colour of regions that move
-rigidly with the head) does not.
+Between meshes the face keeps its shape: eyes do not blink, the mouth does not move, and the shape (so the head
+pose) follows a turning head one mesh interval late. The fatigue, emotion and identity analyzers therefore need
+:class:`~smartmirror.face.FaceTracker`; the pulse (mean colour of skin that moves with the head) does not
+(:func:`tracker_for` picks). ``benchmarks/tracker_accuracy.py`` measures both on real recordings.
 """
 
 from __future__ import annotations
@@ -51,8 +55,8 @@ class FlowFaceTracker:
     min_points : int
         Fewer surviving points than this (or an implausible motion) counts as a lost track: FaceMesh runs now.
     mesh_weight : float
-        At each mesh pass the landmarks move this share of the way from the flow's prediction to the new mesh
-        (1 = the new mesh as it is); an exponential average of the meshes over passes, in the face's frame.
+        Share of each new mesh's difference from the flow's prediction that is ramped in over the next
+        ``mesh_every`` frames (1: all of it; below 1, an exponential average of the meshes in the face's frame).
     max_blend_gap : float
         A new mesh whose median landmark lies further than this share of the inter-ocular distance from the
         prediction replaces it outright.

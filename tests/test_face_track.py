@@ -116,3 +116,13 @@ def test_rejects_bad_arrays_and_bad_settings():
             tracker.process(np.zeros((10, 10, 3), np.float32))
     with pytest.raises(ValueError):
         FlowFaceTracker(mesh_every=0)
+
+
+def test_only_vitals_get_the_flow_tracker():
+    from smartmirror.face_track import tracker_for
+
+    assert isinstance(tracker_for(()), FlowFaceTracker)
+    assert isinstance(tracker_for(["vitals"]), FlowFaceTracker)
+    for analyzers in (["emotion"], ("fatigue", "vitals"), ["identity"]):
+        tracker = tracker_for(analyzers)
+        assert isinstance(tracker, FaceTracker) and not tracker.static_image_mode
