@@ -144,29 +144,6 @@ def _check_video_path(path: Path) -> None:
         )
 
 
-def frame_to_bgr(frame) -> np.ndarray:
-    """A decoded PyAV video frame as an (height, width, 3) uint8 BGR array.
-
-    Limited-range 4:2:0 frames (what H.264, HEVC, VP9 and MPEG-4 cameras and files carry) are converted by
-    OpenCV's BT.601 YUV-to-BGR, at about a sixth of the CPU of FFmpeg's swscale (which PyAV's
-    ``to_ndarray(format="bgr24")`` uses); the two agree within about one grey level on average. Every other pixel
-    format (full-range JPEG YUV, odd sizes, RGB, 4:2:2, 10-bit) goes through swscale.
-    """
-    if (frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0
-            and _limited_range_bt601(frame)):
-        import cv2
-
-        return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2BGR_I420)
-    return frame.to_ndarray(format="bgr24")
-
-
-def _limited_range_bt601(frame) -> bool:
-    """Whether the frame's colour tags allow OpenCV's conversion: limited range, BT.601 or untagged matrix."""
-    color_range = int(getattr(frame, "color_range", 0) or 0)   # 0 unspecified, 1 limited (MPEG), 2 full (JPEG)
-    colorspace = int(getattr(frame, "colorspace", 2) or 2)      # 2 unspecified, 5 BT.470BG, 6 SMPTE 170M (601)
-    return color_range in (0, 1) and colorspace in (2, 5, 6)
-
-
 def read_video_packets(
     path: str | Path,
     *,
@@ -233,7 +210,7 @@ def read_video_packets(
                         delay = packet_t - (time.monotonic() - wall_start)
                         if delay > 0:
                             time.sleep(delay)
-                    yield FramePacket(t=packet_t, image=frame_to_bgr(frame), index=emitted)
+                    yield FramePacket(t=packet_t, image=frame.to_ndarray(format="bgr24"), index=emitted)
                     emitted += 1
                     count_this_loop += 1
                     if max_frames is not None and emitted >= max_frames:

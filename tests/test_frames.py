@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 
-import cv2
 import numpy as np
 import pytest
 
@@ -165,64 +164,3 @@ def test_bad_video_files_raise_clear_errors(tmp_path, synth_clip):
         list(read_video_packets(audio))
     assert info.value.code == "no_video_stream"
 
-
-def _write_video(path, images, *, codec: str, pix_fmt: str, **stream_options) -> None:
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=30)
-        stream.width, stream.height = images[0].shape[1], images[0].shape[0]
-        stream.pix_fmt = pix_fmt
-        for key, value in stream_options.items():
-            setattr(stream, key, value)
-        for image in images:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
-@pytest.mark.parametrize("size", [(240, 320), (242, 350), (121, 161)])
-def test_decoded_colours_match_ffmpeg_within_a_grey_level(tmp_path, size):
-    """OpenCV's 4:2:0 conversion (the fast path) and swscale's (odd sizes, other formats) give the same colours."""
-    import av
-
-    from smartmirror.frames import frame_to_bgr
-    from smartmirror.synth import default_face_image
-
-    face = cv2.resize(default_face_image(), (size[1], size[0]), interpolation=cv2.INTER_AREA)
-    rng = np.random.default_rng(0)
-    images = [np.clip(face.astype(np.int16) + rng.integers(-3, 4, face.shape), 0, 255).astype(np.uint8)
-              for _ in range(6)]
-    pix_fmt = "yuv420p" if size[0] % 2 == 0 and size[1] % 2 == 0 else "yuv444p"
-    path = tmp_path / "clip.mkv"
-    _write_video(path, images, codec="libx264" if pix_fmt == "yuv420p" else "ffv1", pix_fmt=pix_fmt)
-    with av.open(str(path)) as container:
-        frames = list(container.decode(video=0))
-    packets = list(read_video_packets(path))
-    assert len(packets) == len(frames) == len(images)
-    for frame, packet in zip(frames, packets, strict=True):
-        reference = frame.to_ndarray(format="bgr24").astype(np.int16)
-        fast = frame_to_bgr(frame)
-        assert fast.shape == (*size, 3) and fast.dtype == np.uint8
-        assert np.array_equal(packet.image, fast)
-        difference = fast.astype(np.int16) - reference
-        assert np.abs(difference.reshape(-1, 3).mean(axis=0)).max() < 1.6  # rounding, not a colour shift
-        assert np.percentile(np.abs(difference), 99) <= 4
-        # and both are the face that was encoded (lossy codec: a few grey levels)
-        assert np.abs(fast.astype(np.float64).mean(axis=(0, 1)) - images[0].mean(axis=(0, 1))).max() < 3
-
-
-def test_full_range_and_non_420_frames_take_ffmpegs_conversion(tmp_path):
-    import av
-
-    from smartmirror.frames import frame_to_bgr
-
-    image = np.zeros((64, 64, 3), np.uint8)
-    image[:, :32] = (30, 160, 220)
-    path = tmp_path / "clip.avi"
-    _write_video(path, [image] * 3, codec="mjpeg", pix_fmt="yuvj420p")
-    with av.open(str(path)) as container:
-        frame = next(container.decode(video=0))
-        assert frame.format.name == "yuvj420p"
-        assert np.array_equal(frame_to_bgr(frame), frame.to_ndarray(format="bgr24"))
