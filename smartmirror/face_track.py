@@ -251,13 +251,20 @@ class FlowFaceTracker:
 #: Analyzers that read the face's shape at every frame (eyelids, mouth, expression, pose), so need FaceMesh there.
 SHAPE_ANALYZERS = frozenset({"emotion", "fatigue", "identity"})
 
+#: Pulse methods whose heart rate on real recordings is as good with the flow tracker as with FaceMesh on every frame
+#: (benchmarks/tracker_accuracy.py on UBFC-rPPG). ICA is not: on 2 of 15 subjects it then picks a slow component
+#: instead of the pulse (and it flips the other way on one), so it keeps FaceMesh; CHROM, GREEN and the learned
+#: methods were measured only on synthetic clips.
+FLOW_METHODS = frozenset({"pos"})
 
-def tracker_for(analyzers: Iterable[str]) -> FaceTracker | FlowFaceTracker:
-    """The cheapest video tracker that serves these analyzers.
+
+def tracker_for(analyzers: Iterable[str], method: str = "pos") -> FaceTracker | FlowFaceTracker:
+    """The cheapest video tracker that serves these analyzers and this pulse method.
 
     Vitals alone read mean skin colour, which needs the skin regions at every frame but not a fresh mesh:
-    :class:`FlowFaceTracker`. Any of :data:`SHAPE_ANALYZERS` needs FaceMesh on every frame: :class:`FaceTracker`.
+    :class:`FlowFaceTracker`, for the methods in :data:`FLOW_METHODS`. Any of :data:`SHAPE_ANALYZERS`, or another
+    method, gets FaceMesh on every frame: :class:`FaceTracker`.
     """
-    if SHAPE_ANALYZERS & set(analyzers):
+    if SHAPE_ANALYZERS & set(analyzers) or method not in FLOW_METHODS:
         return FaceTracker(static_image_mode=False)
     return FlowFaceTracker()

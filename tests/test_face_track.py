@@ -118,11 +118,11 @@ def test_rejects_bad_arrays_and_bad_settings():
         FlowFaceTracker(mesh_every=0)
 
 
-def test_only_vitals_get_the_flow_tracker():
+def test_only_vitals_with_a_method_measured_on_real_video_get_the_flow_tracker():
     from smartmirror.face_track import tracker_for
 
     assert isinstance(tracker_for(()), FlowFaceTracker)
-    assert isinstance(tracker_for(["vitals"]), FlowFaceTracker)
-    for analyzers in (["emotion"], ("fatigue", "vitals"), ["identity"]):
-        tracker = tracker_for(analyzers)
+    assert isinstance(tracker_for(["vitals"], "pos"), FlowFaceTracker)
+    for analyzers, method in ((["emotion"], "pos"), (("fatigue", "vitals"), "pos"), (["identity"], "pos"), ((), "ica")):
+        tracker = tracker_for(analyzers, method)
         assert isinstance(tracker, FaceTracker) and not tracker.static_image_mode
