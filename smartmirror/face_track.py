@@ -251,20 +251,22 @@ class FlowFaceTracker:
 #: Analyzers that read the face's shape at every frame (eyelids, mouth, expression, pose), so need FaceMesh there.
 SHAPE_ANALYZERS = frozenset({"emotion", "fatigue", "identity"})
 
-#: Pulse methods whose heart rate on real recordings is as good with the flow tracker as with FaceMesh on every frame
-#: (benchmarks/tracker_accuracy.py on UBFC-rPPG). ICA is not: on 2 of 15 subjects it then picks a slow component
-#: instead of the pulse (and it flips the other way on one), so it keeps FaceMesh; CHROM, GREEN and the learned
-#: methods were measured only on synthetic clips.
-FLOW_METHODS = frozenset({"pos"})
+#: Pulse methods whose heart rate on real recordings is measured as no worse with the flow tracker than with
+#: FaceMesh on every frame (benchmarks/tracker_accuracy.py on UBFC-rPPG, 15 subjects). None yet: POS's window MAE
+#: went from 2.70 to 3.10 bpm (one subject 6.4 -> 11.9; whole-clip error 1.41 -> 1.46), and ICA picked a slow
+#: component instead of the pulse on 2 more subjects. So the clip report keeps FaceMesh on every frame for now.
+FLOW_METHODS: frozenset[str] = frozenset()
 
 
-def tracker_for(analyzers: Iterable[str], method: str = "pos") -> FaceTracker | FlowFaceTracker:
+def tracker_for(analyzers: Iterable[str], method: str, *,
+                flow_methods: Iterable[str] = FLOW_METHODS) -> FaceTracker | FlowFaceTracker:
     """The cheapest video tracker that serves these analyzers and this pulse method.
 
     Vitals alone read mean skin colour, which needs the skin regions at every frame but not a fresh mesh:
-    :class:`FlowFaceTracker`, for the methods in :data:`FLOW_METHODS`. Any of :data:`SHAPE_ANALYZERS`, or another
-    method, gets FaceMesh on every frame: :class:`FaceTracker`.
+    :class:`FlowFaceTracker`, for the methods in ``flow_methods`` (:data:`FLOW_METHODS`, those measured as
+    accurate with it). Any of :data:`SHAPE_ANALYZERS`, or another method, gets FaceMesh on every frame:
+    :class:`FaceTracker`.
     """
-    if SHAPE_ANALYZERS & set(analyzers) or method not in FLOW_METHODS:
+    if SHAPE_ANALYZERS & set(analyzers) or method not in set(flow_methods):
         return FaceTracker(static_image_mode=False)
     return FlowFaceTracker()

@@ -216,7 +216,7 @@ def analyze_video(
     first_face_t = last_face_t = None
     prefetch = Prefetcher(packets)
     tally = FacesTally()
-    with tracker_for((*sections, *(['identity'] if identity else [])), vitals.method_.name) as tracker:
+    with tracker_for((*sections, *(["identity"] if identity else [])), vitals.method_.name) as tracker:
         for packet in prefetch:
             if cancel is not None and cancel.is_set():
                 raise VideoError("cancelled", f"The analysis of {Path(path).name} was stopped")

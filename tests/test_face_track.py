@@ -119,10 +119,12 @@ def test_rejects_bad_arrays_and_bad_settings():
 
 
 def test_only_vitals_with_a_method_measured_on_real_video_get_the_flow_tracker():
-    from smartmirror.face_track import tracker_for
+    from smartmirror.face_track import FLOW_METHODS, tracker_for
 
-    assert isinstance(tracker_for(()), FlowFaceTracker)
-    assert isinstance(tracker_for(["vitals"], "pos"), FlowFaceTracker)
+    assert isinstance(tracker_for(["vitals"], "pos", flow_methods={"pos"}), FlowFaceTracker)
+    assert isinstance(tracker_for((), "pos", flow_methods={"pos"}), FlowFaceTracker)
     for analyzers, method in ((["emotion"], "pos"), (("fatigue", "vitals"), "pos"), (["identity"], "pos"), ((), "ica")):
-        tracker = tracker_for(analyzers, method)
+        tracker = tracker_for(analyzers, method, flow_methods={"pos"})
         assert isinstance(tracker, FaceTracker) and not tracker.static_image_mode
+    for method in ("pos", "ica", "chrom", "green"):  # the report's default: only what real recordings vouch for
+        assert isinstance(tracker_for((), method), FlowFaceTracker) == (method in FLOW_METHODS)
