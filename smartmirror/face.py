@@ -129,9 +129,10 @@ def head_pose_deg(landmarks_px: np.ndarray, image_size: tuple[int, int]) -> tupl
     assumed (webcams are close to this; the angles are insensitive to the exact focal length).
     """
     height, width = image_size
-    if not CANONICAL_FACE_PATH.exists():  # only while scripts/make_canonical_face.py builds it
+    try:
+        model = canonical_face()
+    except FileNotFoundError:  # only while scripts/make_canonical_face.py builds it
         return 0.0, 0.0, 0.0
-    model = canonical_face()
     image_points = landmarks_px[:468, :2].astype(np.float64)
     camera = np.array([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], dtype=np.float64)
     ok, rvec, _tvec = cv2.solvePnP(model, image_points, camera, None, flags=cv2.SOLVEPNP_SQPNP)
@@ -147,6 +148,26 @@ def head_pose_deg(landmarks_px: np.ndarray, image_size: tuple[int, int]) -> tupl
     elif pitch < -90:
         pitch += 180
     return -yaw, -pitch, roll
+
+
+def observation_from_landmarks(
+    landmarks_px: np.ndarray, image_size: tuple[int, int], *, presence_score: float, num_faces: int
+) -> FaceObservation:
+    """A :class:`FaceObservation` of (478, 3) pixel landmarks: bounding box and head pose computed from them."""
+    height, width = image_size
+    x0, y0 = np.clip(landmarks_px[:, :2].min(axis=0), 0, [width - 1, height - 1]).astype(int)
+    x1, y1 = np.clip(landmarks_px[:, :2].max(axis=0), 0, [width - 1, height - 1]).astype(int)
+    yaw, pitch, roll = head_pose_deg(landmarks_px, (height, width))
+    return FaceObservation(
+        landmarks_px=landmarks_px,
+        bbox=(int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1)),
+        presence_score=float(presence_score),
+        num_faces=int(num_faces),
+        yaw_deg=yaw,
+        pitch_deg=pitch,
+        roll_deg=roll,
+        image_size=(height, width),
+    )
 
 
 class FaceTracker:
@@ -278,19 +299,8 @@ class FaceTracker:
                 all_landmarks, score, detected = [small[0]], small[1], small[2]
         areas = [np.ptp(lm[:, 0]) * np.ptp(lm[:, 1]) for lm in all_landmarks]
         landmarks = all_landmarks[int(np.argmax(areas))]
-        x0, y0 = np.clip(landmarks[:, :2].min(axis=0), 0, [width - 1, height - 1]).astype(int)
-        x1, y1 = np.clip(landmarks[:, :2].max(axis=0), 0, [width - 1, height - 1]).astype(int)
-        yaw, pitch, roll = head_pose_deg(landmarks, (height, width))
-        return FaceObservation(
-            landmarks_px=landmarks,
-            bbox=(int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1)),
-            presence_score=score,
-            num_faces=max(len(all_landmarks), detected),
-            yaw_deg=yaw,
-            pitch_deg=pitch,
-            roll_deg=roll,
-            image_size=(height, width),
-        )
+        return observation_from_landmarks(landmarks, (height, width), presence_score=score,
+                                          num_faces=max(len(all_landmarks), detected))
 
     def reset(self) -> None:
         """Forget tracking state (next frame is a fresh detection)."""

@@ -190,7 +190,7 @@ def read_video_packets(
             if not container.streams.video:
                 raise VideoError("no_video_stream", f"{path.name} has no video stream")
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            stream.thread_type = "AUTO"  # frame and slice threads: decoding takes the second core
             rate = stream.average_rate or stream.guessed_rate
             if rate:
                 frame_step = 1.0 / float(rate)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from smartmirror.analyzer import Analyzer, State
@@ -202,16 +202,20 @@ class Pipeline:
     specs : iterable of AnalyzerSpec
         The analyzers (see :func:`analyzer_specs`); run in dependency order.
     tracker : FaceTracker, optional
-        The face tracker (default: FaceMesh in video mode, built on the first frame and closed by :meth:`close`).
+        A face tracker the caller owns (a REST session's). Without one the pipeline builds its own on the first
+        frame, with ``tracker_factory`` (default: FaceMesh in video mode), and closes it in :meth:`close`.
+    tracker_factory : callable, optional
+        Builds the pipeline's own tracker (anything with ``process(image)`` and ``close()``).
     retry_after_s : float
         Source seconds before a failed analyzer is tried again.
     """
 
     def __init__(self, specs: Iterable[AnalyzerSpec], *, tracker: FaceTracker | None = None,
-                 retry_after_s: float = RETRY_AFTER_S):
+                 tracker_factory: Callable[[], FaceTracker] | None = None, retry_after_s: float = RETRY_AFTER_S):
         self.runners = {spec.name: AnalyzerRunner(spec, retry_after_s=retry_after_s) for spec in ordered(specs)}
         self.tracker = tracker
         self._own_tracker = tracker is None
+        self._tracker_factory = tracker_factory or (lambda: FaceTracker(static_image_mode=False))
         self.clock = SourceClock()
         self.faces = FacesTally()
         self.frames = 0
@@ -229,7 +233,7 @@ class Pipeline:
     def track(self, packet: FramePacket) -> FaceChoice:
         """The face of one frame under the several-faces rule (counted in :attr:`faces`)."""
         if self.tracker is None:
-            self.tracker = FaceTracker(static_image_mode=False)
+            self.tracker = self._tracker_factory()
         started = time.perf_counter()
         choice = choose_face(self.tracker.process(packet.image))
         self.face_seconds += time.perf_counter() - started

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from smartmirror.face_track import tracker_for
 from smartmirror.frames import FramePacket, Prefetcher, VideoError, read_video_packets
 from smartmirror.pipeline import Pipeline
 from smartmirror.registry import analyzer_specs
@@ -85,7 +86,9 @@ def analyze_video(
     names = ["vitals", *(name for name in ("fatigue", "emotion") if name in sections)]
     if identity:
         names.append("identity")
-    pipeline = Pipeline(analyzer_specs(names, pulse_method=method, live=False))
+    # the cheapest tracker that serves these analyzers and the pulse method (built on the first frame)
+    pipeline = Pipeline(analyzer_specs(names, pulse_method=method, live=False),
+                        tracker_factory=lambda: tracker_for(names, vitals.analyzer.method_.name))
     vitals = pipeline.runners["vitals"]
     if not vitals.start():
         if isinstance(vitals.exception, ValueError):

@@ -163,3 +163,4 @@ def test_bad_video_files_raise_clear_errors(tmp_path, synth_clip):
     with pytest.raises(VideoError) as info:
         list(read_video_packets(audio))
     assert info.value.code == "no_video_stream"
+

@@ -1,0 +1,272 @@
+"""A cheaper face tracker for the pulse: the FaceMesh every few frames, optical flow in between.
+
+The pulse needs the skin regions at every frame, not a fresh 478-point mesh. :class:`FlowFaceTracker` runs
+MediaPipe FaceMesh (one face, refined landmarks, through :class:`smartmirror.face.FaceTracker`) on every
+``mesh_every``-th frame, and on the frames between moves the last mesh with the similarity transform (shift,
+rotation, scale) that pyramidal Lucas-Kanade optical flow measures on corner points of the face between the mesh's
+frame and the current one. The flow is measured from the mesh's frame each time (never chained frame to frame, so
+it does not drift) on a grey crop around the face. A new mesh does not replace the moved one at once: its
+difference from where the flow put the face is spread evenly over the frames up to the next mesh, because FaceMesh's
+pass-to-pass jitter applied as a step every few frames puts its power into the pulse band. When the flow loses the
+face (too few points survive the forward-backward check, or the motion is not a plausible similarity) the mesh
+runs at once and is taken as it is; the face detector (the presence score and the count of faces) runs every
+``detect_every`` frames.
+
+Between meshes the face keeps its shape: eyes do not blink, the mouth does not move, and the shape (so the head
+pose) follows a turning head one mesh interval late. The fatigue, emotion and identity analyzers therefore need
+:class:`~smartmirror.face.FaceTracker`; the pulse (mean colour of skin that moves with the head) does not
+(:func:`tracker_for` picks). ``benchmarks/tracker_accuracy.py`` measures both on real recordings.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+import cv2
+import numpy as np
+
+from smartmirror.face import FaceObservation, FaceTracker, observation_from_landmarks
+
+#: Landmarks whose convex hull, shrunk towards its centre, bounds where flow points are picked (inside the face,
+#: away from its outline, where the background would pull them): brows, cheekbones, jaw above the chin.
+_INNER_FACE = (70, 105, 107, 9, 336, 334, 300, 345, 411, 426, 436, 432, 17, 212, 216, 206, 187, 116)
+
+#: Landmarks always tracked besides the detected corners (textured, rigid points: eye corners, nose, nostrils).
+_ANCHOR_POINTS = (33, 133, 362, 263, 1, 4, 6, 168, 195, 98, 327, 61, 291, 105, 334, 107, 336)
+
+_LK_PARAMS = dict(winSize=(15, 15), maxLevel=2,
+                  criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
+
+
+class FlowFaceTracker:
+    """FaceMesh every ``mesh_every`` frames, the mesh moved by optical flow on the frames between.
+
+    Parameters
+    ----------
+    mesh_every : int
+        Frames from one FaceMesh pass to the next while the flow holds the face (1 = FaceMesh on every frame).
+    detect_every : int
+        Frames between face-detector runs (presence score, number of faces); rounded to whole mesh passes.
+    max_corners : int
+        Corner points picked inside the face at each mesh pass for the flow.
+    max_fb_error_px : float
+        A point whose forward-backward flow does not return within this many pixels is dropped.
+    min_points : int
+        Fewer surviving points than this (or an implausible motion) counts as a lost track: FaceMesh runs now.
+    mesh_weight : float
+        Share of each new mesh's difference from the flow's prediction that is ramped in over the next
+        ``mesh_every`` frames (1: all of it; below 1, an exponential average of the meshes in the face's frame).
+    max_blend_gap : float
+        A new mesh whose median landmark lies further than this share of the inter-ocular distance from the
+        prediction replaces it outright.
+    min_detection_confidence, min_tracking_confidence : float
+        MediaPipe's thresholds.
+    """
+
+    def __init__(
+        self,
+        mesh_every: int = 5,
+        detect_every: int = 30,
+        max_corners: int = 40,
+        max_fb_error_px: float = 0.5,
+        min_points: int = 10,
+        mesh_weight: float = 1.0,
+        max_blend_gap: float = 0.1,
+        min_detection_confidence: float = 0.5,
+        min_tracking_confidence: float = 0.5,
+    ):
+        if mesh_every < 1 or detect_every < 1:
+            raise ValueError("mesh_every and detect_every must be at least 1")
+        self.mesh_every = int(mesh_every)
+        self.detect_every = int(detect_every)
+        self.max_corners = int(max_corners)
+        self.max_fb_error_px = float(max_fb_error_px)
+        self.min_points = int(min_points)
+        self.mesh_weight = float(mesh_weight)
+        self.max_blend_gap = float(max_blend_gap)
+        self._mesh = FaceTracker(
+            static_image_mode=False, max_num_faces=1, min_detection_confidence=min_detection_confidence,
+            min_tracking_confidence=min_tracking_confidence,
+            score_every=max(1, round(self.detect_every / self.mesh_every)),
+        )
+        self._lock = threading.Lock()
+        self.mesh_passes = 0
+        self.flow_frames = 0
+        self._clear()
+
+    def _clear(self) -> None:
+        self._key: FaceObservation | None = None   # the last mesh
+        self._key_gray: np.ndarray | None = None   # grey crop of the mesh's frame
+        self._key_origin = np.zeros(2, np.float32)  # the crop's top-left corner in the frame
+        self._key_points: np.ndarray | None = None  # (n, 1, 2) flow points in crop coordinates
+        self._last_points: np.ndarray | None = None  # where they were found in the previous frame (crop coords)
+        self._correction: np.ndarray | None = None  # (478, 3) the last mesh's pull on the key landmarks
+        self._since_mesh = 0
+        self._search_wait = 0
+
+    def _crop_box(self, face: FaceObservation, height: int, width: int) -> tuple[int, int, int, int]:
+        x, y, w, h = face.bbox
+        margin = int(0.25 * max(w, h)) + 16
+        return max(0, x - margin), max(0, y - margin), min(width, x + w + margin), min(height, y + h + margin)
+
+    def _start_track(self, image_bgr: np.ndarray, face: FaceObservation) -> None:
+        """Remember the mesh's frame (a grey crop around the face) and pick the points the flow follows."""
+        height, width = image_bgr.shape[:2]
+        x0, y0, x1, y1 = self._crop_box(face, height, width)
+        crop = cv2.cvtColor(image_bgr[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
+        origin = np.array([x0, y0], np.float32)
+        hull = face.points_2d(_INNER_FACE) - origin
+        centre = hull.mean(axis=0)
+        hull = np.round(centre + 0.85 * (hull - centre)).astype(np.int32)
+        mask = np.zeros(crop.shape, np.uint8)
+        cv2.fillConvexPoly(mask, cv2.convexHull(hull), 255)
+        corners = cv2.goodFeaturesToTrack(crop, maxCorners=self.max_corners, qualityLevel=0.01,
+                                          minDistance=max(3, face.bbox[2] // 20), mask=mask)
+        anchors = (face.points_2d(_ANCHOR_POINTS) - origin).astype(np.float32).reshape(-1, 1, 2)
+        points = anchors if corners is None else np.concatenate([anchors, corners.astype(np.float32)])
+        inside = (points[:, 0, 0] >= 0) & (points[:, 0, 1] >= 0) & (points[:, 0, 0] < crop.shape[1] - 1) & \
+                 (points[:, 0, 1] < crop.shape[0] - 1)
+        self._key, self._key_gray, self._key_origin = face, crop, origin
+        self._key_points = np.ascontiguousarray(points[inside])
+        self._last_points = self._key_points.copy()
+        self._since_mesh = 0
+
+    def _follow(self, image_bgr: np.ndarray, ramp: float) -> FaceObservation | None:
+        """The key landmarks, ``ramp`` (0..1) of the way corrected, moved onto this frame by the flow; None when
+        the flow lost the face."""
+        key = self._key
+        x0, y0 = (int(v) for v in self._key_origin)
+        crop_h, crop_w = self._key_gray.shape
+        crop = cv2.cvtColor(image_bgr[y0:y0 + crop_h, x0:x0 + crop_w], cv2.COLOR_BGR2GRAY)
+        if crop.shape != self._key_gray.shape:
+            return None
+        forward, status, _ = cv2.calcOpticalFlowPyrLK(self._key_gray, crop, self._key_points,
+                                                       self._last_points.copy(),
+                                                       flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **_LK_PARAMS)
+        back, status_back, _ = cv2.calcOpticalFlowPyrLK(crop, self._key_gray, forward,
+                                                         self._key_points.copy(),
+                                                         flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **_LK_PARAMS)
+        error = np.linalg.norm((back - self._key_points).reshape(-1, 2), axis=1)
+        good = (status.ravel() == 1) & (status_back.ravel() == 1) & (error < self.max_fb_error_px)
+        if int(good.sum()) < self.min_points:
+            return None
+        source, target = self._key_points[good].reshape(-1, 2), forward[good].reshape(-1, 2)
+        matrix, inliers = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC,
+                                                      ransacReprojThreshold=1.0, maxIters=200)
+        if matrix is None or int(inliers.sum()) < self.min_points:
+            return None
+        scale = float(np.hypot(matrix[0, 0], matrix[1, 0]))
+        if not 0.8 < scale < 1.25:
+            return None
+        self._last_points = forward
+        landmarks = key.landmarks_px.astype(np.float64)
+        if self._correction is not None:
+            landmarks = landmarks + ramp * self._correction
+        xy = landmarks[:, :2] - self._key_origin
+        moved = np.empty_like(landmarks)
+        moved[:, :2] = xy @ matrix[:, :2].T + matrix[:, 2] + self._key_origin
+        moved[:, 2] = landmarks[:, 2] * scale
+        return observation_from_landmarks(moved.astype(np.float32), key.image_size,
+                                          presence_score=key.presence_score, num_faces=key.num_faces)
+
+    def process(self, image_bgr: np.ndarray) -> FaceObservation | None:
+        """Track the face in one BGR uint8 frame; None when no face is seen.
+
+        Raises
+        ------
+        ValueError
+            When the image is not an (h, w, 3) uint8 array.
+        """
+        if not isinstance(image_bgr, np.ndarray) or image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+            raise ValueError("FlowFaceTracker.process expects an (height, width, 3) BGR image")
+        if image_bgr.dtype != np.uint8:
+            raise ValueError(f"FlowFaceTracker.process expects uint8 pixels, got {image_bgr.dtype}")
+        with self._lock:
+            if self._key is not None and image_bgr.shape[:2] != self._key.image_size:
+                self._clear()  # the source changed size: start afresh
+            if self._key is not None:
+                self._since_mesh += 1
+                if self._since_mesh < self.mesh_every:
+                    face = self._follow(image_bgr, self._since_mesh / self.mesh_every)
+                    if face is not None:
+                        self.flow_frames += 1
+                        return face
+            elif self._search_wait > 0:
+                self._search_wait -= 1
+                return None  # no face: look again on the next mesh frame, not on every frame
+            ramp = min(1.0, self._since_mesh / self.mesh_every)
+            predicted = self._follow(image_bgr, ramp) if self._key is not None else None
+            measured = self._mesh.process(image_bgr)
+            self.mesh_passes += 1
+            if measured is None:
+                self._clear()
+                self._search_wait = self.mesh_every - 1
+                return None
+            face, correction = self._merge(predicted, measured)
+            self._start_track(image_bgr, face)
+            self._correction = correction
+            return face
+
+    def _merge(self, predicted: FaceObservation | None,
+               measured: FaceObservation) -> tuple[FaceObservation, np.ndarray | None]:
+        """The new key face and the correction the next frames ramp in: (predicted, ``mesh_weight`` of the way
+        to the new mesh), or (the new mesh, None) when there is no prediction or it is far off.
+
+        FaceMesh's landmarks jitter by a few tenths of a pixel from pass to pass; applied at once every
+        ``mesh_every`` frames, that jitter would be steps in the skin regions' edges, with much of their power
+        in the pulse band. So the flow carries the motion, and each mesh's pull (an exponential average of the
+        meshes, in the face's own frame) is spread evenly over the frames up to the next mesh. A mesh far from
+        the prediction (the face turned fast, or the flow slipped) is taken as it is.
+        """
+        if predicted is None:
+            return measured, None
+        gap = measured.landmarks_px - predicted.landmarks_px
+        if float(np.median(np.linalg.norm(gap[:, :2], axis=1))) > self.max_blend_gap * max(
+                measured.inter_ocular_px, 1.0):
+            return measured, None
+        face = observation_from_landmarks(predicted.landmarks_px, measured.image_size,
+                                          presence_score=measured.presence_score, num_faces=measured.num_faces)
+        return face, self.mesh_weight * gap.astype(np.float64)
+
+    def reset(self) -> None:
+        """Forget tracking state (next frame is a fresh detection)."""
+        with self._lock:
+            self._mesh.reset()
+            self._clear()
+
+    def close(self) -> None:
+        """Release MediaPipe's graphs; the tracker re-creates them on next use."""
+        with self._lock:
+            self._mesh.close()
+            self._clear()
+
+    def __enter__(self) -> FlowFaceTracker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+#: Analyzers that read the face's shape at every frame (eyelids, mouth, expression, pose), so need FaceMesh there.
+SHAPE_ANALYZERS = frozenset({"emotion", "fatigue", "identity"})
+
+#: Pulse methods whose heart rate on real recordings is measured as no worse with the flow tracker than with
+#: FaceMesh on every frame (benchmarks/tracker_accuracy.py on UBFC-rPPG, 15 subjects). None yet: POS's window MAE
+#: went from 2.70 to 3.10 bpm (one subject 6.4 -> 11.9; whole-clip error 1.41 -> 1.46), and ICA picked a slow
+#: component instead of the pulse on 2 more subjects. So the clip report keeps FaceMesh on every frame for now.
+FLOW_METHODS: frozenset[str] = frozenset()
+
+
+def tracker_for(analyzers: Iterable[str], method: str, *,
+                flow_methods: Iterable[str] = FLOW_METHODS) -> FaceTracker | FlowFaceTracker:
+    """The cheapest video tracker that serves these analyzers and this pulse method.
+
+    Vitals alone read mean skin colour, which needs the skin regions at every frame but not a fresh mesh:
+    :class:`FlowFaceTracker`, for the methods in ``flow_methods`` (:data:`FLOW_METHODS`, those measured as
+    accurate with it). Any of :data:`SHAPE_ANALYZERS`, or another method, gets FaceMesh on every frame:
+    :class:`FaceTracker`.
+    """
+    if SHAPE_ANALYZERS & set(analyzers) or method not in set(flow_methods):
+        return FaceTracker(static_image_mode=False)
+    return FlowFaceTracker()
