@@ -5,6 +5,13 @@ Each data set is a folder per class (``<dir>/<class>/*.png|jpg``; class names as
 out and counted). The images are used as they are (FER2013 and CK+48 are already face crops, 48x48 grey) through
 each model's own preprocessing (``EmotionPredictor.prepare``). Where the copies came from: tests/data/README.md.
 
+Our FER2013 PrivateTest copy is the whole split, 3,589 faces (angry 491, disgust 55, fear 528, happy 879,
+sad 594, surprise 416, neutral 626: the official counts), JPEG-exported; it holds 3,572 distinct images (16 groups
+of pixel-identical faces, 17 extra copies, 2 of the groups under two labels). A "2,760 faces" figure quoted
+elsewhere is not this split and cannot be rebuilt from it; the reported figure is always the full copy. CK+ (CK+48)
+has 981 faces, 927 of the seven FER classes. The default ensemble's combiner is fitted on FER2013 PublicTest only
+(``scripts/fit_emotion_combiner.py``), never on these two sets.
+
 With ``--face-crop`` each image also goes the live app's way: upscaled to 192x192, tracked by FaceMesh and cut by
 the app's eye-levelled crop (``EmotionPredictor.crop``); faces FaceMesh does not find are counted and left out
 (the live app never classifies those), and both figures are printed.
@@ -27,33 +34,11 @@ import numpy as np
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 
+from smartmirror.emotion.folders import load_folder_per_class  # noqa: E402
 from smartmirror.emotion.inference import EmotionPredictor  # noqa: E402
-from smartmirror.emotion.labels import FER_LABELS, normalize_label  # noqa: E402
+from smartmirror.emotion.labels import FER_LABELS  # noqa: E402
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 DEFAULT_MODELS = ("mini_xception_fer2013", "face_expression_net", "emotion_ensemble")
-
-
-def load_folder_per_class(root: Path) -> tuple[list[np.ndarray], np.ndarray, dict[str, int]]:
-    """(grey images, label indices into FER_LABELS, {left-out class: count}) from ``root/<class>/*``."""
-    if not root.is_dir():
-        raise SystemExit(f"not a folder: {root}")
-    images, labels, skipped = [], [], {}
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        label = normalize_label(folder.name)
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if label not in FER_LABELS:
-            skipped[folder.name] = len(files)
-            continue
-        for path in files:
-            image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-            if image is None:
-                raise SystemExit(f"unreadable image: {path}")
-            images.append(image)
-            labels.append(FER_LABELS.index(label))
-    if not images:
-        raise SystemExit(f"no images of the FER classes under {root}")
-    return images, np.asarray(labels), skipped
 
 
 def predict_all(predictor: EmotionPredictor, images: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
@@ -102,7 +87,10 @@ def main() -> None:
 
     data = {}
     for name, path in sets.items():
-        images, labels, skipped = load_folder_per_class(path)
+        try:
+            images, labels, skipped = load_folder_per_class(path)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
         data[name] = (images, labels)
         left_out = f", left out {skipped}" if skipped else ""
         print(f"{name}: {len(images)} faces from {path}{left_out}")
