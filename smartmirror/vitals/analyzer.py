@@ -25,7 +25,14 @@ from smartmirror.frames import FramePacket
 from smartmirror.vitals import heart, hrv, pipeline, quality, respiration, spo2, stress
 from smartmirror.vitals.methods import get_method
 from smartmirror.vitals.rppg import DEFAULT_METHOD
-from smartmirror.vitals.signal import GRID_RATE_HZ, LandmarkSmoother, bandpass, face_crop, skin_roi_mean_rgb
+from smartmirror.vitals.signal import (
+    GRID_RATE_HZ,
+    LandmarkSmoother,
+    background_patches_rgb,
+    bandpass,
+    face_crop,
+    skin_roi_mean_rgb,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +126,7 @@ class VitalsAnalyzer:
         self.presence_: deque[float] = deque()
         self.skin_: deque[float] = deque()
         self.face_y_: deque[float] = deque()
+        self.background_: deque[np.ndarray] = deque()
         self.crops_: deque[np.ndarray | None] | None = deque() if self.method_.kind == "frames" else None
         self.cropper_ = _learned_cropper(self.method_) if self.crops_ is not None else None
         self.smoother_ = LandmarkSmoother()
@@ -135,17 +143,18 @@ class VitalsAnalyzer:
         self.state_: dict[str, Any] | None = None
 
     def _append(self, t: float, rgb: np.ndarray, presence: float, skin: float, face_y: float,
-                crop: np.ndarray | None) -> None:
+                crop: np.ndarray | None, background: np.ndarray) -> None:
         with self.lock_:
-            self._append_locked(t, rgb, presence, skin, face_y, crop)
+            self._append_locked(t, rgb, presence, skin, face_y, crop, background)
 
     def _append_locked(self, t: float, rgb: np.ndarray, presence: float, skin: float, face_y: float,
-                       crop: np.ndarray | None) -> None:
+                       crop: np.ndarray | None, background: np.ndarray) -> None:
         self.times_.append(t)
         self.rgb_.append(rgb)
         self.presence_.append(presence)
         self.skin_.append(skin)
         self.face_y_.append(face_y)
+        self.background_.append(background)
         if self.crops_ is not None:
             self.crops_.append(crop)
         while self.times_ and t - self.times_[0] > self.max_seconds:
@@ -154,6 +163,7 @@ class VitalsAnalyzer:
             self.presence_.popleft()
             self.skin_.popleft()
             self.face_y_.popleft()
+            self.background_.popleft()
             if self.crops_ is not None:
                 self.crops_.popleft()
 
@@ -168,6 +178,7 @@ class VitalsAnalyzer:
                 skin_fraction=np.fromiter(self.skin_, dtype=np.float64, count=n),
                 face_y=np.fromiter(self.face_y_, dtype=np.float64, count=n),
                 crops=None if self.crops_ is None else list(self.crops_),
+                background_rgb=np.array(self.background_, dtype=np.float64).reshape(n, 6),
             )
 
     # ------------------------------------------------------------------ per frame
@@ -183,18 +194,20 @@ class VitalsAnalyzer:
         if self.cropper_ is not None:  # the learned methods' own stable crop, fed every frame
             crop, _ = self.cropper_.update(packet, face)
         if face is None:
-            self._append(t, np.full(3, np.nan), np.nan, np.nan, np.nan, None)
+            self._append(t, np.full(3, np.nan), np.nan, np.nan, np.nan, None, np.full(6, np.nan))
             self.smoother_.reset()
         else:
             sample = skin_roi_mean_rgb(packet.image, self.smoother_.update(face.landmarks_px))
             if self.crops_ is not None and (crop is None or self.cropper_ is None):
                 crop = face_crop(packet.image, face, self.method_.input_size or (72, 72))
             skin = quality.roi_skin_fraction(packet.image, face)  # obstruction: this person's skin, any light
-            self._append(t, sample.rgb, float(face.presence_score), skin, face_vertical_position(face), crop)
+            background = background_patches_rgb(packet.image, face.landmarks_px)
+            self._append(t, sample.rgb, float(face.presence_score), skin, face_vertical_position(face), crop,
+                         background)
             if _DEBUG_PATH:  # the corner's mean colour tells the codec's and the camera's share from the face's
                 _debug({"t": t, "rgb": [float(v) for v in sample.rgb],
                         "reused": bool(getattr(packet, "reused_face", 0)),
-                        "corner": [float(v) for v in packet.image[:80, :80].reshape(-1, 3).mean(axis=0)],
+                        "background": [float(v) for v in background],
                         "wall": time.monotonic()})
             message = quality.presence_message(face.presence_score, skin)
             if self.last_face_t_ is None or t - self.last_face_t_ > pipeline.MAX_GAP_S:
@@ -233,6 +246,7 @@ class VitalsAnalyzer:
             times_s=times[pick], rgb=trace.rgb[pick], presence=trace.presence[pick],
             skin_fraction=trace.skin_fraction[pick], face_y=trace.face_y[pick],
             crops=None if trace.crops is None else trace.crops[pick],
+            background_rgb=None if trace.background_rgb is None else trace.background_rgb[pick],
         )
 
     def _face_seconds(self, t: float) -> float:
