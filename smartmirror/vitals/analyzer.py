@@ -1,7 +1,7 @@
 """The vitals analyzer: frames in, live vitals state out (engine and API sessions), clip report at the end.
 
-Per frame it only measures the skin ROI's mean colour, the face's presence, skin share and vertical position
-(well under a millisecond). About once per second of source time it reads the heart rate from the spectra of the
+Per frame it only measures the skin ROI's mean colour, two background patches' colours (the scene reference),
+the face's presence, skin share and vertical position (well under a millisecond). About once per second of source time it reads the heart rate from the spectra of the
 last 30 s of windows (:func:`~smartmirror.vitals.heart.pooled_window_estimate`); every few seconds it refreshes
 HRV, respiration, SpO2 and stress from the current stretch of face data.
 Memory is bounded by ``max_seconds`` of per-frame numbers.
@@ -43,8 +43,8 @@ WARMUP_S = {
     "respiration": respiration.MIN_RESPIRATION_S,
     "hrv": hrv.MIN_CLEAN_S + 2.0,
 }
-#: Debugging aid: a file path here appends one JSON line per frame (time, ROI mean colour; never pixels) and per
-#: heart-rate update (window rate, SNR, confidence) of the live analyzer.
+#: Debugging aid: a file path here appends one JSON line per frame (time, ROI and background mean colours; never
+#: pixels) and per heart-rate update (window rate, SNR, confidence) of the live analyzer.
 _DEBUG_PATH = os.environ.get("SMARTMIRROR_VITALS_DEBUG")
 
 
@@ -204,7 +204,7 @@ class VitalsAnalyzer:
             background = background_patches_rgb(packet.image, face.landmarks_px)
             self._append(t, sample.rgb, float(face.presence_score), skin, face_vertical_position(face), crop,
                          background)
-            if _DEBUG_PATH:  # the corner's mean colour tells the codec's and the camera's share from the face's
+            if _DEBUG_PATH:  # the background's colours tell the codec's and the camera's share from the face's
                 _debug({"t": t, "rgb": [float(v) for v in sample.rgb],
                         "reused": bool(getattr(packet, "reused_face", 0)),
                         "background": [float(v) for v in background],
