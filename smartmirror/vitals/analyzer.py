@@ -1,9 +1,10 @@
 """The vitals analyzer: frames in, live vitals state out (engine and API sessions), clip report at the end.
 
 Per frame it only measures the skin ROI's mean colour, two background patches' colours (the scene reference),
-the face's presence, skin share and vertical position (well under a millisecond). About once per second of source time it reads the heart rate from the spectra of the
-last 30 s of windows (:func:`~smartmirror.vitals.heart.pooled_window_estimate`); every few seconds it refreshes
-HRV, respiration, SpO2 and stress from the current stretch of face data.
+the face's presence, skin share and vertical position (well under a millisecond). About once per second of
+source time it reads the heart rate from the spectra of the last 30 s of windows
+(:func:`~smartmirror.vitals.heart.pooled_window_estimate`); every few seconds it refreshes HRV, respiration, SpO2
+and stress from the current stretch of face data.
 Memory is bounded by ``max_seconds`` of per-frame numbers.
 """
 

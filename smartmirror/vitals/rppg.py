@@ -238,6 +238,8 @@ def rppg_ica(rgb: np.ndarray, *, sampling_rate: float, random_state: int = 0) ->
 #: Band (Hz) in which :func:`remove_background` fits and removes the scene's colour changes (the pulse band
 #: with a margin; slower changes, such as breathing's, are left alone).
 BACKGROUND_BAND_HZ = (0.5, 4.0)
+#: :func:`remove_background` subtracts the fit only when it explains this many times what chance would.
+CHANCE_FACTOR = 2.0
 
 
 def remove_background(rgb: np.ndarray, background: np.ndarray, *, sampling_rate: float) -> np.ndarray:
@@ -284,7 +286,13 @@ def remove_background(rgb: np.ndarray, background: np.ndarray, *, sampling_rate:
     mean = rgb.mean(axis=0)
     skin = bandpass(normalise_channels(rgb), sampling_rate=sampling_rate, low_hz=low, high_hz=high)
     beta, *_ = np.linalg.lstsq(reference, skin, rcond=None)
-    return rgb - (reference @ beta) * mean
+    fit = reference @ beta
+    # k regressors explain about k / dof of any band-limited noise by chance (dof: 2 x bandwidth x duration);
+    # a background that explains less than twice that is not the scene's light, and its fit would only add noise
+    dof = 2.0 * (high - low) * len(rgb) / sampling_rate
+    if float(np.sum(fit ** 2)) < CHANCE_FACTOR * reference.shape[1] / dof * float(np.sum(skin ** 2)):
+        return rgb
+    return rgb - fit * mean
 
 
 def extract_pulse(rgb: np.ndarray, *, sampling_rate: float, method: str = DEFAULT_METHOD) -> np.ndarray:
