@@ -9,11 +9,12 @@ from smartmirror.face import SKIN_REGIONS
 from smartmirror.synth import SynthConfig
 from smartmirror.vitals import heart, spectrum
 from smartmirror.vitals.methods import get_method, list_methods
-from smartmirror.vitals.pipeline import analyze_trace
-from smartmirror.vitals.rppg import DEFAULT_METHOD, extract_pulse
+from smartmirror.vitals.pipeline import VitalsTrace, analyze_trace
+from smartmirror.vitals.rppg import DEFAULT_METHOD, extract_pulse, remove_background
 from smartmirror.vitals.signal import (
     GRID_RATE_HZ,
     LandmarkSmoother,
+    background_patches_rgb,
     bandpass,
     gap_mask,
     resample_even,
@@ -217,3 +218,59 @@ def test_a_coloured_flicker_at_half_the_rate_is_not_taken_for_the_pulse(method):
     assert window.confidence >= heart.CONFIDENCE_GATE
     if method == "pos":
         assert any(abs(p.bpm - 60) < 2 and p.power > 0.3 * window.peaks[0].power for p in window.peaks)
+
+
+def _scene_flicker(times: np.ndarray, seed: int) -> np.ndarray:
+    """A 0.8 Hz (48 beats/min) colour change of the whole picture, wandering in rate and amplitude (what the
+    browser's VP8 stream added to a real recording), as relative R, G, B changes, shape (n, 3)."""
+    rng = np.random.default_rng(seed)
+    phase = 2 * np.pi * np.cumsum(0.8 + 0.05 * np.sin(0.3 * times)) * np.gradient(times)
+    envelope = 1.0 + 0.3 * np.sin(0.2 * times + rng.uniform(0, 6))
+    return envelope[:, None] * np.sin(phase)[:, None] * np.array([0.004, -0.003, 0.006])
+
+
+def test_the_background_regression_removes_a_scene_flicker_and_keeps_the_pulse():
+    config = SynthConfig(duration_s=30, heart_rate_bpm=72, seed=11)
+    trace, truth = simulate_trace(config, roi_noise=0.0003)
+    flicker = _scene_flicker(trace.times_s, seed=1)
+    rgb = trace.rgb * (1.0 + flicker)
+    rng = np.random.default_rng(2)
+    wall = np.array([150.0, 145.0, 140.0, 200.0, 180.0, 175.0])
+    # two wall patches: the same flicker with their own gains, plus their own noise; no pulse
+    background = wall * (1.0 + np.tile(flicker, 2) * np.array([0.8, 0.8, 0.8, 0.5, 0.5, 0.5])
+                         + 0.0003 * rng.standard_normal((trace.frames, 6)))
+    flickering = VitalsTrace(trace.times_s, rgb, trace.presence, trace.skin_fraction, trace.face_y)
+    referenced = VitalsTrace(trace.times_s, rgb, trace.presence, trace.skin_fraction, trace.face_y,
+                             background_rgb=background)
+    without = analyze_trace(flickering).heart_rate
+    assert without.heart_rate_bpm is None or abs(without.heart_rate_bpm - truth.heart_rate_bpm) > 5.0
+    with_background = analyze_trace(referenced).heart_rate
+    assert with_background.heart_rate_bpm == pytest.approx(truth.heart_rate_bpm, abs=2.0)
+
+    # the pulse itself is not in the background, so its amplitude stays (within 10 %)
+    grid, even = resample_even(trace.times_s, trace.rgb)
+    _, even_background = resample_even(trace.times_s, background)
+    band = {"sampling_rate": GRID_RATE_HZ, "low_hz": 1.0, "high_hz": 1.4}
+    before = np.std(bandpass(even[:, 1], **band))
+    after = np.std(bandpass(remove_background(even, even_background, sampling_rate=GRID_RATE_HZ)[:, 1], **band))
+    assert after == pytest.approx(before, rel=0.1)
+
+
+def test_the_background_regression_leaves_the_trace_alone_without_a_usable_background():
+    times, rgb, _ = simulate_rgb_trace(SynthConfig(duration_s=10, heart_rate_bpm=70, seed=4), roi_noise=0.0003)
+    grid, even = resample_even(times, rgb)
+    assert np.array_equal(remove_background(even, np.full((len(even), 6), np.nan), sampling_rate=GRID_RATE_HZ),
+                          even)
+    flat = np.tile([150.0, 145.0, 140.0], (len(even), 1))  # a still, noiseless wall: nothing to regress
+    assert np.allclose(remove_background(even, flat, sampling_rate=GRID_RATE_HZ), even)
+
+
+def test_background_patches_are_the_top_corners_unless_the_face_reaches_them():
+    image = np.zeros((480, 640, 3), np.uint8)
+    image[:80, :80] = (10, 20, 30)      # BGR
+    image[:80, -80:] = (40, 50, 60)
+    centred = np.array([[250.0, 150.0], [390.0, 330.0]])   # a face in the middle (its landmark box)
+    assert background_patches_rgb(image, centred).tolist() == [30, 20, 10, 60, 50, 40]
+    near_left = np.array([[40.0, 20.0], [200.0, 220.0]])   # a face in the top-left corner
+    patches = background_patches_rgb(image, near_left)
+    assert np.isnan(patches[:3]).all() and patches[3:].tolist() == [60, 50, 40]

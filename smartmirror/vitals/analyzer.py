@@ -1,9 +1,10 @@
 """The vitals analyzer: frames in, live vitals state out (engine and API sessions), clip report at the end.
 
-Per frame it only measures the skin ROI's mean colour, the face's presence, skin share and vertical position
-(well under a millisecond). About once per second of source time it reads the heart rate from the spectra of the
-last 30 s of windows (:func:`~smartmirror.vitals.pooled_rate.pooled_window_estimate`); every few seconds it refreshes
-HRV, respiration, SpO2 and stress from the current stretch of face data.
+Per frame it only measures the skin ROI's mean colour, two background patches' colours (the scene reference),
+the face's presence, skin share and vertical position (well under a millisecond). About once per second of
+source time it reads the heart rate from the spectra of the last 30 s of windows
+(:func:`~smartmirror.vitals.pooled_rate.pooled_window_estimate`); every few seconds it refreshes HRV,
+respiration, SpO2 and stress from the current stretch of face data.
 Memory is bounded by ``max_seconds`` of per-frame numbers.
 """
 
@@ -25,7 +26,14 @@ from smartmirror.frames import FramePacket
 from smartmirror.vitals import colour_signature, heart, hrv, pipeline, pooled_rate, quality, respiration, spo2, stress
 from smartmirror.vitals.methods import get_method
 from smartmirror.vitals.rppg import DEFAULT_METHOD
-from smartmirror.vitals.signal import GRID_RATE_HZ, LandmarkSmoother, bandpass, face_crop, skin_roi_mean_rgb
+from smartmirror.vitals.signal import (
+    GRID_RATE_HZ,
+    LandmarkSmoother,
+    background_patches_rgb,
+    bandpass,
+    face_crop,
+    skin_roi_mean_rgb,
+)
 from smartmirror.vitals.state import HrvSummary, VitalsState, VitalsWarmup
 
 log = logging.getLogger(__name__)
@@ -37,8 +45,8 @@ WARMUP_S = {
     "respiration": respiration.MIN_RESPIRATION_S,
     "hrv": hrv.MIN_CLEAN_S + 2.0,
 }
-#: Debugging aid: a file path here appends one JSON line per frame (time, ROI mean colour; never pixels) and per
-#: heart-rate update (window rate, SNR, confidence) of the live analyzer.
+#: Debugging aid: a file path here appends one JSON line per frame (time, ROI and background mean colours; never
+#: pixels) and per heart-rate update (window rate, SNR, confidence) of the live analyzer.
 _DEBUG_PATH = os.environ.get("SMARTMIRROR_VITALS_DEBUG")
 
 
@@ -120,6 +128,7 @@ class VitalsAnalyzer:
         self.presence_: deque[float] = deque()
         self.skin_: deque[float] = deque()
         self.face_y_: deque[float] = deque()
+        self.background_: deque[np.ndarray] = deque()
         self.crops_: deque[np.ndarray | None] | None = deque() if self.method_.kind == "frames" else None
         self.cropper_ = _learned_cropper(self.method_) if self.crops_ is not None else None
         self.smoother_ = LandmarkSmoother()
@@ -136,17 +145,18 @@ class VitalsAnalyzer:
         self.state_: VitalsState | None = None
 
     def _append(self, t: float, rgb: np.ndarray, presence: float, skin: float, face_y: float,
-                crop: np.ndarray | None) -> None:
+                crop: np.ndarray | None, background: np.ndarray) -> None:
         with self.lock_:
-            self._append_locked(t, rgb, presence, skin, face_y, crop)
+            self._append_locked(t, rgb, presence, skin, face_y, crop, background)
 
     def _append_locked(self, t: float, rgb: np.ndarray, presence: float, skin: float, face_y: float,
-                       crop: np.ndarray | None) -> None:
+                       crop: np.ndarray | None, background: np.ndarray) -> None:
         self.times_.append(t)
         self.rgb_.append(rgb)
         self.presence_.append(presence)
         self.skin_.append(skin)
         self.face_y_.append(face_y)
+        self.background_.append(background)
         if self.crops_ is not None:
             self.crops_.append(crop)
         while self.times_ and t - self.times_[0] > self.max_seconds:
@@ -155,6 +165,7 @@ class VitalsAnalyzer:
             self.presence_.popleft()
             self.skin_.popleft()
             self.face_y_.popleft()
+            self.background_.popleft()
             if self.crops_ is not None:
                 self.crops_.popleft()
 
@@ -169,6 +180,7 @@ class VitalsAnalyzer:
                 skin_fraction=np.fromiter(self.skin_, dtype=np.float64, count=n),
                 face_y=np.fromiter(self.face_y_, dtype=np.float64, count=n),
                 crops=None if self.crops_ is None else list(self.crops_),
+                background_rgb=np.array(self.background_, dtype=np.float64).reshape(n, 6),
             )
 
     # ------------------------------------------------------------------ per frame
@@ -185,18 +197,20 @@ class VitalsAnalyzer:
         if self.cropper_ is not None:  # the learned methods' own stable crop, fed every frame
             crop, _ = self.cropper_.update(packet, face)
         if face is None:
-            self._append(t, np.full(3, np.nan), np.nan, np.nan, np.nan, None)
+            self._append(t, np.full(3, np.nan), np.nan, np.nan, np.nan, None, np.full(6, np.nan))
             self.smoother_.reset()
         else:
             sample = skin_roi_mean_rgb(packet.image, self.smoother_.update(face.landmarks_px))
             if self.crops_ is not None and (crop is None or self.cropper_ is None):
                 crop = face_crop(packet.image, face, self.method_.input_size or (72, 72))
             skin = quality.roi_skin_fraction(packet.image, face)  # obstruction: this person's skin, any light
-            self._append(t, sample.rgb, float(face.presence_score), skin, face_vertical_position(face), crop)
-            if _DEBUG_PATH:  # the corner's mean colour tells the codec's and the camera's share from the face's
+            background = background_patches_rgb(packet.image, face.landmarks_px)
+            self._append(t, sample.rgb, float(face.presence_score), skin, face_vertical_position(face), crop,
+                         background)
+            if _DEBUG_PATH:  # the background's colours tell the codec's and the camera's share from the face's
                 _debug({"t": t, "rgb": [float(v) for v in sample.rgb],
                         "reused": bool(getattr(packet, "reused_face", 0)),
-                        "corner": [float(v) for v in packet.image[:80, :80].reshape(-1, 3).mean(axis=0)],
+                        "background": [float(v) for v in background],
                         "wall": time.monotonic()})
             message = quality.presence_message(face.presence_score, skin)
             if self.last_face_t_ is None or t - self.last_face_t_ > pipeline.MAX_GAP_S:
@@ -234,6 +248,7 @@ class VitalsAnalyzer:
             times_s=times[pick], rgb=trace.rgb[pick], presence=trace.presence[pick],
             skin_fraction=trace.skin_fraction[pick], face_y=trace.face_y[pick],
             crops=None if trace.crops is None else trace.crops[pick],
+            background_rgb=None if trace.background_rgb is None else trace.background_rgb[pick],
         )
 
     def _face_seconds(self, t: float) -> float:

@@ -11,7 +11,13 @@ import numpy as np
 from smartmirror.vitals import colour_signature, heart, hrv, quality, respiration, spo2, stress
 from smartmirror.vitals.methods import get_method
 from smartmirror.vitals.rate_path import clip_heart_rate_from_paths, path_readings, rate_path
-from smartmirror.vitals.rppg import DEFAULT_METHOD, extract_pulse, orient_and_scale, snr_optimal_pulse
+from smartmirror.vitals.rppg import (
+    DEFAULT_METHOD,
+    extract_pulse,
+    orient_and_scale,
+    remove_background,
+    snr_optimal_pulse,
+)
 from smartmirror.vitals.signal import (
     GRID_RATE_HZ,
     gap_mask,
@@ -41,6 +47,9 @@ class VitalsTrace:
         Vertical position of the face (landmark mean, in inter-ocular distances; NaN without a face).
     crops : list of ndarray or None
         Face crops (RGB uint8) per frame for "frames" methods (None entries without a face).
+    background_rgb : ndarray, shape (n, 6), optional
+        R, G, B of the frame's two top corners (:func:`~smartmirror.vitals.signal.background_patches_rgb`; NaN
+        where the face reached a corner), the scene reference regressed out of the skin colours.
     """
 
     times_s: np.ndarray
@@ -49,6 +58,7 @@ class VitalsTrace:
     skin_fraction: np.ndarray
     face_y: np.ndarray
     crops: list | None = None
+    background_rgb: np.ndarray | None = None
 
     @property
     def face_found(self) -> np.ndarray:
@@ -132,6 +142,18 @@ def _pulse_from_crops(method: str, crops: list[np.ndarray], times_s: np.ndarray,
     return np.interp(grid_s, times_s, per_frame)
 
 
+def _background_on_grid(trace: VitalsTrace, valid: np.ndarray, grid: np.ndarray) -> np.ndarray | None:
+    """The background patches measured on every face frame, resampled to ``grid`` (None when there are none)."""
+    if trace.background_rgb is None:
+        return None
+    background = np.asarray(trace.background_rgb, dtype=np.float64).reshape(trace.frames, -1)[valid]
+    usable = np.all(np.isfinite(background), axis=0)
+    if not usable.any():
+        return None
+    times = trace.times_s[valid]
+    return np.stack([np.interp(grid, times, background[:, k]) for k in np.flatnonzero(usable)], axis=1)
+
+
 def build_segments(trace: VitalsTrace, method: str = DEFAULT_METHOD, *, min_seconds: float = heart.MIN_WINDOW_S
                    ) -> list[Segment]:
     """Split the trace at gaps longer than :data:`MAX_GAP_S`, resample each part and extract its pulse."""
@@ -139,6 +161,7 @@ def build_segments(trace: VitalsTrace, method: str = DEFAULT_METHOD, *, min_seco
     if valid.sum() < 2:
         return []
     grid, rgb = resample_even(trace.times_s, trace.rgb)
+    background = _background_on_grid(trace, valid, grid)
     inside = gap_mask(trace.times_s, valid, grid, max_gap_s=MAX_GAP_S)
     padded = np.concatenate([[False], inside, [False]])
     edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
@@ -148,6 +171,8 @@ def build_segments(trace: VitalsTrace, method: str = DEFAULT_METHOD, *, min_seco
         if (stop - start) / GRID_RATE_HZ < min_seconds:
             continue
         seg_grid, seg_rgb = grid[start:stop], rgb[start:stop]
+        if background is not None:
+            seg_rgb = remove_background(seg_rgb, background[start:stop], sampling_rate=GRID_RATE_HZ)
         seg_y = np.interp(seg_grid, trace.times_s[valid], trace.face_y[valid])
         if spec.kind == "trace":
             pulse = extract_pulse(seg_rgb, sampling_rate=GRID_RATE_HZ, method=method)

@@ -231,6 +231,66 @@ def rppg_ica(rgb: np.ndarray, *, sampling_rate: float, random_state: int = 0) ->
     return (broad - broad.mean(axis=0)) / sd @ unmixing[int(np.argmax(peakiness * likeness))]
 
 
+#: Band (Hz) in which :func:`remove_background` fits and removes the scene's colour changes (the pulse band
+#: with a margin; slower changes, such as breathing's, are left alone).
+BACKGROUND_BAND_HZ = (0.5, 4.0)
+#: :func:`remove_background` subtracts the fit only when it explains this many times what chance would.
+CHANCE_FACTOR = 2.0
+
+
+def remove_background(rgb: np.ndarray, background: np.ndarray, *, sampling_rate: float) -> np.ndarray:
+    """The skin colours less what the background's colour changes explain (least squares, in the pulse band).
+
+    Each skin channel's relative change, band-passed to :data:`BACKGROUND_BAND_HZ`, is regressed on the
+    band-passed relative changes of all background channels over the whole stretch, and the fit is subtracted:
+    illumination rectification (Li et al. 2014, who adapt a filter on the background's green). On the browser's
+    VP8 stream of a real webcam recording the skin trace carries a 41-60 beats/min colour change that a plain
+    wall patch in the frame's corner carries too (the file itself has a weaker one at 52-59); POS does not
+    cancel it, this does (README, "Live pulse"). The pulse is not in the background, so it stays.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (n, 3)
+        Mean skin R, G, B on an even grid.
+    background : ndarray, shape (n, k)
+        Background colours on the same grid (any number of channels; columns with NaN are not used).
+    sampling_rate : float
+        Grid rate in Hz.
+
+    Returns
+    -------
+    ndarray, shape (n, 3)
+        The cleaned skin colours (same means; unchanged without a usable background column).
+
+    References
+    ----------
+    Li, Chen, Zhao, Pietikainen (2014). Remote heart rate measurement from face videos under realistic
+    situations. CVPR.
+    """
+    rgb = np.asarray(rgb, dtype=np.float64)
+    background = np.asarray(background, dtype=np.float64).reshape(len(rgb), -1)
+    usable = np.all(np.isfinite(background), axis=0) & (np.min(background, axis=0) > 0)
+    if len(rgb) < 3 * sampling_rate or not usable.any():
+        return rgb
+    low, high = BACKGROUND_BAND_HZ
+    reference = bandpass(normalise_channels(background[:, usable]), sampling_rate=sampling_rate, low_hz=low,
+                         high_hz=high)
+    scale = reference.std(axis=0)
+    reference = reference[:, scale > 0] / scale[scale > 0]
+    if reference.shape[1] == 0:
+        return rgb
+    mean = rgb.mean(axis=0)
+    skin = bandpass(normalise_channels(rgb), sampling_rate=sampling_rate, low_hz=low, high_hz=high)
+    beta, *_ = np.linalg.lstsq(reference, skin, rcond=None)
+    fit = reference @ beta
+    # k regressors explain about k / dof of any band-limited noise by chance (dof: 2 x bandwidth x duration);
+    # a background that explains less than twice that is not the scene's light, and its fit would only add noise
+    dof = 2.0 * (high - low) * len(rgb) / sampling_rate
+    if float(np.sum(fit ** 2)) < CHANCE_FACTOR * reference.shape[1] / dof * float(np.sum(skin ** 2)):
+        return rgb
+    return rgb - fit * mean
+
+
 def extract_pulse(rgb: np.ndarray, *, sampling_rate: float, method: str = DEFAULT_METHOD) -> np.ndarray:
     """Run a registered trace method and orient the result as blood volume (peaks = more blood = darker).
 

@@ -142,6 +142,40 @@ def skin_roi_mean_rgb(
     return RoiSample(bgr[0, ::-1].astype(np.float64), pixel_count, skin_fraction)
 
 
+#: The scene reference: the frame's top-left and top-right corners, each this share of the width and height.
+BACKGROUND_PATCH = (1 / 8, 1 / 6)
+#: A corner patch is left out (NaN) when the face's landmark box, enlarged this much about its centre, reaches it.
+BACKGROUND_FACE_MARGIN = 1.5
+
+
+def background_patches_rgb(image_bgr: np.ndarray, landmarks_px: np.ndarray) -> np.ndarray:
+    """Mean R, G, B of the frame's two top corners (left, then right), the scene's reference for the skin trace.
+
+    What changes the whole picture's colour at once (the camera's or the encoder's exposure and white balance,
+    a flickering lamp, the browser's VP8 quantiser) changes a plain background patch too, while the pulse does
+    not; :func:`smartmirror.vitals.rppg.remove_background` regresses it out of the skin colours. A patch the face
+    reaches (its landmark box enlarged :data:`BACKGROUND_FACE_MARGIN` times) is NaN: it would carry the pulse.
+
+    Returns
+    -------
+    ndarray, shape (6,)
+        R, G, B of the top-left patch, then of the top-right patch (0..255).
+    """
+    height, width = image_bgr.shape[:2]
+    pw, ph = max(1, int(width * BACKGROUND_PATCH[0])), max(1, int(height * BACKGROUND_PATCH[1]))
+    points = np.asarray(landmarks_px, dtype=np.float64)[:, :2]
+    low, high = points.min(axis=0), points.max(axis=0)
+    centre, half = (low + high) / 2, (high - low) / 2 * BACKGROUND_FACE_MARGIN
+    face_x0, face_y0 = centre - half
+    face_x1 = centre[0] + half[0]
+    out = np.full(6, np.nan)
+    for k, (x0, x1) in enumerate(((0, pw), (width - pw, width))):
+        if face_y0 < ph and face_x0 < x1 and face_x1 > x0:
+            continue
+        out[3 * k:3 * k + 3] = image_bgr[:ph, x0:x1].reshape(-1, 3).mean(axis=0)[::-1]
+    return out
+
+
 class LandmarkSmoother:
     """Temporal smoothing of the face's *shape*, not its position.
 
