@@ -1,6 +1,6 @@
 """SmartMirror: emotion, fatigue, stress and rPPG vitals from a face video (a wellness demo, not a medical device).
 
-Seed 001's two calls are available at the top level and imported on first use, so ``import smartmirror`` stays
+The two-call pulse API is available at the top level and imported on first use, so ``import smartmirror`` stays
 light: ``times, signal = smartmirror.extract_rppg_signal(video_path, method="pos", frames=None)`` and
 ``smartmirror.evaluate_dataset(path, method="pos")``.
 """

@@ -1,4 +1,4 @@
-"""SpO2: ratio of ratios, calibration persisted to disk, gating; seed 000's Tiny Transformer on synthetic traces."""
+"""SpO2: ratio of ratios, calibration persisted to disk, gating; the SpO2 Tiny Transformer on synthetic traces."""
 
 from __future__ import annotations
 

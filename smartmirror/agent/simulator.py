@@ -134,7 +134,7 @@ def make_context(rng: np.random.Generator, now_s: float) -> dict[str, Any]:
 
 
 def fixed_rule_action(context: dict[str, Any]) -> str:
-    """The hand-written rules a designer would start from (the seed prototype's approach)."""
+    """The hand-written rules a designer would start from (threshold rules on drowsiness and stress)."""
     if context["drowsiness_probability"] >= 0.6:
         return "micro_break"
     if context["stress_score"] >= 60:

@@ -222,7 +222,7 @@ def _fail(payload: dict[str, Any], json_out: bool, status: int) -> NoReturn:
 
 
 def eval_dataset(
-    dataset_dir: Annotated[Path, typer.Argument(help="A folder in the UBFC-rPPG or seed-001 layout.")],
+    dataset_dir: Annotated[Path, typer.Argument(help="A folder in the UBFC-rPPG or flat clip + .txt layout.")],
     method: Annotated[
         str | None,
         typer.Option(help="Pulse method (default: the measured best); several as 'pos,ica,me-pure', or 'all', "

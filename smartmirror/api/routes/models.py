@@ -127,7 +127,7 @@ class FrameIn(BaseModel):
 
 
 class AnalyzeImageRequest(FrameIn):
-    """Seed API: one frame for a session (`session_id`), or a one-off analysis without heart rate (no id)."""
+    """Compatibility alias: one frame for a session (`session_id`), or a one-off analysis without heart rate (no id)."""
 
     session_id: str | None = Field(default=None, max_length=64)
 
