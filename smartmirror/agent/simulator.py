@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from smartmirror.agent.actions import LEARNED_ACTIONS
+from smartmirror.agent.agent import InterventionAgent
 from smartmirror.agent.reward import EXPLICIT_REWARDS
 
 SIM_FEATURES: tuple[str, ...] = (
@@ -163,8 +164,6 @@ def simulate(
     and ``regret_curve``: mean cumulative regret per user at ``checkpoints`` evenly spaced episodes.
     ``on_step(n)`` is called after each user-episode (for a progress bar).
     """
-    from smartmirror.agent.agent import InterventionAgent
-
     if not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be a positive int, got {episodes!r}")
     if not isinstance(users, int) or users < 1:

@@ -15,6 +15,8 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from smartmirror.errors import error_object
+
 log = logging.getLogger(__name__)
 
 #: Exit status for a video or dataset that could not be analysed.
@@ -131,7 +133,6 @@ def analyze(
     """
     import glob
 
-    from smartmirror.errors import error_object
     from smartmirror.frames import VideoError
     from smartmirror.report import analyze_video
 
@@ -168,7 +169,6 @@ def _analyze_many(videos: list[str], *, method: str | None, identity: bool, sect
         expand_clips,
         run_clips,
     )
-    from smartmirror.errors import error_object
     from smartmirror.report import DEFAULT_SECTIONS
     from smartmirror.vitals.methods import get_method
     from smartmirror.vitals.rppg import DEFAULT_METHOD
@@ -238,7 +238,6 @@ def eval_dataset(
     Exits non-zero (after printing the per-file errors) when every clip failed.
     """
     from smartmirror.batch import BatchError
-    from smartmirror.errors import error_object
     from smartmirror.vitals.evaluation import DatasetError, compare_methods, evaluate_dataset
     from smartmirror.vitals.methods import get_method, list_methods
 

@@ -1,6 +1,6 @@
 """CLI: ``smartmirror train emotion DATA_DIR [--out DIR] [--model NAME] [--epochs N] ... [--json]``.
 
-A plain function with typer annotations; the lead registers it on the ``train`` sub-app. Heavy imports stay
+A plain function with typer annotations, registered in :mod:`smartmirror.cli.app`. Heavy imports stay
 inside the function so ``smartmirror --help`` stays fast.
 """
 

@@ -17,9 +17,8 @@ from typing import Any
 import numpy as np
 
 from smartmirror.emotion.fusion import fuse_tired, fuse_valence_arousal, tired_evidence
-from smartmirror.emotion.inference import EmotionPredictor
+from smartmirror.emotion.inference import EmotionPredictor, resolve_model_spec
 from smartmirror.emotion.labels import EMOTION_LABELS, valence_arousal
-from smartmirror.emotion.model import resolve_model_spec
 from smartmirror.emotion.smoothing import LabelSmoother
 from smartmirror.face import FaceObservation
 from smartmirror.frames import FramePacket
@@ -40,6 +39,30 @@ def shared_predictor(spec: str) -> EmotionPredictor:
     path = Path(spec).expanduser()
     version = path.stat().st_mtime_ns if path.suffix in {".pt", ".pth"} and path.is_file() else None
     return _cached_predictor(spec, version)
+
+
+def predict_face(face_image: Any, model: str | Path | None = None) -> dict[str, float]:
+    """Class probabilities for one already-cropped face.
+
+    Parameters
+    ----------
+    face_image : ndarray or path
+        Grey (h, w) or BGR (h, w, 3) uint8 image of a face (any size; resized to the model's input), or a file.
+    model : str, Path or None
+        Registered model name or trained checkpoint; None uses ``$SMARTMIRROR_EMOTION_MODEL`` or the bundled
+        ensemble ``emotion_ensemble`` (classes angry, disgust, fear, happy, sad, surprise, neutral).
+
+    Returns
+    -------
+    dict of str to float
+        Probability per class of the model (sums to 1).
+
+    Raises
+    ------
+    ValueError
+        Not an image, too small, or an unknown model.
+    """
+    return shared_predictor(resolve_model_spec(model)).predict_image(face_image).probabilities
 
 
 def ordered_probabilities(probabilities: Mapping[str, float], digits: int = 4) -> dict[str, float]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import fnmatch
 import logging
 import math
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -32,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from smartmirror.emotion.inference import resolve_model_spec
 from smartmirror.emotion.labels import FER_LABELS
 
 log = logging.getLogger(__name__)
@@ -39,17 +39,8 @@ log = logging.getLogger(__name__)
 #: Folder of the committed weight files.
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 
-#: The model used when nothing else is asked for.
-DEFAULT_MODEL = "emotion_ensemble"
-
-#: Environment variable naming a registered model or a trained checkpoint that replaces the default.
-MODEL_ENV_VAR = "SMARTMIRROR_EMOTION_MODEL"
-
 #: Format tag of checkpoints written by the trainer.
 CHECKPOINT_FORMAT = "smartmirror-emotion-v1"
-
-#: Modules that register more models when imported.
-_BUILTIN_MODULES = ("smartmirror.emotion.faceapi", "smartmirror.emotion.ensemble", "smartmirror.emotion.novel")
 
 
 @dataclass(frozen=True)
@@ -117,10 +108,11 @@ def register_model(
 
 
 def _load_builtin_models() -> None:
-    import importlib
-
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
+    # These modules register more models when imported, and each imports this module for ``register_model``:
+    # imported here, on the first registry lookup, not at the top (that would be an import circle).
+    import smartmirror.emotion.ensemble
+    import smartmirror.emotion.faceapi
+    import smartmirror.emotion.novel  # noqa: F401
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -218,13 +210,6 @@ def load_checkpoint(path: str | Path) -> nn.Module:
     model.load_state_dict(checkpoint["model"])
     model.eval()
     return model
-
-
-def resolve_model_spec(spec: str | Path | None = None) -> str:
-    """The model to use: ``spec`` if given, else ``$SMARTMIRROR_EMOTION_MODEL``, else the bundled default."""
-    if spec is not None and str(spec).strip():
-        return str(spec)
-    return os.environ.get(MODEL_ENV_VAR, "").strip() or DEFAULT_MODEL
 
 
 def load_model(spec: str | Path | None = None) -> nn.Module:

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from smartmirror.errors import CodedError
+from smartmirror.face import FaceTracker
 from smartmirror.fatigue.features import MLP_FEATURE_NAMES, fatigue_features
+from smartmirror.fatigue.model import save_mlp, train_mlp
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +104,6 @@ def extract_features(
     -------
     (features (n, 5), drowsy labels (n,) with 1 = drowsy, skipped paths)
     """
-    from smartmirror.face import FaceTracker
-
     rows: list[np.ndarray] = []
     labels: list[int] = []
     skipped: list[Path] = []
@@ -141,8 +141,6 @@ def train_from_folder(
     DatasetError
         Bad layout, or too few images with a face in either class.
     """
-    from smartmirror.fatigue.model import save_mlp, train_mlp
-
     images = find_ddd_images(data_dir, limit_per_class)
     total = sum(len(paths) for paths in images.values())
     if on_total is not None:

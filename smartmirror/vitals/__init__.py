@@ -1,22 +1,11 @@
 """Vitals from face video: heart rate, HRV and stress, respiration, SpO2, quality and liveness (rPPG).
 
 Pure numpy modules (``signal``, ``rppg``, ``heart``, ``hrv``, ``respiration``, ``spo2``, ``stress``, ``quality``)
-and the :class:`VitalsAnalyzer` that feeds them frame by frame (imported lazily to keep ``import`` light).
+and the :class:`VitalsAnalyzer` that feeds them frame by frame. The learned pulse models (``neural``,
+``training``, ``nets``) and the SpO2 Tiny Transformer (``spo2_model``) need torch and are imported from their
+modules.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from smartmirror.vitals.analyzer import VitalsAnalyzer
+from smartmirror.vitals.analyzer import VitalsAnalyzer
 
 __all__ = ["VitalsAnalyzer"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "VitalsAnalyzer":
-        from smartmirror.vitals.analyzer import VitalsAnalyzer
-
-        return VitalsAnalyzer
-    raise AttributeError(f"module 'smartmirror.vitals' has no attribute {name!r}")

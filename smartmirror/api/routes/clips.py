@@ -30,6 +30,8 @@ from smartmirror.api.routes.state import ApiState, api_state
 from smartmirror.api.routes.uploads import receive_upload
 from smartmirror.api.sessions import jsonable, release_memory
 from smartmirror.frames import VideoError
+from smartmirror.report import analyze_video
+from smartmirror.vitals.methods import get_method
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +67,6 @@ def _check_method(name: str | None) -> None:
     if name is None:
         return
     try:
-        from smartmirror.vitals.methods import get_method
-    except ImportError:
-        raise ApiError(422, "unknown_pulse_method", "The vitals package is not installed") from None
-    try:
         get_method(name)
     except ValueError as exc:
         raise ApiError(422, "unknown_pulse_method", str(exc)) from None
@@ -80,8 +78,6 @@ def _run_analysis(state: ApiState, path: Path, method: str | None, identity: boo
     start = time.perf_counter()
     state.video_started()
     try:
-        from smartmirror.report import analyze_video
-
         return analyze_video(path, method=method, identity=identity,
                              max_side_px=state.settings.clip_analysis_side_px, cancel=cancel)
     finally:

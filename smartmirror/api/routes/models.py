@@ -6,20 +6,14 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from smartmirror.vitals.methods import list_methods
+
 #: Most frames in one batch request (the session buffer's frame bound).
 MAX_BATCH_FRAMES = 200
 
 
-def _realtime_methods() -> tuple[str, ...]:
-    try:
-        from smartmirror.vitals.methods import list_methods
-    except ImportError:
-        return ()
-    return tuple(list_methods(realtime_only=True))
-
-
 #: The pulse methods a live session accepts, as an enum in the schema (a generated name outside it is refused).
-RealtimeMethod = Literal[_realtime_methods()] if _realtime_methods() else str  # type: ignore[valid-type]
+RealtimeMethod = Literal[tuple(list_methods(realtime_only=True))]  # type: ignore[valid-type]
 
 
 class ErrorBody(BaseModel):

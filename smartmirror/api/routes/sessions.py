@@ -31,6 +31,7 @@ from smartmirror.api.routes.models import (
 )
 from smartmirror.api.routes.state import ApiState, api_state
 from smartmirror.api.sessions import FrameOrderError, FrameOutcome, Session, build_analyzers, jsonable
+from smartmirror.vitals.methods import get_method, list_methods
 
 router = APIRouter(tags=["sessions"])
 alias_router = APIRouter(tags=["compatibility aliases"])
@@ -46,10 +47,6 @@ def _check_pulse_method(name: str | None) -> None:
     """Raise 422 unless ``name`` is a registered real-time pulse method."""
     if name is None:
         return
-    try:
-        from smartmirror.vitals.methods import get_method, list_methods
-    except ImportError:
-        raise ApiError(422, "unknown_pulse_method", "The vitals package is not installed") from None
     try:
         method = get_method(name)
     except ValueError as exc:

@@ -18,6 +18,7 @@ from smartmirror.api.routes.metrics import ApiMetrics
 from smartmirror.api.routes.uploads import UploadArea
 from smartmirror.api.sessions import SessionStore, build_analyzers, installed_analyzers
 from smartmirror.api.settings import ApiSettings
+from smartmirror.emotion import predict_face
 from smartmirror.face import FaceTracker
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,6 @@ class ApiState:
             log.exception("building the analyzers failed at start-up")
         if self.analyzers.get("emotion"):
             try:  # loads the shared emotion model (the analyzers load it lazily on their first face)
-                from smartmirror.emotion import predict_face
-
                 predict_face(np.full((64, 64), 128, dtype=np.uint8))
             except Exception:
                 log.exception("loading the emotion model failed at start-up")
