@@ -35,7 +35,7 @@ class Server:
 
     @property
     def upload_dir(self):
-        return self.app.state.api.upload_dir
+        return self.app.state.api.uploads.folder
 
     def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=httpx.Timeout(60.0), **kwargs)

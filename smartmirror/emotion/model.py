@@ -23,7 +23,7 @@ import fnmatch
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -351,6 +351,3 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
     return fused
 
 
-def model_summary(model: nn.Module) -> dict[str, Any]:
-    """Parameter count and cfg of a model, for logs."""
-    return {"parameters": sum(p.numel() for p in model.parameters()), "cfg": asdict(model.cfg)}

@@ -81,31 +81,6 @@ def mouth_aspect_ratio(landmarks_xy: np.ndarray) -> float:
     return height / (width + _EPS)
 
 
-def eye_line_tilt_deg(landmarks_xy: np.ndarray) -> float:
-    """Head tilt: angle of the outer-eye-corner line to the image horizontal, degrees in [-90, 90].
-
-    Positive when the subject's right eye (image left) sits lower than the left eye (image y grows downwards).
-    """
-    left = landmarks_xy[OUTER_EYE_CORNERS[0], :2]
-    right = landmarks_xy[OUTER_EYE_CORNERS[1], :2]
-    angle = math.degrees(math.atan2(float(right[1] - left[1]), float(right[0] - left[0])))
-    if angle < -90:
-        angle += 180
-    elif angle > 90:
-        angle -= 180
-    return angle
-
-
-def pitch_ratio(landmarks_xy: np.ndarray) -> float:
-    """Pitch proxy: nose-tip-to-chin distance over the outer eye corners' distance (unitless).
-
-    Drops when the head pitches down or up away from the camera (the nose-chin segment foreshortens).
-    """
-    nose_chin = math.dist(landmarks_xy[NOSE_TIP, :2], landmarks_xy[CHIN, :2])
-    eyes = math.dist(landmarks_xy[OUTER_EYE_CORNERS[0], :2], landmarks_xy[OUTER_EYE_CORNERS[1], :2])
-    return nose_chin / (eyes + _EPS)
-
-
 @dataclass(frozen=True)
 class FatigueFeatures:
     """The per-frame fatigue features of one face.
@@ -119,9 +94,11 @@ class FatigueFeatures:
     yawn_flag : bool
         ``mar`` above the fixed threshold :data:`STATIC_YAWN_MAR` (the MLP input; not the yawn detector).
     tilt_deg : float
-        Eye-line tilt, degrees.
+        Angle of the outer-eye-corner line to the image horizontal, degrees in [-90, 90]; positive when the
+        subject's right eye (image left) sits lower than the left eye.
     pitch_ratio : float
-        Nose-chin over eye-width ratio (unitless).
+        Nose-tip-to-chin distance over the outer eye corners' distance (unitless); drops when the head pitches
+        down or up away from the camera (the nose-chin segment foreshortens).
     head_roll_deg, head_pitch_deg, head_yaw_deg : float
         The tracker's head pose (solvePnP), degrees: roll positive clockwise in the image, pitch positive looking
         up, yaw positive turning to the subject's left.

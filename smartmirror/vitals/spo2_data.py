@@ -11,11 +11,11 @@ is allowed), or a single ``spo2_percent`` value for the whole clip. Lines starti
 Each clip is decoded and tracked (``smartmirror.vitals.video.video_trace``: FaceMesh, the skin ROI's mean R, G,
 B per frame), split at face gaps and resampled to 30 Hz (``pipeline.build_segments``), and cut into windows of
 ``window_frames`` (at most the model's 200) every ``hop_frames``. A window's features are its colour relative to
-the window mean (``rgb / mean - 1``, the ``synthetic_spo2_traces`` format); its target is the mean of the
+the window mean (``rgb / mean - 1``, per channel and frame); its target is the mean of the
 reference readings interpolated over the window.
 
 :func:`synthetic_bvp_weights` gives ``smartmirror.synth`` clips an SpO2: the red pulse amplitude follows the same
-*assumed* linear ratio-of-ratios law as ``spo2_model.synthetic_spo2_traces`` (for tests and demos only).
+*assumed* linear ratio-of-ratios law as the tests' synthetic traces (for tests and demos only).
 """
 
 from __future__ import annotations

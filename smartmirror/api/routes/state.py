@@ -9,7 +9,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from fastapi import Request
@@ -96,11 +95,6 @@ class ApiState:
         self.video_workers.shutdown(wait=True, cancel_futures=True)
         self.photo_tracker.close()
         self.uploads.close()
-
-    @property
-    def upload_dir(self) -> Path:
-        """This server's private upload folder (empty between clip requests)."""
-        return self.uploads.folder
 
     def uptime_s(self) -> float:
         return time.monotonic() - self.started_s
