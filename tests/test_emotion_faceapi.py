@@ -128,9 +128,9 @@ def test_labels_map_onto_the_fer_classes():
 
 
 def test_ensemble_is_the_default_and_averages_its_members_over_flips(reference):
-    from smartmirror.emotion.inference import DEFAULT_MODEL
     from smartmirror.emotion.labels import FER_LABELS
     from smartmirror.emotion.model import create_model, load_model
+    from smartmirror.emotion.spec import DEFAULT_MODEL
 
     assert DEFAULT_MODEL == "emotion_ensemble"
     ensemble = load_model(None)
@@ -152,8 +152,9 @@ def test_ensemble_is_the_default_and_averages_its_members_over_flips(reference):
 
 
 def test_each_member_stays_selectable(astronaut_bgr, astronaut_face, monkeypatch):
-    from smartmirror.emotion.inference import MODEL_ENV_VAR, EmotionPredictor
+    from smartmirror.emotion.inference import EmotionPredictor
     from smartmirror.emotion.model import create_model, load_model
+    from smartmirror.emotion.spec import MODEL_ENV_VAR
 
     for name, size in [("mini_xception_fer2013", (64, 64)), ("face_expression_net", (112, 112))]:
         predictor = EmotionPredictor(name)

@@ -240,7 +240,7 @@ def test_registry_lists_creates_and_rejects():
 
 
 def test_default_model_can_be_replaced_by_environment(monkeypatch):
-    from smartmirror.emotion.inference import DEFAULT_MODEL, MODEL_ENV_VAR, resolve_model_spec
+    from smartmirror.emotion.spec import DEFAULT_MODEL, MODEL_ENV_VAR, resolve_model_spec
 
     monkeypatch.delenv(MODEL_ENV_VAR, raising=False)
     assert resolve_model_spec(None) == DEFAULT_MODEL

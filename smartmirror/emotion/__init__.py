@@ -1,7 +1,7 @@
 """Emotion: a bundled ensemble (FER2013 mini-Xception + face-api.js FaceExpressionNet), "tired" from fatigue,
 valence/arousal, smoothing.
 
-Public names (torch loads only when a predictor first loads its model):
+Public names (importing them loads no torch; building an EmotionAnalyzer or loading a model does):
 
 - ``EmotionAnalyzer``: the Analyzer for live frames and clip reports;
 - ``predict_face(face_image, model=None) -> dict[str, float]``: class probabilities for an already-cropped face;

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from smartmirror.emotion.fusion import fuse_tired, fuse_valence_arousal, tired_evidence
-from smartmirror.emotion.inference import EmotionPredictor, resolve_model_spec
+from smartmirror.emotion.inference import EmotionPredictor
 from smartmirror.emotion.labels import EMOTION_LABELS, valence_arousal
 from smartmirror.emotion.smoothing import LabelSmoother
+from smartmirror.emotion.spec import resolve_model_spec
 from smartmirror.face import FaceObservation
 from smartmirror.frames import FramePacket
 
@@ -100,6 +101,10 @@ class EmotionAnalyzer:
         hold_s: float = 0.5,
         face_gap_reset_s: float = 2.0,
     ):
+        # torch and the networks take seconds to import: that happens here, when the analyzer is built (in the
+        # pipeline's factory), not on its first face; importing this module stays free of torch.
+        import smartmirror.emotion.model  # noqa: F401
+
         self.model = model
         self.smoothing_s = smoothing_s
         self.switch_margin = switch_margin

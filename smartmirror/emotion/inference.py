@@ -7,7 +7,6 @@ model, so this module and the analyzer built on it import without torch.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import warnings
 from collections.abc import Iterator
@@ -22,19 +21,6 @@ from smartmirror.face import FaceObservation
 
 #: Smallest face image side accepted by predict_image, in pixels.
 MIN_FACE_IMAGE_PX = 8
-
-#: The model used when nothing else is asked for.
-DEFAULT_MODEL = "emotion_ensemble"
-
-#: Environment variable naming a registered model or a trained checkpoint that replaces the default.
-MODEL_ENV_VAR = "SMARTMIRROR_EMOTION_MODEL"
-
-
-def resolve_model_spec(spec: str | Path | None = None) -> str:
-    """The model to use: ``spec`` if given, else ``$SMARTMIRROR_EMOTION_MODEL``, else the bundled default."""
-    if spec is not None and str(spec).strip():
-        return str(spec)
-    return os.environ.get(MODEL_ENV_VAR, "").strip() or DEFAULT_MODEL
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smartmirror.emotion.inference import resolve_model_spec
 from smartmirror.emotion.labels import FER_LABELS
+from smartmirror.emotion.spec import resolve_model_spec
 
 log = logging.getLogger(__name__)
 
