@@ -20,7 +20,7 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 
 from smartmirror.emotion import EmotionAnalyzer, predict_face  # noqa: E402
 from smartmirror.emotion.analyzer import shared_predictor  # noqa: E402
-from smartmirror.emotion.model import resolve_model_spec  # noqa: E402
+from smartmirror.emotion.spec import resolve_model_spec  # noqa: E402
 from smartmirror.face import FaceTracker  # noqa: E402
 from smartmirror.frames import FramePacket  # noqa: E402
 from smartmirror.synth import default_face_image  # noqa: E402

@@ -18,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from smartmirror.frames import FramePacket, read_video_packets
+from smartmirror.paths import user_cache_dir
 from smartmirror.synth import SynthConfig, SynthTruth, load_truth, make_clip
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,6 @@ def demo_config() -> SynthConfig:
 
 def demo_dir() -> Path:
     """The folder that holds the demo clip (inside the user cache folder)."""
-    from smartmirror.paths import user_cache_dir
-
     return user_cache_dir() / f"demo-v{DEMO_VERSION}"
 
 

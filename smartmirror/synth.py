@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from smartmirror.face import REGIONS, FaceTracker
 from smartmirror.frames import FramePacket
 
 log = logging.getLogger(__name__)
@@ -105,8 +106,6 @@ def skin_mask(image_bgr: np.ndarray) -> np.ndarray:
     ValueError
         When no face is found in the image.
     """
-    from smartmirror.face import REGIONS, FaceTracker
-
     with FaceTracker(static_image_mode=True, max_num_faces=1) as tracker:
         face = tracker.process(image_bgr)
     if face is None:

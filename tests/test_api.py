@@ -35,7 +35,7 @@ class Server:
 
     @property
     def upload_dir(self):
-        return self.app.state.api.upload_dir
+        return self.app.state.api.uploads.folder
 
     def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=httpx.Timeout(60.0), **kwargs)
@@ -194,7 +194,7 @@ def test_batches_keep_order_and_mark_frames_without_a_face(client, session_id, a
     assert [f["timestamp_s"] for f in batch["frames"]] == [0.0, 0.1, 0.2, 0.3]
     assert batch["frames"][2]["error"]["code"] == "no_face" and batch["frames"][1]["error"] is None
     assert batch["frames"][0]["face"]["num_faces"] == 1
-    # the seed alias continues the same session; an out-of-order batch is refused whole
+    # the compatibility alias continues the same session; an out-of-order batch is refused whole
     stale = client.post("/analyze-batch", json={"session_id": session_id, "frames": frames[:1]})
     assert_error(stale, 409, "timestamp_not_increasing")
     later = [{"image_data": frames[0]["image_data"], "timestamp_s": 1.0 + i / 10} for i in range(2)]
@@ -215,7 +215,7 @@ def test_one_off_image_without_a_session(client, astronaut_bgr):
 # -- sessions ----------------------------------------------------------------------------------------------------
 
 
-def test_session_lifecycle_through_rest_and_seed_paths(client):
+def test_session_lifecycle_through_rest_and_alias_paths(client):
     created = client.post("/sessions", json={"fatigue_mode": "driver"})
     assert created.status_code == 201
     sid = created.json()["session_id"]
@@ -293,7 +293,7 @@ BAD_INPUTS = {
                                415, "not_a_video"),
     "truncated mp4": (lambda c, s, a: upload(c, "cut.mp4", a["truncated_mp4"]), 415, "not_a_video"),
     "zero-byte upload": (lambda c, s, a: upload(c, "empty.avi", b""), 400, "empty_file"),
-    "zero-byte seed upload": (lambda c, s, a: upload(c, "empty.avi", b"", "/save_video"), 400, "empty_file"),
+    "zero-byte alias upload": (lambda c, s, a: upload(c, "empty.avi", b"", "/save_video"), 400, "empty_file"),
     "no file field": (lambda c, s, a: c.post("/analyze-video", files={"x": ("x.txt", b"1", "text/plain")}),
                       422, "missing_file"),
     "a form instead of multipart": (lambda c, s, a: c.post("/analyze-video", data={"x": "1"}), 415,

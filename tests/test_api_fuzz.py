@@ -49,4 +49,4 @@ def test_generated_requests_never_get_a_server_error(case, live_url):
         if response.status_code >= 400:
             error = response.json()["error"]
             assert error["code"] and error["message"]
-    assert list(APP.state.api.upload_dir.iterdir()) == []
+    assert list(APP.state.api.uploads.folder.iterdir()) == []

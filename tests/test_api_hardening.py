@@ -300,6 +300,6 @@ def test_a_clip_past_its_time_limit_stops_its_worker_and_frees_the_slot(synth_cl
             time.sleep(0.02)
         stopped = time.perf_counter() - start
         assert state.videos_running == 0 and stopped - answered < 2.0, (answered, stopped)  # ran on before
-        assert list(state.upload_dir.iterdir()) == []
+        assert list(state.uploads.folder.iterdir()) == []
         again = client.post("/analyze-video", files={"file": ("vid.avi", data[:5000], "video/x-msvideo")})
         assert again.json()["error"]["code"] != "analyses_busy"          # the slot is free for the next clip

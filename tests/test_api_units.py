@@ -11,7 +11,7 @@ import pytest
 
 from smartmirror.analyzer import json_value
 from smartmirror.api.routes.errors import ApiError
-from smartmirror.api.routes.media import decode_base64, decode_image, decode_image_base64, probe_video_seconds
+from smartmirror.api.routes.media import decode_base64, decode_image, decode_image_base64, probe_video
 from smartmirror.api.session_store import SessionStore
 from smartmirror.api.sessions import (
     FrameOrderError,
@@ -106,15 +106,15 @@ def test_decoded_image_is_bgr_with_the_original_colours(astronaut_bgr):
 
 def test_video_probe_measures_duration_and_refuses_long_or_broken_files(tmp_path, synth_clip):
     clip_dir, truth = synth_clip(duration_s=2.0, width=160, height=120)
-    seconds = probe_video_seconds(clip_dir / "vid.avi", max_seconds=120)
+    seconds = probe_video(clip_dir / "vid.avi", max_seconds=120)
     assert seconds == pytest.approx(truth.frame_times_s[-1] + 1 / 30, abs=0.05)
     with pytest.raises(VideoError) as caught:
-        probe_video_seconds(clip_dir / "vid.avi", max_seconds=1.0)
+        probe_video(clip_dir / "vid.avi", max_seconds=1.0)
     assert caught.value.code == "clip_too_long"
     text = tmp_path / "notes.mp4"
     text.write_text("this is a text file with an .mp4 name")
     with pytest.raises(VideoError) as caught:
-        probe_video_seconds(text, max_seconds=120)
+        probe_video(text, max_seconds=120)
     assert caught.value.code == "not_a_video"
 
 

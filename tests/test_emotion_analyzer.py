@@ -173,7 +173,7 @@ def test_analyzer_on_real_frames(astronaut_bgr, astronaut_face):
     states = [analyzer.update(FramePacket(0.1 + i / 30, astronaut_bgr, i), astronaut_face) for i in range(15)]
     state = states[-1]
     assert state.face_present and state.label == "happy" and state.raw_label == "happy"
-    assert list(state.probabilities) == list(EMOTION_LABELS)  # the seed's 8 classes, tired included
+    assert list(state.probabilities) == list(EMOTION_LABELS)  # the 8 emotion classes, tired included
     assert state.probabilities["tired"] == 0 and state.tired_evidence is None
     assert state.valence > 0.8 and -1 <= state.arousal <= 1
     assert state.to_json() == {"face_present": True, "label": "happy", "confidence": state.confidence,

@@ -152,7 +152,8 @@ def test_mean_ensemble_averages_its_members_over_flips(reference):
 
 def test_each_member_stays_selectable(astronaut_bgr, astronaut_face, monkeypatch):
     from smartmirror.emotion.inference import EmotionPredictor
-    from smartmirror.emotion.model import MODEL_ENV_VAR, create_model, load_model
+    from smartmirror.emotion.model import create_model, load_model
+    from smartmirror.emotion.spec import MODEL_ENV_VAR
 
     for name, size in [("mini_xception_fer2013", (64, 64)), ("face_expression_net", (112, 112))]:
         predictor = EmotionPredictor(name)

@@ -225,8 +225,7 @@ def test_weights_file_matches_its_readme_row(repo_root_module):
 
 
 def test_registry_lists_creates_and_rejects():
-    from smartmirror.emotion import create_model, list_models
-    from smartmirror.emotion.model import load_model
+    from smartmirror.emotion.model import create_model, list_models, load_model
 
     assert {"mini_xception_fer2013", "novel_emotion_b3", "novel_emotion_b0"} <= set(list_models())
     assert list_models("novel_*") == ["novel_emotion_b0", "novel_emotion_b3"]
@@ -241,7 +240,7 @@ def test_registry_lists_creates_and_rejects():
 
 
 def test_default_model_can_be_replaced_by_environment(monkeypatch):
-    from smartmirror.emotion.model import DEFAULT_MODEL, MODEL_ENV_VAR, resolve_model_spec
+    from smartmirror.emotion.spec import DEFAULT_MODEL, MODEL_ENV_VAR, resolve_model_spec
 
     monkeypatch.delenv(MODEL_ENV_VAR, raising=False)
     assert resolve_model_spec(None) == DEFAULT_MODEL

@@ -89,7 +89,7 @@ def test_discovers_both_layouts(folder_dataset, yolo_dataset):
     from smartmirror.emotion.data import discover_dataset, load_face_image
 
     folders = discover_dataset(folder_dataset, val_fraction=0.2)
-    assert folders.layout == "folders" and folders.labels == ("neutral", "happy", "sad")  # seed order, lower case
+    assert folders.layout == "folders" and folders.labels == ("neutral", "happy", "sad")  # label order, lower case
     assert len(folders.train) == 24 and len(folders.val) == 6 and folders.class_counts("val") == [2, 2, 2]
     assert not {s.path for s in folders.train} & {s.path for s in folders.val}
 

@@ -1,4 +1,4 @@
-"""Dataset evaluation (seed 001's second call, `smartmirror eval`): UBFC and flat layouts, per-file and mean."""
+"""Dataset evaluation (the pulse API's second call, `smartmirror eval`): UBFC and flat layouts, per-file and mean."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ SLOW_CLIP = {"duration_s": 10, "heart_rate_bpm": 48, "hrv_sd_ms": 30 * (72 / 48)
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory, synth_clip):
-    """Two UBFC subjects and one seed-001 flat pair in one folder (links to the cached clips)."""
+    """Two UBFC subjects and one flat clip + .txt pair in one folder (links to the cached clips)."""
     root = tmp_path_factory.mktemp("dataset")
     truths = {}
     for name, config in (("subject1", CLIP), ("subject2", SLOW_CLIP)):
@@ -32,7 +32,7 @@ def dataset(tmp_path_factory, synth_clip):
     folder, truth = synth_clip(**CLIP)
     (root / "flat01.avi").symlink_to(folder / "vid.avi")
     lines = (folder / "ground_truth.txt").read_text().splitlines()
-    (root / "flat01.txt").write_text(f"{lines[0]}\n\n{lines[2]}\n")     # seed 001: the HR line may be empty
+    (root / "flat01.txt").write_text(f"{lines[0]}\n\n{lines[2]}\n")     # flat layout: the HR line may be empty
     truths["flat01"] = truth
     return root, truths
 

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from fatigue_sequences import make_face, paint_closed_eyes
 
 from smartmirror.face import FaceTracker
 from smartmirror.fatigue import MLP_FEATURE_NAMES, eye_aspect_ratio, fatigue_features, mouth_aspect_ratio
-from smartmirror.fatigue.features import eye_line_tilt_deg, pitch_ratio
+from smartmirror.fatigue.features import CHIN, NOSE_TIP, OUTER_EYE_CORNERS
+
+
+# Reference definitions, one feature at a time, of what fatigue_features computes in one pass.
+def eye_line_tilt_deg(landmarks_xy: np.ndarray) -> float:
+    """Angle of the outer-eye-corner line to the image horizontal, degrees in [-90, 90]."""
+    left = landmarks_xy[OUTER_EYE_CORNERS[0], :2]
+    right = landmarks_xy[OUTER_EYE_CORNERS[1], :2]
+    angle = math.degrees(math.atan2(float(right[1] - left[1]), float(right[0] - left[0])))
+    return angle + 180 if angle < -90 else angle - 180 if angle > 90 else angle
+
+
+def pitch_ratio(landmarks_xy: np.ndarray) -> float:
+    """Nose-tip-to-chin distance over the outer eye corners' distance."""
+    nose_chin = math.dist(landmarks_xy[NOSE_TIP, :2], landmarks_xy[CHIN, :2])
+    return nose_chin / math.dist(landmarks_xy[OUTER_EYE_CORNERS[0], :2], landmarks_xy[OUTER_EYE_CORNERS[1], :2])
 
 
 def test_eye_aspect_ratio_of_known_points():

@@ -1,4 +1,4 @@
-"""The transparent drowsiness scoring, and seed 003's MLP pipeline on generated feature data."""
+"""The transparent drowsiness scoring, and the drowsiness MLP pipeline on generated feature data."""
 
 from __future__ import annotations
 
@@ -104,12 +104,12 @@ def test_mlp_pipeline_trains_saves_loads_and_drives_the_analyzer(astronaut_face,
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_seed_style_bare_classifier_reads_class_zero_as_drowsy(astronaut_face, tmp_path):
+def test_bare_classifier_reads_class_zero_as_drowsy(astronaut_face, tmp_path):
     from sklearn.neural_network import MLPClassifier
 
     x, y = generated_features(astronaut_face, 200, seed=1)
-    seed_labels = 1 - y  # seed 003: Drowsy (0), Non-drowsy (1)
-    bare = MLPClassifier(hidden_layer_sizes=(32, 16), max_iter=100, random_state=0).fit(x, seed_labels)
+    ddd_labels = 1 - y  # Driver Drowsiness Dataset: Drowsy (0), Non-drowsy (1)
+    bare = MLPClassifier(hidden_layer_sizes=(32, 16), max_iter=100, random_state=0).fit(x, ddd_labels)
     joblib.dump(bare, tmp_path / "fatigue_mlp.joblib")
     loaded = load_mlp(tmp_path / "fatigue_mlp.joblib")
     p = loaded.predict_drowsy(x)

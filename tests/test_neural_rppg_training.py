@@ -50,7 +50,7 @@ def test_ground_truth_files_and_layouts(tmp_path, datasets):
     records = training_data.find_clips(datasets["train"])
     assert [r.name for r in records] == [f"subject{i}" for i in range(len(TRAIN_HR_BPM))]
     assert records[0].video.name == "vid.avi" and len(records[0].ppg) == len(records[0].times_s)
-    flat = tmp_path / "flat"  # seed 001: name.avi + name.txt in one folder
+    flat = tmp_path / "flat"  # the flat layout: name.avi + name.txt in one folder
     flat.mkdir()
     shutil.copy(records[0].video, flat / "alice.avi")
     shutil.copy(datasets["train"] / "subject0" / "ground_truth.txt", flat / "alice.txt")
@@ -68,7 +68,7 @@ def test_ground_truth_files_and_layouts(tmp_path, datasets):
 
 
 def test_resnet_tcn_trains_resumes_and_beats_the_untrained_network(datasets, tmp_path):
-    """Seed 001's network: the loss falls, a resumed run continues, held-out heart rates improve."""
+    """The ResNet-18 + TCN pulse network: the loss falls, a resumed run continues, held-out heart rates improve."""
     out = tmp_path / "ckpt"
     first = training.train_rppg(datasets["train"], out, _config("resnet_tcn", 4), progress=False,
                                 cache_dir=datasets["cache"], threads=1)
@@ -95,7 +95,7 @@ def test_resnet_tcn_trains_resumes_and_beats_the_untrained_network(datasets, tmp
 
 
 def test_ultralight_trains_end_to_end(datasets, tmp_path):
-    """Seed 003's ~20K-parameter regressor: runs, lowers its loss, predicts heart rates in bpm.
+    """UltraLightNet, the ~20K-parameter regressor: runs, lowers its loss, predicts heart rates in bpm.
 
     (In this budget it learns little more than the training set's mean rate: averaging over time discards most
     of the rhythm. The ResNet-18 + TCN test above is the one that must learn the pulse.)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from smartmirror.agent.actions import LEARNED_ACTIONS
+from smartmirror.agent.agent import InterventionAgent
 from smartmirror.agent.reward import EXPLICIT_REWARDS
 
 SIM_FEATURES: tuple[str, ...] = (
@@ -134,7 +135,7 @@ def make_context(rng: np.random.Generator, now_s: float) -> dict[str, Any]:
 
 
 def fixed_rule_action(context: dict[str, Any]) -> str:
-    """The hand-written rules a designer would start from (the seed prototype's approach)."""
+    """The hand-written rules a designer would start from (threshold rules on drowsiness and stress)."""
     if context["drowsiness_probability"] >= 0.6:
         return "micro_break"
     if context["stress_score"] >= 60:
@@ -163,8 +164,6 @@ def simulate(
     and ``regret_curve``: mean cumulative regret per user at ``checkpoints`` evenly spaced episodes.
     ``on_step(n)`` is called after each user-episode (for a progress bar).
     """
-    from smartmirror.agent.agent import InterventionAgent
-
     if not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be a positive int, got {episodes!r}")
     if not isinstance(users, int) or users < 1:

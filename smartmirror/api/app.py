@@ -118,7 +118,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             max_age=600,
         )
     guard_errors = error_responses(400, 403, 413, 415, 504)  # what the middleware may answer on any route
-    for router in (system.router, sessions.router, sessions.seed_router, clips.router):
+    for router in (system.router, sessions.router, sessions.alias_router, clips.router):
         app.include_router(router, responses=guard_errors)
     if settings.api_key:
         _document_api_key(app)

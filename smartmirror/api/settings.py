@@ -45,6 +45,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from smartmirror.vitals.methods import get_method
+
 ENV_PREFIX = "SMARTMIRROR_"
 
 #: Host names a server bound to loopback answers to (anything else may be DNS rebinding).
@@ -163,10 +165,6 @@ def _parse_hosts(raw: str) -> tuple[str, ...]:
 
 def _check_pulse_method(name: str) -> str:
     """``name`` when it is a registered pulse method; ``ValueError`` listing the choices otherwise."""
-    try:
-        from smartmirror.vitals.methods import get_method
-    except ImportError:
-        raise ValueError("the vitals package is not installed") from None
     get_method(name)
     return name
 

@@ -1,6 +1,6 @@
 """CLI: ``smartmirror agent simulate --episodes N [--seed S] [--users U] [--json]``.
 
-Plain functions with typer annotations; the lead registers them on the ``agent`` sub-app. Heavy imports stay
+Plain functions with typer annotations, registered in :mod:`smartmirror.cli.app`. Heavy imports stay
 inside the function so ``smartmirror --help`` stays fast.
 """
 

@@ -15,6 +15,8 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from smartmirror.errors import error_object
+
 log = logging.getLogger(__name__)
 
 #: Exit status for a video or dataset that could not be analysed.
@@ -131,7 +133,6 @@ def analyze(
     """
     import glob
 
-    from smartmirror.errors import error_object
     from smartmirror.frames import VideoError
     from smartmirror.report import analyze_video
 
@@ -160,7 +161,6 @@ def _analyze_many(videos: list[str], *, method: str | None, identity: bool, sect
     """``analyze`` over many clips: JSON Lines in the order the clips finish, flushed line by line."""
     from smartmirror.batch import BatchError, TaskFailure, WarmModels, run_clips
     from smartmirror.clip_jobs import AnalyzeJob, absolute, analyze_clip, expand_clips
-    from smartmirror.errors import error_object
     from smartmirror.report import DEFAULT_SECTIONS
     from smartmirror.vitals.methods import get_method
     from smartmirror.vitals.rppg import DEFAULT_METHOD
@@ -214,7 +214,7 @@ def _fail(payload: dict[str, Any], json_out: bool, status: int) -> NoReturn:
 
 
 def eval_dataset(
-    dataset_dir: Annotated[Path, typer.Argument(help="A folder in the UBFC-rPPG or seed-001 layout.")],
+    dataset_dir: Annotated[Path, typer.Argument(help="A folder in the UBFC-rPPG or flat clip + .txt layout.")],
     method: Annotated[
         str | None,
         typer.Option(help="Pulse method (default: the measured best); several as 'pos,ica,me-pure', or 'all', "
@@ -230,7 +230,6 @@ def eval_dataset(
     Exits non-zero (after printing the per-file errors) when every clip failed.
     """
     from smartmirror.batch import BatchError
-    from smartmirror.errors import error_object
     from smartmirror.vitals.evaluation import compare_methods, evaluate_dataset
     from smartmirror.vitals.ground_truth import DatasetError
     from smartmirror.vitals.methods import get_method, list_methods

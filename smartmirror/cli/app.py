@@ -1,6 +1,6 @@
 """The ``smartmirror`` command: analyze, eval, serve, synth, train, agent.
 
-Each subcommand's body lives next to the code it drives (``smartmirror/<part>/commands.py``); this module only
+Each subcommand's body lives in its own module of :mod:`smartmirror.cli`; this module only
 wires them together, and heavy libraries are imported inside the command functions so ``--help`` stays fast.
 """
 
@@ -27,7 +27,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-train_app = typer.Typer(help="Train the seeds' models on your own data.", no_args_is_help=True)
+train_app = typer.Typer(help="Train the emotion, fatigue, pulse or SpO2 model on your data.", no_args_is_help=True)
 agent_app = typer.Typer(help="The intervention agent.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 app.add_typer(agent_app, name="agent")
@@ -35,16 +35,17 @@ app.add_typer(agent_app, name="agent")
 app.command("analyze", help="The whole report for one clip (--json: exactly one JSON object on stdout); over "
             "many clips (files, a folder, a glob, URLs) one JSON line per clip, optionally on a Dask cluster "
             "(--workers N, --scheduler tcp://HOST:8786).")(analyze)
-app.command("eval", help="Heart-rate accuracy over a folder of clips with ground truth (UBFC or seed-001 layout), "
+app.command("eval", help="Heart-rate accuracy over a folder of clips with ground truth "
+            "(UBFC or flat clip + .txt layout), "
             "in-process or on a Dask cluster (--workers N, --scheduler tcp://HOST:8786).")(eval_dataset)
 app.command("serve", help="The REST API (binds 127.0.0.1 by default).")(serve)
-train_app.command("emotion", help="Train the seed's NovelEmotionModel on a folder-per-class or AffectNet-YOLO set.")(
+train_app.command("emotion", help="Train NovelEmotionModel (EfficientNet-B3) on a folder-per-class or AffectNet set.")(
     train_emotion
 )
-train_app.command("fatigue", help="Train the seed's fatigue MLP on the Driver Drowsiness Dataset layout.")(
+train_app.command("fatigue", help="Train the 5-feature drowsiness MLP on the Driver Drowsiness Dataset layout.")(
     train_fatigue
 )
-train_app.command("rppg", help="Train a learned pulse extractor on a UBFC or seed-001 layout dataset.")(train_rppg)
+train_app.command("rppg", help="Train a learned pulse extractor on a UBFC or flat clip + .txt dataset.")(train_rppg)
 train_app.command("spo2", help="Train the SpO2 Tiny Transformer on clips with reference oximeter readings.")(train_spo2)
 agent_app.command("simulate", help="Simulated users: the agent against random, fixed rules and the oracle.")(
     agent_simulate

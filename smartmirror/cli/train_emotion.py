@@ -1,6 +1,6 @@
 """CLI: ``smartmirror train emotion DATA_DIR [--out DIR] [--model NAME] [--epochs N] ... [--json]``.
 
-A plain function with typer annotations; the lead registers it on the ``train`` sub-app. Heavy imports stay
+A plain function with typer annotations, registered in :mod:`smartmirror.cli.app`. Heavy imports stay
 inside the function so ``smartmirror --help`` stays fast.
 """
 
@@ -44,7 +44,7 @@ def train_emotion(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object (history and checkpoints).")] = False,
 ) -> None:
-    """Train an emotion model (seed 003's recipe); use the result with SMARTMIRROR_EMOTION_MODEL=OUT/best.pt."""
+    """Train an emotion model (NovelEmotionModel recipe); use the result with SMARTMIRROR_EMOTION_MODEL=OUT/best.pt."""
     import json
     import sys
 

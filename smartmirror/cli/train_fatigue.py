@@ -1,7 +1,7 @@
 """CLI: ``smartmirror train fatigue DIR [--out FILE] [--seed S] [--max-epochs N] [--limit N] [--json]``.
 
-A plain function with typer annotations; the lead registers it on the ``train`` sub-app. Heavy imports stay inside
-the function so ``smartmirror --help`` stays fast.
+A plain function with typer annotations, registered in :mod:`smartmirror.cli.app`. Heavy imports stay inside the
+function so ``smartmirror --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from smartmirror.paths import WEIGHTS_DIR
 
 
 def train_fatigue(
@@ -29,7 +31,7 @@ def train_fatigue(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
-    """Train seed 003's drowsiness MLP (EAR, MAR, yawn flag, head tilt, pitch ratio -> 32 -> 16 -> 2).
+    """Train the drowsiness MLP (EAR, MAR, yawn flag, head tilt, pitch ratio -> 32 -> 16 -> 2).
 
     The model is used only when passed explicitly (FatigueAnalyzer(mlp_path=...)); the shipped default stays the
     transparent scoring.
@@ -42,7 +44,6 @@ def train_fatigue(
     from rich.table import Table
 
     from smartmirror.fatigue.training import DatasetError, train_from_folder
-    from smartmirror.paths import WEIGHTS_DIR
 
     out_path = out if out is not None else WEIGHTS_DIR / "fatigue_mlp.joblib"
     err = Console(stderr=True)

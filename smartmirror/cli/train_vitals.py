@@ -1,4 +1,4 @@
-"""``smartmirror train rppg DATASET_DIR``: train seed 001's ResNet-18 + TCN or seed 003's UltraLightNet.
+"""``smartmirror train rppg DATASET_DIR``: train the ResNet-18 + TCN pulse network or UltraLightNet.
 
 Heavy imports live inside the function so ``smartmirror --help`` stays fast.
 """
@@ -12,18 +12,18 @@ from typing import Annotated
 
 import typer
 
-#: Per-architecture defaults from the seeds: (window frames, batch, learning rate, input side, crop).
+#: Per-architecture defaults (each network's published recipe): (window frames, batch, learning rate, input side, crop).
 ARCH_DEFAULTS = {
-    "resnet_tcn": (300, 6, 3e-4, 128, "face"),   # seed 001: frames=300, batch=6, lr=3e-4, 128x128 face crop
-    "ultralight": (180, 2, 1e-3, 36, "center"),  # seed 003: 180-frame windows, batch 2, Adam 1e-3, 36x36 centre
+    "resnet_tcn": (300, 6, 3e-4, 128, "face"),   # frames=300, batch=6, lr=3e-4, 128x128 face crop
+    "ultralight": (180, 2, 1e-3, 36, "center"),  # 180-frame windows, batch 2, Adam 1e-3, 36x36 centre
 }
 
 
 def train_rppg(
     dataset_dir: Annotated[Path, typer.Argument(help="UBFC-style (<subject>/vid.avi + ground_truth.txt) or flat "
                                                      "(name.avi + name.txt) folder")],
-    arch: Annotated[str, typer.Option(help="resnet_tcn (seed 001, per-frame pulse) or ultralight (seed 003, "
-                                           "heart rate)")] = "resnet_tcn",
+    arch: Annotated[str, typer.Option(help="resnet_tcn (ResNet-18 + TCN, per-frame pulse) or ultralight "
+                                           "(UltraLightNet, heart rate)")] = "resnet_tcn",
     epochs: Annotated[int, typer.Option(min=1, help="total epochs (a resumed run continues up to this)")] = 30,
     out: Annotated[Path, typer.Option(help="checkpoint folder (last.pt, best.pt)")] = Path("checkpoints/rppg"),
     window_frames: Annotated[int | None, typer.Option(help="frames per training window")] = None,

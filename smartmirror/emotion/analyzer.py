@@ -20,8 +20,8 @@ import numpy as np
 from smartmirror.emotion.fusion import fuse_tired, fuse_valence_arousal, tired_evidence
 from smartmirror.emotion.inference import EmotionPredictor
 from smartmirror.emotion.labels import EMOTION_LABELS, valence_arousal
-from smartmirror.emotion.model import resolve_model_spec
 from smartmirror.emotion.smoothing import LabelSmoother
+from smartmirror.emotion.spec import resolve_model_spec
 from smartmirror.emotion.state import EmotionState
 from smartmirror.face import FaceObservation
 from smartmirror.fatigue.state import FatigueState
@@ -45,8 +45,32 @@ def shared_predictor(spec: str) -> EmotionPredictor:
     return _cached_predictor(spec, version)
 
 
+def predict_face(face_image: Any, model: str | Path | None = None) -> dict[str, float]:
+    """Class probabilities for one already-cropped face.
+
+    Parameters
+    ----------
+    face_image : ndarray or path
+        Grey (h, w) or BGR (h, w, 3) uint8 image of a face (any size; resized to the model's input), or a file.
+    model : str, Path or None
+        Registered model name or trained checkpoint; None uses ``$SMARTMIRROR_EMOTION_MODEL`` or the bundled
+        ensemble ``emotion_ensemble`` (classes angry, disgust, fear, happy, sad, surprise, neutral).
+
+    Returns
+    -------
+    dict of str to float
+        Probability per class of the model (sums to 1).
+
+    Raises
+    ------
+    ValueError
+        Not an image, too small, or an unknown model.
+    """
+    return shared_predictor(resolve_model_spec(model)).predict_image(face_image).probabilities
+
+
 def ordered_probabilities(probabilities: Mapping[str, float], digits: int = 4) -> dict[str, float]:
-    """Probabilities in the seed's class order (unknown classes after), rounded for JSON."""
+    """Probabilities in EMOTION_LABELS order (unknown classes after), rounded for JSON."""
     known = [label for label in EMOTION_LABELS if label in probabilities]
     extra = sorted(label for label in probabilities if label not in EMOTION_LABELS)
     return {label: round(float(probabilities[label]), digits) for label in known + extra}
@@ -80,6 +104,10 @@ class EmotionAnalyzer:
         hold_s: float = 0.5,
         face_gap_reset_s: float = 2.0,
     ):
+        # torch and the networks take seconds to import: that happens here, when the analyzer is built (in the
+        # pipeline's factory), not on its first face; importing this module stays free of torch.
+        import smartmirror.emotion.model  # noqa: F401
+
         self.model = model
         self.smoothing_s = smoothing_s
         self.switch_margin = switch_margin

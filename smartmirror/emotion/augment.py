@@ -1,4 +1,4 @@
-"""Training augmentations from seed 003 (pure numpy/OpenCV, one seeded generator per sample).
+"""Training augmentations for the emotion model (pure numpy/OpenCV, one seeded generator per sample).
 
 Horizontal flip, brightness/contrast, colour jitter (RGB only), motion blur, Gaussian noise and a random shadow,
 each applied with its own probability. Images are uint8 grey (h, w) or RGB (h, w, 3); the output has the same
@@ -43,7 +43,7 @@ def motion_blur_kernel(length_px: int, angle_deg: float) -> np.ndarray:
 
 
 def augment_face(image: np.ndarray, rng: np.random.Generator, config: AugmentConfig = AugmentConfig()) -> np.ndarray:
-    """Apply seed 003's augmentations to one uint8 face image."""
+    """Apply the training augmentations to one uint8 face image."""
     out = image
     if rng.random() < config.flip_p:
         out = out[:, ::-1]

@@ -67,7 +67,7 @@ def _images(folder: Path) -> list[Path]:
 
 
 def _ordered_labels(names: set[str]) -> tuple[str, ...]:
-    """Seed order for known classes, then the rest alphabetically."""
+    """EMOTION_LABELS order for known classes, then the rest alphabetically."""
     return tuple([n for n in EMOTION_LABELS if n in names] + sorted(names - set(EMOTION_LABELS)))
 
 

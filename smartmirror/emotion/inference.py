@@ -1,4 +1,8 @@
-"""Run an emotion model on face images: input checks, preprocessing by the model's cfg, batched inference."""
+"""Run an emotion model on face images: input checks, preprocessing by the model's cfg, batched inference.
+
+torch and the networks (``model``, ``faceapi``, ``ensemble``) are imported when a predictor first loads its
+model, so this module and the analyzer built on it import without torch.
+"""
 
 from __future__ import annotations
 

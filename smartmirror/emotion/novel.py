@@ -1,6 +1,6 @@
-"""Seed 003's NovelEmotionModel: EfficientNet backbone, micro-expression enhancer, two-expert arousal routing.
+"""NovelEmotionModel: EfficientNet backbone, micro-expression enhancer, two-expert arousal routing.
 
-Architecture (seed 003, "Emotion Detection Model")::
+Architecture::
 
     image (3 x 224 x 224, [-1, 1])
       -> MicroExpEnhancer        x + factor * Conv2(ReLU(Conv1(x)))   (amplifies small local intensity changes)
@@ -68,11 +68,11 @@ class NovelEmotionModel(nn.Module):
     Parameters
     ----------
     num_classes : int
-        Emotion classes (8 in the seed).
+        Emotion classes (8 by default).
     in_channels : int
         Image channels (3, RGB).
     backbone : str
-        A timm model name ("efficientnet_b3" in the seed; tests use the tiny "test_efficientnet").
+        A timm model name ("efficientnet_b3" by default; tests use the tiny "test_efficientnet").
     hidden : int
         Width of the routed features.
     enhancer_factor : float
@@ -123,7 +123,7 @@ _NOVEL_CFG = dict(input_size=(224, 224), in_channels=3, mean=0.5, std=0.5, label
 
 @register_model(ModelCfg(**_NOVEL_CFG))
 def novel_emotion_b3(num_classes: int = 8, in_channels: int = 3, **kwargs: Any) -> NovelEmotionModel:
-    """Seed 003's model: EfficientNet-B3 backbone (1536 features), 224x224 RGB, 8 classes."""
+    """The full model: EfficientNet-B3 backbone (1536 features), 224x224 RGB, 8 classes."""
     kwargs.setdefault("backbone", "efficientnet_b3")
     return NovelEmotionModel(num_classes=num_classes, in_channels=in_channels, **kwargs)
 

@@ -1,6 +1,6 @@
-"""Train an emotion model (seed 003's recipe) on a folder-per-class or AffectNet-YOLO dataset, resumably.
+"""Train an emotion model (NovelEmotionModel's recipe) on a folder-per-class or AffectNet-YOLO dataset, resumably.
 
-Recipe (seed 003): Adam (lr 1e-4, weight decay 1e-5), cross-entropy with inverse-frequency class weights,
+Recipe: Adam (lr 1e-4, weight decay 1e-5), cross-entropy with inverse-frequency class weights,
 ReduceLROnPlateau on the validation loss (factor 0.5, patience 2), batch 16, ~15 epochs with early stopping,
 inputs normalised with mean 0.5 / std 0.5, automatic mixed precision on a GPU, and the augmentations of
 ``smartmirror.emotion.augment``. Models with valence/arousal heads also regress the circumplex point of the
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training settings (defaults: seed 003's recipe on its EfficientNet-B3 model).
+    """Training settings (defaults: the recipe of the EfficientNet-B3 NovelEmotionModel).
 
     ``backbone`` and ``image_size`` override the model's timm backbone and square input side (e.g. the tiny
     ``test_efficientnet`` at 64 px for quick runs). ``max_batches_per_epoch`` caps an epoch (None: all).

@@ -4,9 +4,8 @@
     state = analyzer.update(packet, face)               # live state: face_present, perclos, microsleep, alert, ...
     section = analyzer.summary()                        # the report's "fatigue" section
 
-The shipped drowsiness is a transparent scoring (:mod:`smartmirror.fatigue.model`); seed 003's MLP
-(:mod:`smartmirror.fatigue.mlp`) is trained with ``smartmirror train fatigue DIR`` and used only when its file is
-passed (``mlp_path=``).
+The shipped drowsiness is a transparent scoring (:mod:`smartmirror.fatigue.model`); the 5-feature drowsiness MLP is
+trained with ``smartmirror train fatigue DIR`` and used only when its file is passed (``mlp_path=``).
 """
 
 from smartmirror.fatigue.analyzer import MODES, FatigueAnalyzer

@@ -64,7 +64,7 @@ MODES: dict[str, ModeSettings] = {
     "kiosk": ModeSettings(calibration_s=2.0, smoothing_s=3.0, alerts=False),
 }
 
-#: Yawn threshold on MAR: the person's resting MAR plus this rise, and never below seed 003's fixed 0.6.
+#: Yawn threshold on MAR: the person's resting MAR plus this rise, and never below the fixed mouth-open 0.6.
 YAWN_MAR_RISE = 0.3
 YAWN_MAR_MIN = 0.6
 #: Window of the slow counts (yawns, nods), seconds.

@@ -1,8 +1,8 @@
 """Per-frame fatigue features from FaceMesh landmarks: eye and mouth aspect ratios, head tilt and pitch.
 
 All functions are pure (numpy and math) on one :class:`~smartmirror.face.FaceObservation`; nothing here keeps
-state. The landmark choices follow seed 003 (``Fatigue/fatigue_module.py``) so a model trained on its 5-D
-feature vector reads the same numbers:
+state. The landmark choices are those of the drowsiness MLP's 5-D feature vector, so a model trained on it reads the
+same numbers:
 
 - eye aspect ratio (EAR), Soukupova & Cech's six points per eye;
 - mouth aspect ratio (MAR): outer-lip height (landmarks 0 to 17) over mouth-corner width (61 to 291);
@@ -35,11 +35,11 @@ NOSE_TIP = 1
 CHIN = 152
 OUTER_EYE_CORNERS = (263, 33)  # subject's left, right
 
-#: Seed 003's fixed mouth-open threshold on MAR. Used for the MLP's ``yawn_flag`` input only (a single photo
+#: Fixed mouth-open threshold on MAR. Used for the MLP's ``yawn_flag`` input only (a single photo
 #: has no baseline); the live yawn detector uses a per-person calibrated threshold instead.
 STATIC_YAWN_MAR = 0.6
 
-#: The MLP's input vector, in order (seed 003's five features).
+#: The MLP's input vector, in order (the five drowsiness features).
 MLP_FEATURE_NAMES = ("ear", "mar", "yawn_flag", "tilt_deg", "pitch_ratio")
 
 _INDICES = np.array(
@@ -69,7 +69,7 @@ def eye_aspect_ratio(points: np.ndarray) -> float:
 
 
 def mouth_aspect_ratio(landmarks_xy: np.ndarray) -> float:
-    """Seed 003's mouth aspect ratio: outer-lip height (0 to 17) over corner-to-corner width (61 to 291).
+    """Mouth aspect ratio: outer-lip height (0 to 17) over corner-to-corner width (61 to 291).
 
     Parameters
     ----------
@@ -81,31 +81,6 @@ def mouth_aspect_ratio(landmarks_xy: np.ndarray) -> float:
     return height / (width + _EPS)
 
 
-def eye_line_tilt_deg(landmarks_xy: np.ndarray) -> float:
-    """Seed 003's head tilt: angle of the outer-eye-corner line to the image horizontal, degrees in [-90, 90].
-
-    Positive when the subject's right eye (image left) sits lower than the left eye (image y grows downwards).
-    """
-    left = landmarks_xy[OUTER_EYE_CORNERS[0], :2]
-    right = landmarks_xy[OUTER_EYE_CORNERS[1], :2]
-    angle = math.degrees(math.atan2(float(right[1] - left[1]), float(right[0] - left[0])))
-    if angle < -90:
-        angle += 180
-    elif angle > 90:
-        angle -= 180
-    return angle
-
-
-def pitch_ratio(landmarks_xy: np.ndarray) -> float:
-    """Seed 003's pitch proxy: nose-tip-to-chin distance over the outer eye corners' distance (unitless).
-
-    Drops when the head pitches down or up away from the camera (the nose-chin segment foreshortens).
-    """
-    nose_chin = math.dist(landmarks_xy[NOSE_TIP, :2], landmarks_xy[CHIN, :2])
-    eyes = math.dist(landmarks_xy[OUTER_EYE_CORNERS[0], :2], landmarks_xy[OUTER_EYE_CORNERS[1], :2])
-    return nose_chin / (eyes + _EPS)
-
-
 @dataclass(frozen=True)
 class FatigueFeatures:
     """The per-frame fatigue features of one face.
@@ -115,13 +90,15 @@ class FatigueFeatures:
     ear_left, ear_right, ear : float
         Eye aspect ratio of the subject's left eye, right eye, and their mean (unitless).
     mar : float
-        Mouth aspect ratio, seed 003's definition (unitless; about 0.3 with lips together, > 0.6 yawning).
+        Mouth aspect ratio (unitless; about 0.3 with lips together, > 0.6 yawning).
     yawn_flag : bool
-        ``mar`` above seed 003's fixed threshold :data:`STATIC_YAWN_MAR` (the MLP input; not the yawn detector).
+        ``mar`` above the fixed threshold :data:`STATIC_YAWN_MAR` (the MLP input; not the yawn detector).
     tilt_deg : float
-        Seed 003's eye-line tilt, degrees.
+        Angle of the outer-eye-corner line to the image horizontal, degrees in [-90, 90]; positive when the
+        subject's right eye (image left) sits lower than the left eye.
     pitch_ratio : float
-        Seed 003's nose-chin over eye-width ratio (unitless).
+        Nose-tip-to-chin distance over the outer eye corners' distance (unitless); drops when the head pitches
+        down or up away from the camera (the nose-chin segment foreshortens).
     head_roll_deg, head_pitch_deg, head_yaw_deg : float
         The tracker's head pose (solvePnP), degrees: roll positive clockwise in the image, pitch positive looking
         up, yaw positive turning to the subject's left.

@@ -1,4 +1,4 @@
-"""Seed 003's drowsiness MLP: 5 features (:data:`~smartmirror.fatigue.features.MLP_FEATURE_NAMES`) -> hidden
+"""The drowsiness MLP: 5 features (:data:`~smartmirror.fatigue.features.MLP_FEATURE_NAMES`) -> hidden
 layers of 32 and 16 -> P(drowsy); scikit-learn, saved with joblib.
 
 Trained with ``smartmirror train fatigue DIR`` (:func:`train_mlp`, :func:`save_mlp`) and used only when its file is
@@ -29,7 +29,7 @@ class FatigueModelError(Exception):
 
 
 def build_mlp_pipeline(seed: int = 0, max_epochs: int = 200):
-    """Seed 003's classifier: standardised 5-D features -> MLP (32, 16, ReLU, Adam, batch 64) -> 2 classes."""
+    """The drowsiness classifier: standardised 5-D features -> MLP (32, 16, ReLU, Adam, batch 64) -> 2 classes."""
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
@@ -127,7 +127,7 @@ def train_mlp(
     test_fraction: float = 0.15,
     on_epoch=None,
 ) -> tuple[FatigueMLP, dict]:
-    """Train seed 003's MLP with its 70/15/15 split and early stopping on validation accuracy (ties broken by
+    """Train the drowsiness MLP with its 70/15/15 split and early stopping on validation accuracy (ties broken by
     validation log-loss).
 
     Parameters
@@ -238,10 +238,10 @@ def save_mlp(model: FatigueMLP, path: str | Path, **metadata: Any) -> Path:
 
 
 def load_mlp(path: str | Path) -> FatigueMLP:
-    """Read a fatigue MLP written by :func:`save_mlp` (or seed 003's bare ``fatigue_mlp.joblib``).
+    """Read a fatigue MLP written by :func:`save_mlp` (or a bare scikit-learn ``fatigue_mlp.joblib``).
 
-    joblib files are pickles: load only files you made or trust. Seed 003's bare classifier is read with the
-    seed's label convention (class 0 = drowsy, 1 = non-drowsy).
+    joblib files are pickles: load only files you made or trust. A bare classifier is read with the
+    Driver Drowsiness Dataset's label convention (class 0 = drowsy, 1 = non-drowsy).
 
     Raises
     ------
@@ -273,10 +273,10 @@ def load_mlp(path: str | Path) -> FatigueMLP:
         pipeline = content
         classes = list(getattr(content, "classes_", []))
         if 0 not in classes or len(classes) != 2:
-            raise FatigueModelError(f"{path.name}: a bare classifier must have the seed's classes [0, 1]")
-        drowsy_column = classes.index(0)  # seed 003: Drowsy (0) vs Non-drowsy (1)
-        metadata = {"source": "seed 003 bare classifier (class 0 = drowsy)"}
-        log.warning("%s: reading a bare classifier with seed 003's labels (0 = drowsy)", path.name)
+            raise FatigueModelError(f"{path.name}: a bare classifier must have the classes [0, 1] (0 = drowsy)")
+        drowsy_column = classes.index(0)  # Driver Drowsiness Dataset: Drowsy (0) vs Non-drowsy (1)
+        metadata = {"source": "bare classifier (class 0 = drowsy)"}
+        log.warning("%s: reading a bare classifier with the labels 0 = drowsy, 1 = non-drowsy", path.name)
     else:
         raise FatigueModelError(f"{path.name} holds a {type(content).__name__}, not a fatigue classifier")
     n_inputs = getattr(pipeline, "n_features_in_", len(MLP_FEATURE_NAMES))

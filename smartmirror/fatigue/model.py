@@ -1,7 +1,7 @@
 """Drowsiness from the fatigue measures: the shipped transparent scoring.
 
 The default (``method="rules"``) is a documented scoring, not a trained model. No copy of the Driver Drowsiness
-Dataset exists here, so no learned model is shipped; seed 003's MLP (:mod:`smartmirror.fatigue.mlp`) can be
+Dataset exists here, so no learned model is shipped; the drowsiness MLP (:mod:`smartmirror.fatigue.mlp`) can be
 trained with ``smartmirror train fatigue DIR`` and is used only when its file is passed explicitly
 (``FatigueAnalyzer(mlp_path=...)``).
 
@@ -30,7 +30,7 @@ nods                   head nods per 5 minutes                 0 .. 2        0.7
 
 Rates are taken over at least one minute (eyes) or five minutes (yawns, nods) so that one event in the first
 seconds is not extrapolated into a high rate. The result is called ``drowsiness_probability`` in the report for
-compatibility with the seed's bar; it is a score on a probability scale, not a fitted probability.
+compatibility with earlier drowsiness bars; it is a score on a probability scale, not a fitted probability.
 
 References
 ----------

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from smartmirror.face import FaceObservation
+from smartmirror.face import FaceObservation, FaceTracker
 from smartmirror.fatigue.features import (
     CHIN,
     LEFT_EYE_EAR,
@@ -28,7 +28,9 @@ from smartmirror.fatigue.features import (
     NOSE_TIP,
     RIGHT_EYE_EAR,
 )
-from smartmirror.frames import FramePacket
+from smartmirror.frames import FramePacket, read_video_packets
+from smartmirror.vitals.quality import roi_skin_fraction
+from smartmirror.vitals.signal import skin_roi_mean_rgb
 
 #: FaceMesh landmarks kept in a track: the fatigue features' points plus the inner lips (13, 14).
 TRACK_LANDMARKS = tuple(
@@ -123,11 +125,6 @@ class FaceTrack:
 
 def record_track(path: str | Path, max_seconds: float | None = None) -> FaceTrack:
     """Track a video with the app's FaceTracker and skin ROI; one row per decoded frame."""
-    from smartmirror.face import FaceTracker
-    from smartmirror.frames import read_video_packets
-    from smartmirror.vitals.quality import roi_skin_fraction
-    from smartmirror.vitals.signal import skin_roi_mean_rgb
-
     ids = list(TRACK_LANDMARKS)
     times, found, marks, pose, presence, skin, rgb = [], [], [], [], [], [], []
     size = (0, 0)

@@ -1,4 +1,4 @@
-"""Seed 003's training pipeline on the Driver Drowsiness Dataset layout: images -> FaceMesh -> 5 features -> MLP.
+"""Training the drowsiness MLP on the Driver Drowsiness Dataset layout: images -> FaceMesh -> 5 features -> MLP.
 
 The DDD (Kaggle, "Driver Drowsiness Dataset (DDD)") is a folder ``Drowsy`` and a folder ``Non Drowsy`` of
 227x227 face crops. Any folder named like ``drowsy`` and ``non-drowsy`` / ``non_drowsy`` / ``Non Drowsy`` /
@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from smartmirror.errors import CodedError
+from smartmirror.face import FaceTracker
 from smartmirror.fatigue.features import MLP_FEATURE_NAMES, fatigue_features
+from smartmirror.fatigue.mlp import save_mlp, train_mlp
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +104,6 @@ def extract_features(
     -------
     (features (n, 5), drowsy labels (n,) with 1 = drowsy, skipped paths)
     """
-    from smartmirror.face import FaceTracker
-
     rows: list[np.ndarray] = []
     labels: list[int] = []
     skipped: list[Path] = []
@@ -134,14 +134,13 @@ def train_from_folder(
     on_total: Callable[[int], None] | None = None,
     on_image: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Train and save seed 003's MLP from a DDD-layout folder; returns a JSON-able report.
+    """Train and save the drowsiness MLP from a DDD-layout folder; returns a JSON-able report.
 
     Raises
     ------
     DatasetError
         Bad layout, or too few images with a face in either class.
     """
-    from smartmirror.fatigue.mlp import save_mlp, train_mlp
 
     images = find_ddd_images(data_dir, limit_per_class)
     total = sum(len(paths) for paths in images.values())

@@ -12,7 +12,7 @@ The summary:
   confidence is derived from them.
 - ``gender``: "female" or "male" from the mean probability over frames, "uncertain" when the winning side's
   mean probability (``gender_confidence``) is below ``uncertain_below`` (0.8). The confidence always comes with
-  the label: seed 004 found gender models biased towards "male" (women in poor light, with makeup or with
+  the label: gender models are reported to be biased towards "male" (women in poor light, with makeup or with
   traditionally masculine features were misread).
 - ``frames_used``, ``frames_with_face``, ``frames_seen``; ``reason``: why fields are null (or a caveat), else None.
 """

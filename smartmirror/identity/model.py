@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from smartmirror.identity.align import CHIP_PADDING, extract_chip
+from smartmirror.paths import WEIGHTS_DIR
 
 MANIFEST_NAME = "age_gender_manifest.json"
 FETCH_SCRIPT = "scripts/fetch_age_gender_models.py"
@@ -195,11 +196,7 @@ class AgeGenderModel:
     """
 
     def __init__(self, weights_dir: str | Path | None = None):
-        if weights_dir is None:
-            from smartmirror.paths import WEIGHTS_DIR
-
-            weights_dir = WEIGHTS_DIR
-        self.weights_dir = Path(weights_dir)
+        self.weights_dir = Path(WEIGHTS_DIR if weights_dir is None else weights_dir)
         self.cfgs, self.runtime = read_manifest(self.weights_dir)
         self._sessions = {task: self._session(cfg) for task, cfg in self.cfgs.items()}
 

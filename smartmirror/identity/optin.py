@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from smartmirror.identity.analyzer import IdentityAnalyzer
+from smartmirror.identity.analyzer import IdentityAnalyzer
 
 #: The setting (environment variable) that turns identity on when the caller does not decide.
 IDENTITY_ENV = "SMARTMIRROR_IDENTITY"
@@ -47,8 +46,6 @@ def make_identity_analyzer(enabled: bool, **options: Any) -> IdentityAnalyzer | 
     """An IdentityAnalyzer (``options`` go to its constructor) when enabled, else None (nothing is loaded)."""
     if not enabled:
         return None
-    from smartmirror.identity.analyzer import IdentityAnalyzer
-
     return IdentityAnalyzer(**options)
 
 

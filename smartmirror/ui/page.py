@@ -19,11 +19,27 @@ from datetime import datetime
 
 import streamlit as st
 
+from smartmirror.demo import demo_dir, demo_packets, ensure_demo_clip
+from smartmirror.frames import camera_available, camera_packets, read_video_packets
+from smartmirror.identity.optin import identity_enabled
 from smartmirror.modes import MODES
+from smartmirror.paths import user_data_dir
 from smartmirror.ui import panels
 from smartmirror.ui.format import DISCLAIMER
+from smartmirror.ui.history import HistoryError, HistoryStore
 from smartmirror.ui.hold import ReadingHold
+from smartmirror.ui.sdp import MAX_KBIT_S, MIN_KBIT_S, install_answer_bitrate
 from smartmirror.ui.session import MirrorSession
+from smartmirror.ui.sources import (
+    ConfigError,
+    bytes_packets,
+    folder_video,
+    folder_videos,
+    rtc_configuration,
+    video_folder,
+)
+from smartmirror.vitals.methods import list_methods
+from smartmirror.vitals.rppg import DEFAULT_METHOD
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +61,6 @@ def _initial(name: str, options: tuple[str, ...] | list[str], fallback: str) -> 
 
 @st.cache_resource(show_spinner=False)
 def _local_camera_present() -> bool:
-    from smartmirror.frames import camera_available
-
     try:
         return camera_available()
     except Exception:  # noqa: BLE001 - no OpenCV backend: treat as no camera
@@ -91,9 +105,6 @@ def _sidebar() -> tuple[str, str, bool, bool, bool, bool, str | None]:
 
 def _pulse_method_picker() -> str | None:
     """The live pulse method (only those fast enough for 30 fps on 2 cores); names the clip-report-only ones."""
-    from smartmirror.vitals.methods import list_methods
-    from smartmirror.vitals.rppg import DEFAULT_METHOD
-
     live = list_methods(realtime_only=True)
     clip_only = sorted(set(list_methods()) - set(live))
     choice = st.selectbox("Pulse method", live, index=live.index(DEFAULT_METHOD) if DEFAULT_METHOD in live else 0,
@@ -106,8 +117,6 @@ def _pulse_method_picker() -> str | None:
 
 def _identity_default() -> bool:
     """The opt-in's starting value: SMARTMIRROR_IDENTITY when set to a yes, else off."""
-    from smartmirror.identity.optin import identity_enabled
-
     try:
         return identity_enabled(None)
     except ValueError:
@@ -116,9 +125,6 @@ def _identity_default() -> bool:
 
 def _mirror(session: MirrorSession, source: str, mode: str) -> None:
     from streamlit_webrtc import WebRtcMode, webrtc_streamer
-
-    from smartmirror.ui.sdp import install_answer_bitrate
-    from smartmirror.ui.sources import ConfigError, rtc_configuration
 
     try:
         rtc = rtc_configuration()
@@ -155,8 +161,6 @@ def _mirror(session: MirrorSession, source: str, mode: str) -> None:
 
 def pulse_source_caption(source: str) -> str:
     """Where the heart rate's skin colour comes from, for the page (the browser path is lossy)."""
-    from smartmirror.ui.sdp import MAX_KBIT_S, MIN_KBIT_S
-
     if source == "webcam":
         return (f"Pulse source: your browser's camera over WebRTC (VP8 asked for {MIN_KBIT_S / 1000:g}-"
                 f"{MAX_KBIT_S / 1000:g} Mbit/s so sub-1 % colour changes survive the encoder; a weak pulse is "
@@ -166,8 +170,6 @@ def pulse_source_caption(source: str) -> str:
 
 def _server_source(source: str, session: MirrorSession):
     if source == "demo":
-        from smartmirror.demo import demo_dir, demo_packets, ensure_demo_clip
-
         if not (demo_dir() / "truth.json").exists():
             with st.spinner("Preparing the demo clip (once, about 20 s)..."):
                 ensure_demo_clip()
@@ -176,18 +178,12 @@ def _server_source(source: str, session: MirrorSession):
         if not _local_camera_present():
             st.warning("No camera found on this computer. Choose the browser webcam or the demo clip.")
             return "camera", None
-        from smartmirror.frames import camera_packets
-
         return "camera", camera_packets
     upload = st.file_uploader("A video of a face (decoded in memory, never stored)",
                               type=["mp4", "avi", "mkv", "mov", "webm"], key="upload")
     if upload is not None:
         data = upload.getvalue()
-        from smartmirror.ui.sources import bytes_packets
-
         return f"file:upload:{upload.name}:{len(data)}", lambda: bytes_packets(data, name=upload.name)
-    from smartmirror.ui.sources import ConfigError, folder_video, folder_videos, video_folder
-
     try:
         folder = video_folder()
     except ConfigError as error:
@@ -201,8 +197,6 @@ def _server_source(source: str, session: MirrorSession):
     choice = st.selectbox(f"...or a video from {folder.name}/", ["-"] + names, key="video_choice",
                           help="Video files in the folder SMARTMIRROR_VIDEO_DIR names")
     if choice in names:
-        from smartmirror.frames import read_video_packets
-
         path = folder_video(folder, choice)
         return f"file:folder:{path}", lambda: read_video_packets(path, loop=True)
     st.caption("Choose a video to play it through the mirror." if names else f"No videos in {folder}.")
@@ -252,9 +246,6 @@ def _panels_fragment(session: MirrorSession, mode: str, pacer_toggle: bool) -> N
 
 def _history_csv() -> str:
     """All kept samples as CSV (made when the download button is clicked)."""
-    from smartmirror.paths import user_data_dir
-    from smartmirror.ui.history import HistoryStore
-
     store = HistoryStore(user_data_dir() / "history.sqlite3")
     try:
         return store.to_csv()
@@ -264,9 +255,6 @@ def _history_csv() -> str:
 
 @st.fragment(run_every=15.0)
 def _history_fragment(session: MirrorSession, keep_history: bool) -> None:
-    from smartmirror.paths import user_data_dir
-    from smartmirror.ui.history import HistoryError, HistoryStore
-
     if not keep_history:
         st.caption("History is off: nothing is kept on this computer.")
         return

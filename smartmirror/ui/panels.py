@@ -16,6 +16,7 @@ from typing import Any
 
 import streamlit as st
 
+from smartmirror.agent import box_breathing_phase, explicit_reward
 from smartmirror.agent.from_states import stress_score
 from smartmirror.emotion.state import EmotionState
 from smartmirror.fatigue.state import FatigueState
@@ -32,12 +33,8 @@ from smartmirror.ui.format import (
     unit_text,
 )
 from smartmirror.ui.hold import ReadingHold
+from smartmirror.vitals.analyzer import WARMUP_S  # seconds of face data each vital needs first
 from smartmirror.vitals.state import VitalsState
-
-try:  # seconds of face data each vital needs first (for the "measuring..." progress)
-    from smartmirror.vitals.analyzer import WARMUP_S
-except ImportError:  # the vitals package is optional for the page
-    WARMUP_S: dict[str, float] = {}
 
 EMOTION_CLASSES = ("neutral", "happy", "sad", "angry", "surprise", "disgust", "fear", "tired")
 TITLES = {"vitals": "Vitals", "emotion": "Emotion", "fatigue": "Fatigue", "identity": "Identity",
@@ -256,8 +253,6 @@ def render_suggestion(snapshot: Mapping[str, StateEntry], engine: Engine) -> dic
         if not_helpful.button("Not helpful", key=f"not_helpful-{sid}", use_container_width=True):
             kind = "not_helpful"
         if kind is not None:
-            from smartmirror.agent import explicit_reward
-
             if engine.feedback(sid, explicit_reward(kind)):
                 st.session_state["answered_suggestion"] = {"title": suggestion["title"], "kind": kind}
                 if suggestion["action"] == "breathing" and kind == "helpful":
@@ -271,8 +266,6 @@ def render_suggestion(snapshot: Mapping[str, StateEntry], engine: Engine) -> dic
 
 def render_pacer(started_at: float, *, duration_s: float = 64.0) -> bool:
     """Box-breathing pacer (4 s in, hold, out, hold); returns False once ``duration_s`` has passed."""
-    from smartmirror.agent import box_breathing_phase
-
     elapsed = time.time() - started_at
     if elapsed > duration_s:
         return False

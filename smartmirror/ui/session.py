@@ -20,9 +20,11 @@ from typing import Any
 import av
 import numpy as np
 
+from smartmirror.agent import AgentStore, InterventionAgent
 from smartmirror.fatigue.state import FatigueState
 from smartmirror.frames import FramePacket
 from smartmirror.live.engine import Engine, default_specs
+from smartmirror.paths import user_data_dir
 from smartmirror.ui.history import HistoryError, HistoryStore
 from smartmirror.ui.overlay import mirror_view
 from smartmirror.ui.sources import PacketVideoTrack
@@ -163,14 +165,10 @@ def make_engine(mode: str, keep_history: bool, identity: bool = False, pulse_met
 
     Kiosk mode and ``keep_history=False`` keep nothing on disk (the agent learns in memory only).
     """
-    from smartmirror.paths import user_data_dir
-
     persist = keep_history and mode != "kiosk"
     data_dir = user_data_dir() if persist else None
 
     def agent_factory() -> Any:
-        from smartmirror.agent import AgentStore, InterventionAgent
-
         store = AgentStore(data_dir / "agent.sqlite3") if data_dir is not None else None
         return InterventionAgent(mode=mode, seed=0, store=store)
 

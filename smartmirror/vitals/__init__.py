@@ -2,22 +2,10 @@
 
 Pure numpy modules (``signal``, ``rppg``, ``spectrum``, ``colour_signature``, ``heart``, ``rate_path``,
 ``pooled_rate``, ``noise_floor``, ``hrv``, ``respiration``, ``spo2``, ``stress``, ``quality``, ``accuracy``) and the
-:class:`VitalsAnalyzer` that feeds them frame by frame (imported lazily to keep ``import`` light).
+:class:`VitalsAnalyzer` that feeds them frame by frame. The learned pulse models (``neural``, ``training``,
+``nets``) and the SpO2 Tiny Transformer (``spo2_model``) need torch and are imported from their modules.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from smartmirror.vitals.analyzer import VitalsAnalyzer
+from smartmirror.vitals.analyzer import VitalsAnalyzer
 
 __all__ = ["VitalsAnalyzer"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "VitalsAnalyzer":
-        from smartmirror.vitals.analyzer import VitalsAnalyzer
-
-        return VitalsAnalyzer
-    raise AttributeError(f"module 'smartmirror.vitals' has no attribute {name!r}")

@@ -25,6 +25,7 @@ from smartmirror.face import FaceObservation
 from smartmirror.frames import FramePacket
 from smartmirror.vitals import colour_signature, heart, hrv, pipeline, pooled_rate, quality, respiration, spo2, stress
 from smartmirror.vitals.methods import get_method
+from smartmirror.vitals.neural import FaceCropper
 from smartmirror.vitals.rppg import DEFAULT_METHOD
 from smartmirror.vitals.signal import (
     GRID_RATE_HZ,
@@ -56,12 +57,8 @@ def _debug(record: dict[str, Any]) -> None:
             handle.write(json.dumps(record) + "\n")
 
 
-def _learned_cropper(method: Any) -> Any | None:
-    """The learned methods' crop maker (:class:`smartmirror.vitals.neural.FaceCropper`), when available."""
-    try:
-        from smartmirror.vitals.neural import FaceCropper
-    except ImportError:
-        return None
+def _learned_cropper(method: Any) -> FaceCropper:
+    """The learned methods' crop maker (:class:`smartmirror.vitals.neural.FaceCropper`)."""
     return FaceCropper(size=method.input_size) if method.input_size else FaceCropper()
 
 

@@ -143,12 +143,12 @@ def _evaluate_methods(path: str | Path, methods: list[str], cluster: Any = None)
 
 def evaluate_dataset(path: str | Path, method: str | None = "pos", *, show: bool = True,
                      cluster: Any = None) -> dict[str, Any]:
-    """Heart-rate and pulse accuracy over every clip of a dataset folder (seed 001's second call).
+    """Heart-rate and pulse accuracy over every clip of a dataset folder (the two-call pulse API's second call).
 
     Parameters
     ----------
     path : str or Path
-        The dataset folder (UBFC-rPPG or seed-001 layout).
+        The dataset folder (UBFC-rPPG or flat clip + .txt layout).
     method : str, optional
         Pulse method name (e.g. ``pos``; None = the measured best,
         :data:`smartmirror.vitals.rppg.DEFAULT_METHOD`).

@@ -4,7 +4,7 @@ Two layouts are understood:
 
 - UBFC-rPPG: ``<root>/<subject>/vid.avi`` with ``ground_truth.txt`` (line 1 PPG, line 2 heart rate, line 3
   times in seconds) or DATASET_1's ``gtdump.xmp`` (CSV: time ms, heart rate, SpO2, PPG);
-- seed 001's flat layout: ``<root>/<name>.avi`` with ``<root>/<name>.txt`` (the same three lines; the heart-rate
+- the flat clip + .txt layout: ``<root>/<name>.avi`` with ``<root>/<name>.txt`` (the same three lines; the heart-rate
   line may be empty).
 """
 

@@ -38,7 +38,6 @@ class PulseMethod:
 
 
 _METHODS: dict[str, PulseMethod] = {}
-_LAZY_MODULES = ("smartmirror.vitals.rppg", "smartmirror.vitals.neural")
 
 
 def register_method(method: PulseMethod) -> PulseMethod:
@@ -51,13 +50,10 @@ def register_method(method: PulseMethod) -> PulseMethod:
 
 
 def _load_builtin_methods() -> None:
-    import importlib
-
-    for module in _LAZY_MODULES:
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:  # a method family whose optional parts are missing stays unavailable
-            log.debug("pulse methods in %s unavailable: %s", module, exc)
+    # The signal methods (rppg) and the learned ones (neural) register themselves when imported, and both import
+    # this module for ``register_method``: imported here, on the first lookup, not at the top (an import circle).
+    import smartmirror.vitals.neural
+    import smartmirror.vitals.rppg  # noqa: F401
 
 
 def list_methods(kind: str | None = None, realtime_only: bool = False) -> list[str]:

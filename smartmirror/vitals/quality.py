@@ -5,9 +5,9 @@ Obstruction: a frame is obstructed when the face detector barely sees a face (co
 like *this person's* skin (:func:`roi_skin_fraction`). Either way the user gets a clear message instead of
 silently wrong numbers.
 
-Calibrated on real recordings (tests/data/README.md), not on seed 004's numbers: the short-range face detector
+Calibrated on real recordings (tests/data/README.md), not on published thresholds: the short-range face detector
 scores uncovered real faces 0.85-0.97 in daylight and 0.2-0.8 in a car at night, and a hand over the mouth
-barely moves it, so seed 004's 0.9 called a quarter to all frames of real, uncovered faces obstructed; the
+barely moves it, so a fixed 0.9 threshold called a quarter to all frames of real, uncovered faces obstructed; the
 threshold is the detector's own 0.5. A fixed skin-chrominance box (Chai & Ngan's Cr 133-173, Cb 77-127) rejects
 60 % of a real webcam face under a bluish white balance (Cb 129-130) and most of a face lit by a car's dim
 interior light (Cr 129-132): the skin test here is relative to the face's own median chrominance instead.
@@ -110,9 +110,12 @@ def skin_share(ycrcb: np.ndarray) -> float:
     return float(np.count_nonzero(lit & skin) / len(pixels))
 
 
-def frame_obstructed(presence_score: float, skin_fraction: float) -> bool:
-    """Whether one face frame is obstructed (low detector confidence or too little skin in the ROI)."""
-    return presence_score < MIN_PRESENCE_SCORE or skin_fraction < MIN_SKIN_FRACTION
+def frame_obstructed(presence_score: float | np.ndarray, skin_fraction: float | np.ndarray) -> np.ndarray:
+    """Whether face frames are obstructed: low detector confidence, or too little (or unmeasured, NaN) skin in
+    the ROI. Scalars or arrays of the same shape; a bool array (0-d for scalars)."""
+    presence = np.asarray(presence_score, dtype=np.float64)
+    skin = np.nan_to_num(np.asarray(skin_fraction, dtype=np.float64), nan=0.0)
+    return (presence < MIN_PRESENCE_SCORE) | (skin < MIN_SKIN_FRACTION)
 
 
 def presence_message(presence_score: float | None, skin_fraction: float | None = None) -> str | None:
@@ -138,7 +141,7 @@ def face_quality(face_found: np.ndarray, presence_scores: np.ndarray, skin_fract
         return FaceQuality(0.0, 0.0, "No face found in the video: face the camera in good light.")
     presence = np.asarray(presence_scores, dtype=np.float64)[face_found]
     skin = np.asarray(skin_fractions, dtype=np.float64)[face_found]
-    obstructed = (presence < MIN_PRESENCE_SCORE) | ~(np.nan_to_num(skin, nan=0.0) >= MIN_SKIN_FRACTION)
+    obstructed = frame_obstructed(presence, skin)
     share = float(obstructed.mean())
     message = None
     if share > MAX_OBSTRUCTED_SHARE:

@@ -288,29 +288,6 @@ def gap_mask(times_s: np.ndarray, valid: np.ndarray, grid_s: np.ndarray, *, max_
     return (span <= max_gap_s) | exact
 
 
-def longest_true_run(mask: np.ndarray) -> tuple[int, int]:
-    """(start, stop) indices of the longest run of True in ``mask`` ((0, 0) when none)."""
-    mask = np.asarray(mask, dtype=bool)
-    if not mask.any():
-        return 0, 0
-    padded = np.concatenate([[False], mask, [False]])
-    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-    starts, stops = edges[::2], edges[1::2]
-    k = int(np.argmax(stops - starts))
-    return int(starts[k]), int(stops[k])
-
-
-def last_true_run(mask: np.ndarray) -> tuple[int, int]:
-    """(start, stop) indices of the run of True that ends last in ``mask`` ((0, 0) when none)."""
-    mask = np.asarray(mask, dtype=bool)
-    if not mask.any():
-        return 0, 0
-    stop = int(np.flatnonzero(mask)[-1]) + 1
-    falses = np.flatnonzero(~mask[:stop])
-    start = int(falses[-1]) + 1 if len(falses) else 0
-    return start, stop
-
-
 def bandpass(
     signal: np.ndarray, *, sampling_rate: float, low_hz: float, high_hz: float, order: int = 3
 ) -> np.ndarray:

@@ -11,23 +11,28 @@ is allowed), or a single ``spo2_percent`` value for the whole clip. Lines starti
 Each clip is decoded and tracked (``smartmirror.vitals.video.video_trace``: FaceMesh, the skin ROI's mean R, G,
 B per frame), split at face gaps and resampled to 30 Hz (``pipeline.build_segments``), and cut into windows of
 ``window_frames`` (at most the model's 200) every ``hop_frames``. A window's features are its colour relative to
-the window mean (``rgb / mean - 1``, the ``synthetic_spo2_traces`` format); its target is the mean of the
+the window mean (``rgb / mean - 1``, per channel and frame); its target is the mean of the
 reference readings interpolated over the window.
 
 :func:`synthetic_bvp_weights` gives ``smartmirror.synth`` clips an SpO2: the red pulse amplitude follows the same
-*assumed* linear ratio-of-ratios law as ``spo2_model.synthetic_spo2_traces`` (for tests and demos only).
+*assumed* linear ratio-of-ratios law as the tests' synthetic traces (for tests and demos only).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from smartmirror.frames import VIDEO_SUFFIXES
-from smartmirror.vitals.spo2_model import MAX_T
+from smartmirror.synth import BVP_WEIGHTS_BGR
+from smartmirror.vitals.pipeline import build_segments
+from smartmirror.vitals.signal import GRID_RATE_HZ
+from smartmirror.vitals.spo2_model import MAX_T, train_spo2_transformer
+from smartmirror.vitals.video import video_trace
 
 REFERENCE_FILE = "spo2.csv"
 #: Plausible oximeter readings, percent; others are rejected as typos.
@@ -159,8 +164,6 @@ def synthetic_bvp_weights(spo2_percent: float, a: float = 110.0, b: float = 25.0
     Blue and green keep ``smartmirror.synth``'s weights; only red's amplitude changes. Pass the result as
     ``SynthConfig(extra={"bvp_weights_bgr": ...})``. Synthetic only: real skin does not follow this law.
     """
-    from smartmirror.synth import BVP_WEIGHTS_BGR
-
     blue, green, _ = BVP_WEIGHTS_BGR
     return float(blue), float(green), float(blue * (a - spo2_percent) / b)
 
@@ -212,10 +215,6 @@ def clip_windows(
         data = np.load(path)
         features, spans = data["features"], [tuple(span) for span in data["spans"]]
     else:
-        from smartmirror.vitals.pipeline import build_segments
-        from smartmirror.vitals.signal import GRID_RATE_HZ
-        from smartmirror.vitals.video import video_trace
-
         trace = video_trace(clip.video)
         chunks, spans = [], []
         for segment in build_segments(trace, min_seconds=window_frames / GRID_RATE_HZ):
@@ -257,10 +256,6 @@ def train_from_folder(
     VideoError
         A video cannot be read or shows no face.
     """
-    import json
-
-    from smartmirror.vitals.spo2_model import train_spo2_transformer
-
     say = log or (lambda message: None)
     clips = find_spo2_clips(data_dir)
     if len(clips) < 3:

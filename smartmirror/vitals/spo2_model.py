@@ -1,15 +1,15 @@
-"""Seed 000's Tiny Transformer SpO2 regressor over ROI colour traces, with its training recipe.
+"""The SpO2 Tiny Transformer: a regressor over ROI colour traces, with its training recipe.
 
-Architecture (seed 000): 4 pre-norm encoder layers, 2 attention heads, d_model 32, dropout and DropPath, a
+Architecture: 4 pre-norm encoder layers, 2 attention heads, d_model 32, dropout and DropPath, a
 learned position embedding, mean pooling, a linear head. Training: z-scored features and targets, MSE,
-AdamW (lr 3e-4, weight decay), gradient clipping, early stopping on a validation split, and the seed's
+AdamW (lr 3e-4, weight decay), gradient clipping, early stopping on a validation split, and four
 augmentations: time masking, feature masking, jitter and time shift.
 
 **Ships untrained.** No weights are bundled; the report's SpO2 uses the calibrated ratio of ratios
 (:mod:`smartmirror.vitals.spo2`). ``smartmirror train spo2 DATA_DIR`` (:mod:`smartmirror.vitals.spo2_data`)
 trains it on clips with reference oximeter readings and writes a model file that is used only where it is
-passed (``TrainedSpO2Model.load(path).predict(...)``). The tests train it on synthetic traces and synthetic clips,
-whose ratio of ratios follows an assumed linear law: a model trained on them learns that law, not physiology.
+passed (``TrainedSpO2Model.load(path).predict(...)``). The tests train it on synthetic traces and synthetic
+clips, whose ratio of ratios follows an assumed linear law: a model trained on them learns that law, not physiology.
 Train on real paired recordings before trusting it.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-MAX_T = 200          # longest sequence (frames), as in the seed
+MAX_T = 200          # longest sequence (frames), as in the published recipe
 #: Format tag of saved models.
 CHECKPOINT_FORMAT = "smartmirror-spo2-transformer-v1"
 D_MODEL = 32
@@ -95,40 +95,8 @@ class TinyTransformer(nn.Module):
         return self.head(pooled).squeeze(-1)
 
 
-def synthetic_spo2_traces(
-    n: int, *, seq_len: int = MAX_T, sampling_rate: float = 30.0, seed: int = 0, a: float = 110.0, b: float = 25.0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Synthetic ROI traces (relative R, G, B change per frame) with SpO2 labels, for training and tests.
-
-    Each trace pulses at a random rate (50-120 beats/min) with a random blue amplitude; the red amplitude is
-    ``ratio * blue`` with ``ratio = (a - spo2) / b`` (an assumed linear law), green is the strongest; breathing,
-    illumination drift and sensor noise are added. SpO2 is uniform in 85-100 %.
-
-    Returns
-    -------
-    features : ndarray, shape (n, seq_len, 3), float32
-    spo2_percent : ndarray, shape (n,), float32
-    """
-    rng = np.random.default_rng(seed)
-    t = np.arange(seq_len) / sampling_rate
-    spo2 = rng.uniform(85.0, 100.0, n)
-    features = np.empty((n, seq_len, 3), dtype=np.float32)
-    for i in range(n):
-        rate_hz = rng.uniform(50, 120) / 60.0
-        phase = 2 * np.pi * rate_hz * t + rng.uniform(0, 2 * np.pi)
-        wave = np.sin(phase) + 0.3 * np.sin(2 * phase + 0.6)
-        blue = rng.uniform(0.0015, 0.004)
-        ratio = (a - spo2[i]) / b
-        amplitudes = np.array([ratio * blue, rng.uniform(1.2, 1.6) * blue, blue])
-        breath = 0.001 * np.sin(2 * np.pi * rng.uniform(0.15, 0.35) * t)
-        drift = rng.normal(0, 0.002) * t / t[-1]
-        noise = rng.normal(0, 0.0004, (seq_len, 3))
-        features[i] = (wave[:, None] * amplitudes[None, :] + (breath + drift)[:, None] + noise).astype(np.float32)
-    return features, spo2.astype(np.float32)
-
-
 def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """The seed's augmentations on a (batch, time, features) tensor: jitter, time shift, time and feature masks."""
+    """The training augmentations on a (batch, time, features) tensor: jitter, time shift, time and feature masks."""
     x = batch.clone()
     n, length, features = x.shape
     x = x + 0.05 * torch.randn(x.shape, generator=generator)                        # jitter (z-scored units)
@@ -153,7 +121,7 @@ class TrainedSpO2Model:
     target_mean: float
     target_std: float
     history: list[dict] = field(default_factory=list)
-    trained_on: str = "synthetic traces only (smartmirror.vitals.spo2_model.synthetic_spo2_traces)"
+    trained_on: str = "arrays given to train_spo2_transformer (no data folder recorded)"
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """SpO2 in percent for (n, time, features) traces (time <= MAX_T)."""
@@ -207,7 +175,7 @@ def train_spo2_transformer(
         Colour traces.
     spo2_percent : ndarray, shape (n,)
         Targets, percent.
-    epochs, batch_size, lr, weight_decay, patience : training settings (seed 000: 200, 32, 3e-4, AdamW, 40).
+    epochs, batch_size, lr, weight_decay, patience : training settings (defaults 200, 32, 3e-4, AdamW, 40).
 
     Raises
     ------

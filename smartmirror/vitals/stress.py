@@ -3,11 +3,11 @@
 In order of preference:
 
 1. ``basis="hrv"``: Baevsky's stress index (needs >= 30 s of clean beats). Its classic reading (rest 50-150,
-   sympathetic strain 150-500, overstrain above 500) is mapped log-linearly onto the same score bands as seed
-   003: 50 -> 0, 150 -> 33, 500 -> 83, 900 -> 100.
+   sympathetic strain 150-500, overstrain above 500) is mapped log-linearly onto the same score bands as the
+   heart-rate bands: 50 -> 0, 150 -> 33, 500 -> 83, 900 -> 100.
 2. ``basis="heart_rate_baseline"``: heart rate above the person's resting rate (known, or learned in a long
    session): +0..10 beats/min -> 0..33 (low), +10..25 -> 33..83 (moderate), +25..40 -> 83..100 (high).
-3. ``basis="heart_rate_bands"``: the documented cold-start fallback, seed 003's bands on the heart rate alone:
+3. ``basis="heart_rate_bands"``: the documented cold-start fallback, fixed bands on the heart rate alone:
    60-80 beats/min low (0-33), 80-100 moderate (33-83), above 100 high (83-100, full at 120).
 
 A wellness indication, not a diagnosis: a brisk walk raises the heart rate without any stress.
@@ -55,7 +55,7 @@ def stress_from_index(stress_index: float) -> StressEstimate:
 
 
 def stress_from_heart_rate(heart_rate_bpm: float, resting_heart_rate_bpm: float | None = None) -> StressEstimate:
-    """Score from the heart rate: against the resting rate when known, else seed 003's fixed bands."""
+    """Score from the heart rate: against the resting rate when known, else the fixed heart-rate bands."""
     if resting_heart_rate_bpm is not None:
         delta = heart_rate_bpm - resting_heart_rate_bpm
         score = _piecewise(delta, (0.0, 10.0, 25.0, 40.0), (0.0, LOW_MAX_SCORE, MODERATE_MAX_SCORE, 100.0))

@@ -1,11 +1,11 @@
-"""Training the seeds' learned rPPG networks on a folder of clips with ground truth.
+"""Training the learned rPPG networks on a folder of clips with ground truth.
 
 Pipeline: the dataset's clips prepared at the model's rate (:mod:`smartmirror.vitals.training_data`) -> windows
 of ``window_frames`` -> the network.
 
-- ``resnet_tcn`` (seed 001): per-frame pulse; loss ``MSE(pulse) + 0.1 * MAE(heart rate)`` with both pulses
+- ``resnet_tcn`` (ResNet-18 + TCN): per-frame pulse; loss ``MSE(pulse) + 0.1 * MAE(heart rate)`` with both pulses
   standardised per window and the heart rate a differentiable spectral peak (softmax-weighted frequency).
-- ``ultralight`` (seed 003): the window's heart rate directly; loss MSE (bpm^2), validation MAE.
+- ``ultralight`` (UltraLightNet): the window's heart rate directly; loss MSE (bpm^2), validation MAE.
 
 Checkpoints (``last.pt`` every epoch, ``best.pt`` at the best validation loss) hold the model, the optimiser,
 the history and the configuration, so training resumes where it stopped; :mod:`smartmirror.vitals.checkpoints`
@@ -44,7 +44,7 @@ class TrainConfig:
     input_size: tuple[int, int] = (128, 128)
     width: int = 64                    # ResNet-18 first-stage channels (64 = the standard network)
     fps: float = 30.0
-    crop: str = "face"                 # "face" (open-rppg box from FaceMesh) or "center" (seed 003)
+    crop: str = "face"                 # "face" (open-rppg box from FaceMesh) or "center" (UltraLightNet's)
     hr_loss_weight: float = 0.1
     val_fraction: float = 0.2
     seed: int = 0
@@ -150,11 +150,11 @@ def train_rppg(
     Parameters
     ----------
     dataset_dir : path
-        UBFC-style or seed-001-style folder (see :func:`find_clips`).
+        UBFC-style or flat clip + .txt folder (see :func:`find_clips`).
     out_dir : path
         Checkpoint folder; with ``resume`` an existing ``last.pt`` there is continued up to ``config.epochs``.
     config : TrainConfig
-        Architecture and hyper-parameters (defaults: seed 001's ResNet-18 + TCN, 300-frame windows).
+        Architecture and hyper-parameters (defaults: the ResNet-18 + TCN pulse network, 300-frame windows).
     device : str, optional
         "cuda" / "cpu"; default the GPU when there is one.
     cache_dir : path, optional

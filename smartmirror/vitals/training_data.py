@@ -1,10 +1,10 @@
 """Training data for the learned rPPG networks: a dataset folder's clips and ground truth, at the model's rate.
 
-Datasets: the UBFC-rPPG layout (``<subject>/vid.avi`` + ``<subject>/ground_truth.txt``) and seed 001's flat
+Datasets: the UBFC-rPPG layout (``<subject>/vid.avi`` + ``<subject>/ground_truth.txt``) and the flat
 layout (``name.avi`` + ``name.txt``); the text file has three lines: PPG samples, heart rate (bpm; optional,
 ignored when it does not match), times in seconds. Any container FFmpeg reads is accepted for the video.
 
-Decode with true timestamps -> face crops (open-rppg's box from FaceMesh, or a centre crop as seed 003 did) ->
+Decode with true timestamps -> face crops (open-rppg's box from FaceMesh, or a centre crop as UltraLightNet did) ->
 the model's fixed rate (nearest frame), cached on disk (:func:`prepare_clip`).
 """
 
@@ -66,7 +66,7 @@ def read_ground_truth(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, 
 
 
 def find_clips(dataset_dir: str | Path) -> list[ClipRecord]:
-    """The clips of a UBFC-style or seed-001-style folder, sorted by name.
+    """The clips of a UBFC-style or flat clip + .txt folder, sorted by name.
 
     Raises
     ------

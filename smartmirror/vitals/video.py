@@ -1,4 +1,4 @@
-"""Video files to vitals traces, and seed 001's ``extract_rppg_signal(video_path) -> (times, signal)``."""
+"""Video files to vitals traces, and the two-call pulse API's ``extract_rppg_signal(video_path) -> (times, signal)``."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def pulse_signal(trace: VitalsTrace, *, method: str = DEFAULT_METHOD) -> tuple[n
 def extract_rppg_signal(
     video_path: str | Path, method: str = "pos", frames: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Seed 001's call: the pulse signal of a face video.
+    """The pulse signal of a face video.
 
     Parameters
     ----------

@@ -30,6 +30,7 @@ from smartmirror.api.routes.state import ApiState, api_state
 from smartmirror.api.routes.uploads import receive_upload
 from smartmirror.api.sessions import release_memory
 from smartmirror.frames import VideoError
+from smartmirror.report import analyze_video
 from smartmirror.report_model import Report
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,6 @@ def _run_analysis(state: ApiState, path: Path, method: str | None, identity: boo
     start = time.perf_counter()
     state.video_started()
     try:
-        from smartmirror.report import analyze_video
-
         return analyze_video(path, method=method, identity=identity,
                              max_side_px=state.settings.clip_analysis_side_px, cancel=cancel)
     finally:
@@ -164,5 +163,5 @@ async def analyze_video_upload(state: State, request: Request, method: Method = 
              openapi_extra=_upload_body("file", "video"))
 async def save_video(state: State, request: Request, method: Method = None,
                      identity: Identity = False) -> JSONResponse:
-    """Seed 004's endpoint: as `POST /analyze-video` (the file field may also be named `video`)."""
+    """Compatibility alias of `POST /analyze-video` (the file field may also be named `video`)."""
     return await _analyze_upload(state, request, method, identity, ("file", "video"))

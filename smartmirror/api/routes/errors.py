@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
+from smartmirror.api.routes.models import ErrorResponse
 from smartmirror.errors import error_object
 from smartmirror.vitals.methods import get_method, list_methods
 
@@ -122,8 +123,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
 #: OpenAPI ``responses=`` entries for the error statuses a route documents.
 def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
-    from smartmirror.api.routes.models import ErrorResponse
-
     descriptions = {
         400: "Malformed input (bad base64, empty upload, invalid JSON or UTF-8, bad Content-Length)",
         401: "Missing or wrong X-API-Key",

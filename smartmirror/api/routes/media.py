@@ -228,6 +228,3 @@ def probe_video(path: str | Path, *, max_seconds: float, max_side_px: int | None
     return float(last - first)
 
 
-def probe_video_seconds(path: str | Path, *, max_seconds: float) -> float:
-    """:func:`probe_video` without the resolution check."""
-    return probe_video(path, max_seconds=max_seconds)

@@ -15,22 +15,15 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from smartmirror.emotion.state import EmotionState
 from smartmirror.fatigue.state import FatigueState
 from smartmirror.modes import Mode
+from smartmirror.vitals.methods import list_methods
 from smartmirror.vitals.state import VitalsState
 
 #: Most frames in one batch request (the session buffer's frame bound).
 MAX_BATCH_FRAMES = 200
 
 
-def _realtime_methods() -> tuple[str, ...]:
-    try:
-        from smartmirror.vitals.methods import list_methods
-    except ImportError:
-        return ()
-    return tuple(list_methods(realtime_only=True))
-
-
 #: The pulse methods a live session accepts, as an enum in the schema (a generated name outside it is refused).
-RealtimeMethod = Literal[_realtime_methods()] if _realtime_methods() else str  # type: ignore[valid-type]
+RealtimeMethod = Literal[tuple(list_methods(realtime_only=True))]  # type: ignore[valid-type]
 
 
 class ErrorBody(BaseModel):
@@ -138,7 +131,7 @@ class FrameIn(BaseModel):
 
 
 class AnalyzeImageRequest(FrameIn):
-    """Seed API: one frame for a session (`session_id`), or a one-off analysis without heart rate (no id)."""
+    """Compatibility alias: one frame for a session (`session_id`), or a one-off analysis without heart rate (no id)."""
 
     session_id: str | None = Field(default=None, max_length=64)
 

@@ -1,4 +1,4 @@
-"""Sessions and their frames: the REST shape (``/sessions...``) and seed 002's aliases.
+"""Sessions and their frames: the REST shape (``/sessions...``) and compatibility aliases (``/create-session``, ...).
 
 Endpoints are plain ``def``: FastAPI runs them in its thread pool, which suits MediaPipe and numpy work.
 """
@@ -34,7 +34,7 @@ from smartmirror.api.routes.state import ApiState, api_state
 from smartmirror.api.sessions import FrameOrderError, FrameOutcome, Session, session_specs
 
 router = APIRouter(tags=["sessions"])
-seed_router = APIRouter(tags=["seed 002 aliases"])
+alias_router = APIRouter(tags=["compatibility aliases"])
 State = Annotated[ApiState, Depends(api_state)]
 SessionId = Annotated[str, Path(max_length=64, description="The id POST /sessions answered")]
 
@@ -226,7 +226,7 @@ def create_session(state: State, options: Annotated[SessionCreate | None, Body()
 
 @router.get("/sessions", response_model=SessionList, responses=error_responses(401))
 def list_sessions(state: State) -> SessionList:
-    """Every open session (also seed 002's `GET /sessions`)."""
+    """Every open session (also the compatibility alias `GET /sessions`)."""
     infos = [SessionInfo(**s.info(state.settings.session_expiry_s)) for s in state.store.sessions()]
     return SessionList(sessions=infos, count=len(infos), max_sessions=state.settings.max_sessions)
 
@@ -262,27 +262,27 @@ def session_report(state: State, session_id: SessionId) -> SessionReport:
     return _report(state, session_id)
 
 
-# -- seed 002 aliases ----------------------------------------------------------------------------------------
-@seed_router.post("/create-session", response_model=SessionCreated, status_code=201,
+# -- compatibility aliases------------------------------------------------------------------------------------
+@alias_router.post("/create-session", response_model=SessionCreated, status_code=201,
                   responses=error_responses(401, 422, 503))
 def create_session_alias(state: State, options: Annotated[SessionCreate | None, Body()] = None) -> SessionCreated:
     """Alias of `POST /sessions`."""
     return _create(state, options)
 
 
-@seed_router.get("/session/{session_id}/status", response_model=SessionStatus, responses=SESSION_ERRORS)
+@alias_router.get("/session/{session_id}/status", response_model=SessionStatus, responses=SESSION_ERRORS)
 def session_status_alias(state: State, session_id: SessionId) -> SessionStatus:
     """Alias of `GET /sessions/{session_id}`."""
     return _status(state, session_id)
 
 
-@seed_router.delete("/session/{session_id}", response_model=SessionDeleted, responses=SESSION_ERRORS)
+@alias_router.delete("/session/{session_id}", response_model=SessionDeleted, responses=SESSION_ERRORS)
 def delete_session_alias(state: State, session_id: SessionId) -> SessionDeleted:
     """Alias of `DELETE /sessions/{session_id}`."""
     return _delete(state, session_id)
 
 
-@seed_router.post("/analyze-image", response_model=FrameResult, responses=FRAME_ERRORS)
+@alias_router.post("/analyze-image", response_model=FrameResult, responses=FRAME_ERRORS)
 def analyze_image(state: State, body: AnalyzeImageRequest) -> FrameResult:
     """One base64 frame for `session_id` (as `POST /sessions/{id}/frames`); without `session_id`, a one-off
     analysis of a photo (face, head pose, emotion; no heart rate)."""
@@ -291,7 +291,7 @@ def analyze_image(state: State, body: AnalyzeImageRequest) -> FrameResult:
     return _analyze_frame(state, body.session_id, body)
 
 
-@seed_router.post("/analyze-batch", response_model=BatchResult, responses=FRAME_ERRORS)
+@alias_router.post("/analyze-batch", response_model=BatchResult, responses=FRAME_ERRORS)
 def analyze_batch(state: State, request: Request, body: AnalyzeBatchRequest) -> BatchResult:
     """Ordered base64 frames for `session_id` (as `POST /sessions/{id}/frames:batch`)."""
     return _analyze_batch(state, request, body.session_id, body)

@@ -9,7 +9,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from fastapi import Request
@@ -19,6 +18,7 @@ from smartmirror.api.routes.uploads import UploadArea
 from smartmirror.api.session_store import SessionStore
 from smartmirror.api.sessions import session_specs
 from smartmirror.api.settings import ApiSettings
+from smartmirror.emotion import predict_face
 from smartmirror.face import FaceTracker
 from smartmirror.pipeline import Pipeline
 
@@ -85,8 +85,6 @@ class ApiState:
         warm.close()
         if self.analyzers.get("emotion"):
             try:  # loads the shared emotion model (the analyzers load it lazily on their first face)
-                from smartmirror.emotion import predict_face
-
                 predict_face(np.full((64, 64), 128, dtype=np.uint8))
             except Exception:
                 log.exception("loading the emotion model failed at start-up")
@@ -98,11 +96,6 @@ class ApiState:
         self.video_workers.shutdown(wait=True, cancel_futures=True)
         self.photo_tracker.close()
         self.uploads.close()
-
-    @property
-    def upload_dir(self) -> Path:
-        """This server's private upload folder (empty between clip requests)."""
-        return self.uploads.folder
 
     def uptime_s(self) -> float:
         return time.monotonic() - self.started_s

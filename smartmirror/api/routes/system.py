@@ -12,6 +12,8 @@ from fastapi.responses import Response
 from smartmirror.api.routes.errors import error_responses
 from smartmirror.api.routes.models import Health, SystemStatus
 from smartmirror.api.routes.state import ApiState, api_state, cpu_count, process_rss_mb
+from smartmirror.vitals import VitalsAnalyzer
+from smartmirror.vitals.methods import list_methods
 
 router = APIRouter(tags=["system"])
 State = Annotated[ApiState, Depends(api_state)]
@@ -25,11 +27,7 @@ def health(state: State) -> Health:
 
 
 def pulse_methods(realtime_only: bool = False) -> list[str]:
-    """Registered pulse-method names (empty when the vitals package is missing)."""
-    try:
-        from smartmirror.vitals.methods import list_methods
-    except ImportError:
-        return []
+    """Registered pulse-method names."""
     return list_methods(realtime_only=realtime_only)
 
 
@@ -37,10 +35,6 @@ def default_pulse_method(state: ApiState) -> str | None:
     """The method sessions use when none is asked for: the server setting, else VitalsAnalyzer's default."""
     if state.settings.pulse_method:
         return state.settings.pulse_method
-    try:
-        from smartmirror.vitals import VitalsAnalyzer
-    except ImportError:
-        return None
     parameter = inspect.signature(VitalsAnalyzer).parameters.get("method")
     if parameter is None or parameter.default is inspect.Parameter.empty:
         return None

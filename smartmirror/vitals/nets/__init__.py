@@ -1,4 +1,4 @@
-"""PyTorch networks for learned rPPG: ports of open-rppg's pretrained models and the seeds' trainable ones."""
+"""PyTorch networks for learned rPPG: ports of open-rppg's pretrained models and two trainable ones."""
 
 from smartmirror.vitals.nets.facephys import FacePhys
 from smartmirror.vitals.nets.me import MENet

@@ -1,9 +1,9 @@
-"""The seeds' trainable rPPG networks.
+"""The trainable rPPG networks.
 
-- :class:`ResNetTCN` (seed 001): a ResNet-18 trunk (timm, random init: no hub download) applied to every frame,
+- :class:`ResNetTCN`: a ResNet-18 trunk (timm, random init: no hub download) applied to every frame,
   global-average pooled, then a 3-layer temporal convolution head (512 -> 256 -> 128 -> 1, kernel 3, padding 1)
   giving one pulse sample per frame.
-- :class:`UltraLightNet` (seed 003): ~20K parameters; conv 3->16 (5x5, stride 2), max-pool 2, conv 16->32 (3x3),
+- :class:`UltraLightNet`: ~20K parameters; conv 3->16 (5x5, stride 2), max-pool 2, conv 16->32 (3x3),
   max-pool 3 on 36 x 36 frames, features averaged over a ~180-frame window, then 288 -> 64 -> 32 -> 1 giving the
   window's heart rate in beats/min.
 """
@@ -59,7 +59,7 @@ class ResNetTCN(nn.Module):
 
 
 class UltraLightNet(nn.Module):
-    """Seed 003's heart-rate regressor: (B, T, 3, 36, 36) in [0, 1] -> (B,) beats/min.
+    """The ultralight heart-rate regressor: (B, T, 3, 36, 36) in [0, 1] -> (B,) beats/min.
 
     Each frame enters as 6 channels: the window-standardised frame and its change since the previous frame
     (averaging over time alone would discard the rhythm; the ratio of the change to the level keeps it).
