@@ -18,7 +18,9 @@ import typer
 from typer.testing import CliRunner
 
 from smartmirror.batch import ClusterOptions, TaskFailure, run_clips
-from smartmirror.cli.analyze import EXIT_BAD_INPUT, analyze, eval_dataset
+from smartmirror.cli.analyze import analyze
+from smartmirror.cli.eval import eval_dataset
+from smartmirror.cli.output import EXIT_BAD_INPUT
 from smartmirror.clip_jobs import AnalyzeJob, analyze_clip, expand_clips
 
 #: Short, low-resolution clips (the report needs >= 6 s of face).

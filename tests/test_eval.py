@@ -9,7 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from smartmirror.cli.analyze import EXIT_BAD_INPUT, eval_dataset
+from smartmirror.cli.eval import eval_dataset
+from smartmirror.cli.output import EXIT_BAD_INPUT
 from smartmirror.vitals.ground_truth import DatasetError, find_clips, read_ground_truth
 
 #: Clips shared with test_report.py and test_vitals_video.py (made once per session by synth_clip).

@@ -11,7 +11,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from smartmirror.cli.analyze import EXIT_BAD_INPUT, analyze
+from smartmirror.cli.analyze import analyze
+from smartmirror.cli.output import EXIT_BAD_INPUT
 from smartmirror.errors import error_object
 from smartmirror.frames import FramePacket, VideoError
 from smartmirror.report import analyze_video

@@ -1,9 +1,5 @@
-"""CLI bodies for ``smartmirror analyze`` and ``smartmirror eval`` (wired in :mod:`smartmirror.cli.app`).
-
-Heavy imports live inside the functions so ``smartmirror --help`` stays fast. With ``--json`` each command
-prints exactly one JSON object on stdout (logs go to stderr) and exits non-zero on failure, with
-``{"error": {"code", "message"}}`` as that object.
-"""
+"""``smartmirror analyze VIDEO...``: the whole report for one clip, or JSON Lines over many (wired in
+:mod:`smartmirror.cli.app`). Heavy imports live inside the functions so ``smartmirror --help`` stays fast."""
 
 from __future__ import annotations
 
@@ -11,34 +7,24 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
+from smartmirror.cli.output import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    RetriesOption,
+    SchedulerOption,
+    WorkersOption,
+    cluster_options,
+    fail,
+    json_default,
+    print_json,
+)
 from smartmirror.errors import error_object
 
 log = logging.getLogger(__name__)
-
-#: Exit status for a video or dataset that could not be analysed.
-EXIT_BAD_INPUT = 2
-#: Exit status for an unexpected internal failure (still reported as one JSON object).
-EXIT_INTERNAL = 3
-
-
-def _print_json(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, allow_nan=False, default=_json_default) + "\n")
-    sys.stdout.flush()
-
-
-def _json_default(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
 
 def _fmt(value: Any, unit: str = "", digits: int = 1) -> str:
     if value is None:
@@ -79,7 +65,7 @@ def _print_report(report: dict[str, Any]) -> None:
     ]
     for section in ("emotion", "fatigue", "identity"):
         value = report.get(section)
-        rows.append((section.capitalize(), "—" if value is None else json.dumps(value, default=_json_default)[:80]))
+        rows.append((section.capitalize(), "—" if value is None else json.dumps(value, default=json_default)[:80]))
     rows.append(("Time", f"{_fmt(report.get('timings_s', {}).get('total'), ' s', 2)}"))
     for name, value in rows:
         table.add_row(name, value)
@@ -87,28 +73,6 @@ def _print_report(report: dict[str, Any]) -> None:
     if quality.get("message"):
         console.print(f"[yellow]{quality['message']}[/yellow]")
     console.print("[dim]A wellness demo, not a medical device.[/dim]")
-
-
-WorkersOption = Annotated[
-    int | None,
-    typer.Option("--workers", help="Run the clips on a local Dask cluster of this many worker processes "
-                 "(default: one after another in this process)."),
-]
-SchedulerOption = Annotated[
-    str | None,
-    typer.Option("--scheduler", help="Run the clips on a running Dask cluster, e.g. tcp://10.0.0.5:8786; the "
-                 "workers read the clips from the same path or URL."),
-]
-RetriesOption = Annotated[
-    int, typer.Option(help="Tries again for a clip whose worker died or whose task failed, before it is "
-                      "reported as failed.")
-]
-
-
-def _cluster(workers: int | None, scheduler: str | None, retries: int) -> Any:
-    from smartmirror.batch import ClusterOptions
-
-    return ClusterOptions(workers=workers, scheduler=scheduler, retries=retries)
 
 
 def analyze(
@@ -146,12 +110,12 @@ def analyze(
     try:
         report = analyze_video(Path(videos[0]), method=method, identity=identity, sections=chosen)
     except VideoError as exc:
-        _fail(error_object(exc.code, exc.message), json_out, EXIT_BAD_INPUT)
+        fail(error_object(exc.code, exc.message), json_out, EXIT_BAD_INPUT)
     except Exception as exc:  # one JSON object, never a traceback
         log.exception("analyze failed")
-        _fail(error_object("internal_error", f"{exc.__class__.__name__}: {exc}"), json_out, EXIT_INTERNAL)
+        fail(error_object("internal_error", f"{exc.__class__.__name__}: {exc}"), json_out, EXIT_INTERNAL)
     if json_out:
-        _print_json(report)
+        print_json(report)
     else:
         _print_report(report)
 
@@ -166,7 +130,7 @@ def _analyze_many(videos: list[str], *, method: str | None, identity: bool, sect
     from smartmirror.vitals.rppg import DEFAULT_METHOD
 
     try:
-        cluster = _cluster(*cluster_args)
+        cluster = cluster_options(*cluster_args)
         get_method(method or DEFAULT_METHOD)  # the method and sections are checked once, before any work
         unknown = set(sections) - set(DEFAULT_SECTIONS)
         if unknown:
@@ -174,29 +138,29 @@ def _analyze_many(videos: list[str], *, method: str | None, identity: bool, sect
                              f"unknown report sections {sorted(unknown)}; choose from {list(DEFAULT_SECTIONS)}")
         clips = [absolute(name) for name in expand_clips(videos)]
     except BatchError as exc:
-        _fail(error_object(exc.code, exc.message), True, EXIT_BAD_INPUT)
+        fail(error_object(exc.code, exc.message), True, EXIT_BAD_INPUT)
     except ValueError as exc:
-        _fail(error_object("invalid_method", str(exc)), True, EXIT_BAD_INPUT)
+        fail(error_object("invalid_method", str(exc)), True, EXIT_BAD_INPUT)
     jobs = [AnalyzeJob(clip, method=method, identity=identity, sections=sections) for clip in clips]
     warm = WarmModels([method or DEFAULT_METHOD], sections)
     failed = 0
     try:
         out = open(output, "w", encoding="utf-8") if output is not None else sys.stdout
     except OSError as exc:
-        _fail(error_object("cannot_write", f"Cannot write {output}: {exc.strerror or exc}"), True, EXIT_BAD_INPUT)
+        fail(error_object("cannot_write", f"Cannot write {output}: {exc.strerror or exc}"), True, EXIT_BAD_INPUT)
     try:
         for index, line in run_clips(analyze_clip, jobs, cluster, label="analyze", names=[Path(c).name for c in clips],
                                      warm=warm):
             if isinstance(line, TaskFailure):
                 line = {"clip": clips[index], "error": line.error()}
             failed += "error" in line
-            out.write(json.dumps(line, allow_nan=False, default=_json_default) + "\n")
+            out.write(json.dumps(line, allow_nan=False, default=json_default) + "\n")
             out.flush()
     except BatchError as exc:
-        _fail(error_object(exc.code, exc.message), True, EXIT_BAD_INPUT)
+        fail(error_object(exc.code, exc.message), True, EXIT_BAD_INPUT)
     except Exception as exc:
         log.exception("analyze failed")
-        _fail(error_object("internal_error", f"{exc.__class__.__name__}: {exc}"), True, EXIT_INTERNAL)
+        fail(error_object("internal_error", f"{exc.__class__.__name__}: {exc}"), True, EXIT_INTERNAL)
     finally:
         if output is not None:
             out.close()
@@ -205,62 +169,3 @@ def _analyze_many(videos: list[str], *, method: str | None, identity: bool, sect
         raise typer.Exit(EXIT_BAD_INPUT)
 
 
-def _fail(payload: dict[str, Any], json_out: bool, status: int) -> NoReturn:
-    if json_out:
-        _print_json(payload)
-    else:
-        typer.echo(f"error ({payload['error']['code']}): {payload['error']['message']}", err=True)
-    raise typer.Exit(status)
-
-
-def eval_dataset(
-    dataset_dir: Annotated[Path, typer.Argument(help="A folder in the UBFC-rPPG or flat clip + .txt layout.")],
-    method: Annotated[
-        str | None,
-        typer.Option(help="Pulse method (default: the measured best); several as 'pos,ica,me-pure', or 'all', "
-                     "to compare learned and unsupervised methods side by side (each clip decoded once)."),
-    ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")] = False,
-    workers: WorkersOption = None,
-    scheduler: SchedulerOption = None,
-    retries: RetriesOption = 2,
-) -> None:
-    """Heart-rate and pulse accuracy over a folder of clips with ground truth: per file and mean MAE/RMSE.
-
-    Exits non-zero (after printing the per-file errors) when every clip failed.
-    """
-    from smartmirror.batch import BatchError
-    from smartmirror.vitals.evaluation import compare_methods, evaluate_dataset
-    from smartmirror.vitals.ground_truth import DatasetError
-    from smartmirror.vitals.methods import get_method, list_methods
-
-    try:
-        cluster = _cluster(workers, scheduler, retries)
-        if method is not None and ("," in method or method.strip().lower() == "all"):
-            names = list_methods() if method.strip().lower() == "all" else [m.strip() for m in method.split(",")]
-            for name in names:
-                get_method(name)  # ValueError naming the valid methods, before any work
-            result = compare_methods(dataset_dir, names, show=not json_out, cluster=cluster)
-            summaries = list(result["results"].values())
-        else:
-            result = evaluate_dataset(dataset_dir, method=method, show=not json_out, cluster=cluster)
-            summaries = [result]
-    except (DatasetError, BatchError) as exc:
-        _fail(error_object(exc.code, exc.message), json_out, EXIT_BAD_INPUT)
-    except ValueError as exc:
-        _fail(error_object("invalid_argument", str(exc)), json_out, EXIT_BAD_INPUT)
-    except Exception as exc:
-        log.exception("eval failed")
-        _fail(error_object("internal_error", f"{exc.__class__.__name__}: {exc}"), json_out, EXIT_INTERNAL)
-    mean = summaries[0]["mean"]
-    every_clip_failed = mean["files"] > 0 and mean["files_failed"] == mean["files"]
-    if every_clip_failed:
-        codes = sorted({e["error"]["code"] for e in summaries[0]["files"]})
-        result = {**error_object("all_clips_failed", f"every one of the {mean['files']} clips failed "
-                                 f"({', '.join(codes)}); see the per-file errors"), **result}
-    if json_out:
-        _print_json(result)
-    elif every_clip_failed:
-        typer.echo(f"error (all_clips_failed): {result['error']['message']}", err=True)
-    if every_clip_failed:
-        raise typer.Exit(EXIT_BAD_INPUT)
