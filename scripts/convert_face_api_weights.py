@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from smartmirror.emotion.model import WEIGHTS_DIR, create_model
+from smartmirror.emotion.model import create_model
+from smartmirror.paths import WEIGHTS_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST_MEMBER = "package/model/face_expression_model-weights_manifest.json"

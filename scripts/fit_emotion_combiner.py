@@ -29,7 +29,8 @@ from smartmirror.emotion.ensemble import COMBINER_FORMAT, DEFAULT_COMBINER, DEFA
 from smartmirror.emotion.folders import load_folder_per_class
 from smartmirror.emotion.inference import EmotionPredictor
 from smartmirror.emotion.labels import FER_LABELS
-from smartmirror.emotion.model import WEIGHTS_DIR, create_model
+from smartmirror.emotion.model import create_model
+from smartmirror.paths import WEIGHTS_DIR
 
 #: Inverse L2 strengths tried (scikit-learn's C; the loss is summed over the 3,589 faces).
 CS = (0.001, 0.003, 0.01, 0.03, 0.1, 1.0)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from smartmirror.vitals import checkpoints, training, training_data
+from smartmirror.vitals.ground_truth import DatasetError
 from smartmirror.vitals.training import TrainConfig
 
 TRAIN_HR_BPM = (52.0, 64.0, 76.0, 88.0, 100.0, 112.0)
@@ -56,15 +57,18 @@ def test_ground_truth_files_and_layouts(tmp_path, datasets):
     shutil.copy(datasets["train"] / "subject0" / "ground_truth.txt", flat / "alice.txt")
     (flat / "notes.txt").write_text("no video beside me\n")
     assert [r.name for r in training_data.find_clips(flat)] == ["alice"]
-    bad = tmp_path / "bad.txt"
-    bad.write_text("0.1 0.2 0.3\n70 70 70\n")
-    with pytest.raises(ValueError, match="3 lines"):
-        training_data.read_ground_truth(bad)
+    (flat / "bob.avi").write_bytes(records[0].video.read_bytes())
+    (flat / "bob.txt").write_text("0.1 0.2 0.3\n70 70 70\n")  # too short: refused with the eval's code
+    with pytest.raises(DatasetError) as bad:
+        training_data.find_clips(flat)
+    assert bad.value.code == "bad_ground_truth"
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="no clips"):
+    with pytest.raises(DatasetError) as empty:
         training_data.find_clips(tmp_path / "empty")
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    assert empty.value.code == "no_clips"
+    with pytest.raises(DatasetError) as missing:
         training_data.find_clips(tmp_path / "missing")
+    assert missing.value.code == "not_found"
 
 
 def test_resnet_tcn_trains_resumes_and_beats_the_untrained_network(datasets, tmp_path):

@@ -38,6 +38,7 @@ def train_rppg(
 ) -> None:
     """Train a learned rPPG network on a dataset folder, with resumable checkpoints and a progress bar."""
     from smartmirror.frames import VideoError
+    from smartmirror.vitals.ground_truth import DatasetError
     from smartmirror.vitals.training import ARCHS, TrainConfig
     from smartmirror.vitals.training import train_rppg as run_training
 
@@ -54,7 +55,7 @@ def train_rppg(
     try:
         result = run_training(dataset_dir, out, config, resume=resume, device=device,
                               progress=not json_out and sys.stderr.isatty())
-    except (FileNotFoundError, ValueError, VideoError) as exc:
+    except (FileNotFoundError, ValueError, VideoError, DatasetError) as exc:
         typer.echo(f"error: {getattr(exc, 'message', None) or exc}", err=True)
         raise typer.Exit(code=2) from None
     if json_out:

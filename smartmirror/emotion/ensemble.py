@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from smartmirror.emotion.labels import FER_LABELS
-from smartmirror.emotion.model import WEIGHTS_DIR, ModelCfg, create_model, register_model
+from smartmirror.emotion.model import ModelCfg, create_model, register_model
+from smartmirror.paths import WEIGHTS_DIR
 
 #: Members of the bundled ensemble, by registered name.
 DEFAULT_MEMBERS: tuple[str, ...] = ("mini_xception_fer2013", "face_expression_net")

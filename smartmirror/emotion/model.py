@@ -33,11 +33,9 @@ from torch import nn
 
 from smartmirror.emotion.labels import FER_LABELS
 from smartmirror.emotion.spec import resolve_model_spec
+from smartmirror.paths import WEIGHTS_DIR
 
 log = logging.getLogger(__name__)
-
-#: Folder of the committed weight files.
-WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 
 #: Format tag of checkpoints written by the trainer.
 CHECKPOINT_FORMAT = "smartmirror-emotion-v1"

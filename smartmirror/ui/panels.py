@@ -18,6 +18,7 @@ import streamlit as st
 
 from smartmirror.agent import box_breathing_phase, explicit_reward
 from smartmirror.agent.from_states import stress_score
+from smartmirror.emotion.labels import EMOTION_LABELS
 from smartmirror.emotion.state import EmotionState
 from smartmirror.fatigue.state import FatigueState
 from smartmirror.identity.state import IdentityState
@@ -36,7 +37,6 @@ from smartmirror.ui.hold import ReadingHold
 from smartmirror.vitals.analyzer import WARMUP_S  # seconds of face data each vital needs first
 from smartmirror.vitals.state import VitalsState
 
-EMOTION_CLASSES = ("neutral", "happy", "sad", "angry", "surprise", "disgust", "fear", "tired")
 TITLES = {"vitals": "Vitals", "emotion": "Emotion", "fatigue": "Fatigue", "identity": "Identity",
           "agent": "Suggestions", "face": "Face tracker"}
 STALE_AFTER_S = 5.0
@@ -174,7 +174,7 @@ def render_emotion(snapshot: Mapping[str, StateEntry]) -> None:
     confidence = None if emotion is None else number(emotion.confidence)
     st.progress(clip01(confidence), text=f"Emotion: {label or 'measuring...'} ({percent_text(confidence)})")
     probabilities = {} if emotion is None else emotion.probabilities
-    classes = list(EMOTION_CLASSES) + [c for c in probabilities if c not in EMOTION_CLASSES]
+    classes = list(EMOTION_LABELS) + [c for c in probabilities if c not in EMOTION_LABELS]
     left, right = st.columns(2)
     for i, name in enumerate(classes):
         p = number(probabilities.get(name))

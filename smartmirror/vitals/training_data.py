@@ -1,8 +1,7 @@
 """Training data for the learned rPPG networks: a dataset folder's clips and ground truth, at the model's rate.
 
-Datasets: the UBFC-rPPG layout (``<subject>/vid.avi`` + ``<subject>/ground_truth.txt``) and the flat
-layout (``name.avi`` + ``name.txt``); the text file has three lines: PPG samples, heart rate (bpm; optional,
-ignored when it does not match), times in seconds. Any container FFmpeg reads is accepted for the video.
+Datasets: the layouts ``smartmirror eval`` reads (:mod:`smartmirror.vitals.ground_truth`: UBFC-rPPG
+``<subject>/vid.avi`` + ``ground_truth.txt`` or ``gtdump.xmp``, and the flat ``name.avi`` + ``name.txt``).
 
 Decode with true timestamps -> face crops (open-rppg's box from FaceMesh, or a centre crop as UltraLightNet did) ->
 the model's fixed rate (nearest frame), cached on disk (:func:`prepare_clip`).
@@ -18,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from smartmirror.face import FaceTracker
-from smartmirror.frames import VIDEO_SUFFIXES, read_video_packets
+from smartmirror.frames import read_video_packets
+from smartmirror.vitals import ground_truth
 from smartmirror.vitals.neural import crop_faces, model_rate_slots
 from smartmirror.vitals.spectrum import HR_BAND_BPM
 
@@ -45,52 +45,19 @@ class PreparedClip:
     fps: float
 
 
-def read_ground_truth(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Read a three-line ground-truth file: (ppg, heart rate bpm or None, times in seconds).
-
-    Raises
-    ------
-    ValueError
-        When the file has fewer than three lines, or the PPG and time lines differ in length.
-    """
-    lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
-    if len(lines) < 3:
-        raise ValueError(f"{path}: expected 3 lines (PPG, heart rate, time), found {len(lines)}")
-    try:
-        ppg, hr, times = (np.array(line.replace(",", " ").split(), dtype=np.float64) for line in lines[:3])
-    except ValueError as exc:
-        raise ValueError(f"{path}: non-numeric value in the ground truth ({exc})") from None
-    if len(ppg) != len(times) or len(ppg) < 2:
-        raise ValueError(f"{path}: {len(ppg)} PPG samples but {len(times)} times")
-    return ppg, (hr if len(hr) == len(ppg) else None), times
-
-
 def find_clips(dataset_dir: str | Path) -> list[ClipRecord]:
-    """The clips of a UBFC-style or flat clip + .txt folder, sorted by name.
+    """The clips of a dataset folder with their ground truth read: the layouts and the file reading (with its
+    repairs) of :mod:`smartmirror.vitals.ground_truth`, which ``smartmirror eval`` uses too.
 
     Raises
     ------
-    FileNotFoundError
-        When the folder does not exist or holds no clip with ground truth.
+    DatasetError
+        ``not_found``, ``no_clips`` or ``bad_ground_truth``.
     """
-    root = Path(dataset_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"dataset folder {root} does not exist")
     records = []
-    for truth in sorted(root.rglob("ground_truth.txt")):
-        videos = [p for p in sorted(truth.parent.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES]
-        if videos:
-            ppg, hr, times = read_ground_truth(truth)
-            records.append(ClipRecord(truth.parent.relative_to(root).as_posix() or root.name, videos[0], ppg,
-                                      times, hr))
-    for video in sorted(p for p in root.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES):
-        truth = video.with_suffix(".txt")
-        if truth.exists():
-            ppg, hr, times = read_ground_truth(truth)
-            records.append(ClipRecord(video.stem, video, ppg, times, hr))
-    if not records:
-        raise FileNotFoundError(f"no clips with ground truth in {root} (UBFC: <subject>/vid.avi + ground_truth.txt; "
-                                "flat: name.avi + name.txt)")
+    for clip in ground_truth.find_clips(dataset_dir):
+        truth = ground_truth.read_ground_truth(clip.truth)
+        records.append(ClipRecord(clip.name, clip.video, truth.ppg, truth.times_s, truth.heart_rate_bpm))
     return records
 
 
