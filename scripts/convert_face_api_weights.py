@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from smartmirror.emotion.model import create_model
+from smartmirror.emotion.catalog import create_model
 from smartmirror.paths import WEIGHTS_DIR
 
 REPO = Path(__file__).resolve().parents[1]

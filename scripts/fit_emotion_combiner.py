@@ -25,11 +25,11 @@ import torch
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 
+from smartmirror.emotion.catalog import create_model
 from smartmirror.emotion.ensemble import COMBINER_FORMAT, DEFAULT_COMBINER, DEFAULT_MEMBERS
 from smartmirror.emotion.folders import load_folder_per_class
 from smartmirror.emotion.inference import EmotionPredictor
 from smartmirror.emotion.labels import FER_LABELS
-from smartmirror.emotion.model import create_model
 from smartmirror.paths import WEIGHTS_DIR
 
 #: Inverse L2 strengths tried (scikit-learn's C; the loss is summed over the 3,589 faces).

@@ -37,8 +37,8 @@ def spec() -> dict:
 
 def _member_features(x: torch.Tensor) -> torch.Tensor:
     """(n, 14): mini-Xception then FaceExpressionNet log-probabilities in FER order, mean over face and mirror."""
+    from smartmirror.emotion.catalog import create_model
     from smartmirror.emotion.labels import FER_LABELS
-    from smartmirror.emotion.model import create_model
 
     mini = create_model("mini_xception_fer2013", pretrained=True)
     face = create_model("face_expression_net", pretrained=True)
@@ -76,7 +76,8 @@ def test_combiner_file_is_the_fitted_regression_and_matches_its_readme_row(spec)
 
 
 def test_default_ensemble_applies_the_combiner_to_flip_averaged_log_probabilities(faces, spec):
-    from smartmirror.emotion.model import DEFAULT_MODEL, load_model
+    from smartmirror.emotion.catalog import load_model
+    from smartmirror.emotion.spec import DEFAULT_MODEL
 
     assert DEFAULT_MODEL == "emotion_ensemble"
     ensemble = load_model(None)
@@ -104,7 +105,7 @@ def test_default_ensemble_applies_the_combiner_to_flip_averaged_log_probabilitie
 
 
 def test_plain_mean_stays_selectable_and_other_members_use_it(faces):
-    from smartmirror.emotion.model import create_model
+    from smartmirror.emotion.catalog import create_model
 
     learned = create_model("emotion_ensemble", pretrained=True)
     mean = create_model("emotion_ensemble", pretrained=True, combiner="mean")
@@ -116,7 +117,7 @@ def test_plain_mean_stays_selectable_and_other_members_use_it(faces):
 
 
 def test_a_combiner_for_other_members_or_a_broken_file_is_refused(tmp_path, spec):
-    from smartmirror.emotion.model import create_model
+    from smartmirror.emotion.catalog import create_model
 
     with pytest.raises(ValueError, match="members"):
         create_model("emotion_ensemble", members=("face_expression_net",), combiner=str(COMBINER))

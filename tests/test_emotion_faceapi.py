@@ -34,7 +34,7 @@ def reference():
 
 @pytest.fixture(scope="module")
 def face_net():
-    from smartmirror.emotion.model import create_model
+    from smartmirror.emotion.catalog import create_model
 
     return create_model("face_expression_net", pretrained=True)
 
@@ -104,7 +104,7 @@ def test_parity_check_catches_porting_mistakes(reference, face_net, mistake):
 
 
 def test_weights_file_matches_its_readme_row():
-    from smartmirror.emotion.model import model_cfg
+    from smartmirror.emotion.catalog import model_cfg
 
     cfg = model_cfg("face_expression_net")
     path = REPO / "weights" / cfg.file
@@ -129,8 +129,8 @@ def test_labels_map_onto_the_fer_classes():
 
 def test_mean_ensemble_averages_its_members_over_flips(reference):
     # the default's learned combiner is tested in test_emotion_ensemble.py
+    from smartmirror.emotion.catalog import create_model
     from smartmirror.emotion.labels import FER_LABELS
-    from smartmirror.emotion.model import create_model
 
     ensemble = create_model("emotion_ensemble", pretrained=True, combiner="mean")
     assert ensemble.cfg.labels == FER_LABELS and ensemble.cfg.input_size == (112, 112)
@@ -151,8 +151,8 @@ def test_mean_ensemble_averages_its_members_over_flips(reference):
 
 
 def test_each_member_stays_selectable(astronaut_bgr, astronaut_face, monkeypatch):
+    from smartmirror.emotion.catalog import create_model, load_model
     from smartmirror.emotion.inference import EmotionPredictor
-    from smartmirror.emotion.model import create_model, load_model
     from smartmirror.emotion.spec import MODEL_ENV_VAR
 
     for name, size in [("mini_xception_fer2013", (64, 64)), ("face_expression_net", (112, 112))]:
@@ -180,8 +180,8 @@ def test_ensemble_reads_the_astronaut_as_happy_through_the_live_path(astronaut_b
 
 
 def test_cpu_compiled_predictor_matches_the_eager_models_for_any_batch(reference):
+    from smartmirror.emotion.catalog import create_model
     from smartmirror.emotion.inference import EmotionPredictor
-    from smartmirror.emotion.model import create_model
 
     faces_bgr = [np.ascontiguousarray(face[..., ::-1]) for face in reference["faces_rgb"]]
     for name in ("face_expression_net", "mini_xception_fer2013", "emotion_ensemble"):

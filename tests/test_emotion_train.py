@@ -150,7 +150,7 @@ def test_class_weights_are_inverse_frequency():
 
 def test_training_lowers_the_loss_and_resumes_exactly(folder_dataset, tmp_path, astronaut_bgr, astronaut_face):
     from smartmirror.emotion import EmotionAnalyzer, predict_face
-    from smartmirror.emotion.model import load_model
+    from smartmirror.emotion.catalog import load_model
     from smartmirror.emotion.train import train_emotion
 
     with torch_threads(1):

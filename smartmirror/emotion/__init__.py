@@ -9,8 +9,9 @@ Public names (importing them loads no torch; building an EmotionAnalyzer or load
   ``FER_LABELS``.
 
 The networks and their registry need torch at import and live in their modules: ``create_model``,
-``list_models``, ``load_model``, ``register_model``, ``ModelCfg`` in :mod:`smartmirror.emotion.model`,
-``NovelEmotionModel`` in :mod:`smartmirror.emotion.novel`.
+``list_models``, ``load_model`` in :mod:`smartmirror.emotion.catalog` (every model by name), ``register_model``,
+``ModelCfg`` and the mini-Xception in :mod:`smartmirror.emotion.model`, ``NovelEmotionModel`` in
+:mod:`smartmirror.emotion.novel`.
 """
 
 from smartmirror.emotion.analyzer import EmotionAnalyzer, predict_face

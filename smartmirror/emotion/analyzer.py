@@ -106,7 +106,7 @@ class EmotionAnalyzer:
     ):
         # torch and the networks take seconds to import: that happens here, when the analyzer is built (in the
         # pipeline's factory), not on its first face; importing this module stays free of torch.
-        import smartmirror.emotion.model  # noqa: F401
+        import smartmirror.emotion.catalog  # noqa: F401
 
         self.model = model
         self.smoothing_s = smoothing_s

@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from smartmirror.emotion import faceapi  # noqa: F401 - registers face_expression_net, a member
 from smartmirror.emotion.labels import FER_LABELS
-from smartmirror.emotion.model import ModelCfg, create_model, register_model
+from smartmirror.emotion.model import ModelCfg, build_model, register_model
 from smartmirror.paths import WEIGHTS_DIR
 
 #: Members of the bundled ensemble, by registered name.
@@ -200,4 +201,4 @@ def emotion_ensemble(
     if combiner == "auto":
         combiner = DEFAULT_COMBINER if members == DEFAULT_MEMBERS else "mean"
     weights = None if combiner == "mean" else load_combiner(combiner, members)
-    return EmotionEnsemble([create_model(name, pretrained=pretrained) for name in members], flip=flip, combiner=weights)
+    return EmotionEnsemble([build_model(name, pretrained=pretrained) for name in members], flip=flip, combiner=weights)

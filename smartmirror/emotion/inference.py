@@ -163,7 +163,8 @@ class EmotionPredictor:
             if self.model_ is None:
                 import torch
 
-                from smartmirror.emotion.model import fuse_batchnorm, load_model
+                from smartmirror.emotion.catalog import load_model
+                from smartmirror.emotion.model import fuse_batchnorm
 
                 model = load_model(self.model)
                 cfg = model.cfg

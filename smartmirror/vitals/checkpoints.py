@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from smartmirror.paths import user_cache_dir
-from smartmirror.vitals.methods import PulseMethod, register_method
+from smartmirror.vitals.method_registry import PulseMethod, register_method
 from smartmirror.vitals.neural import model_rate_slots, validate_frames
 from smartmirror.vitals.training import TrainConfig, build_model
 from smartmirror.vitals.training_data import find_clips, prepare_clip, spectral_peak_bpm

@@ -13,55 +13,19 @@ Two kinds of method exist:
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+# The built-in methods register themselves when their modules are imported: the signal methods (rppg) and the
+# learned ones (neural). Both register in method_registry, so importing them here makes no circle.
+from smartmirror.vitals import neural, rppg  # noqa: F401
+from smartmirror.vitals.method_registry import PulseFn, PulseMethod, register_method, registered, registered_methods
 
-import numpy as np
-
-log = logging.getLogger(__name__)
-
-PulseFn = Callable[..., np.ndarray]
-
-
-@dataclass(frozen=True)
-class PulseMethod:
-    """One registered pulse extractor."""
-
-    name: str
-    kind: Literal["trace", "frames"]
-    fn: PulseFn
-    realtime: bool = True
-    description: str = ""
-    input_size: tuple[int, int] | None = None  # (height, width) of face crops, for "frames" methods
-
-
-_METHODS: dict[str, PulseMethod] = {}
-
-
-def register_method(method: PulseMethod) -> PulseMethod:
-    """Add a method under its (lower-case) name; a duplicate name replaces the old entry with a warning."""
-    key = method.name.lower()
-    if key in _METHODS and _METHODS[key].fn is not method.fn:
-        log.warning("pulse method %r registered twice; the later one wins", key)
-    _METHODS[key] = method
-    return method
-
-
-def _load_builtin_methods() -> None:
-    # The signal methods (rppg) and the learned ones (neural) register themselves when imported, and both import
-    # this module for ``register_method``: imported here, on the first lookup, not at the top (an import circle).
-    import smartmirror.vitals.neural
-    import smartmirror.vitals.rppg  # noqa: F401
+__all__ = ["PulseFn", "PulseMethod", "get_method", "list_methods", "register_method"]
 
 
 def list_methods(kind: str | None = None, realtime_only: bool = False) -> list[str]:
     """Names of the registered methods, optionally only of one kind or only those fast enough for live use."""
-    _load_builtin_methods()
     return sorted(
         name
-        for name, m in _METHODS.items()
+        for name, m in registered_methods().items()
         if (kind is None or m.kind == kind) and (not realtime_only or m.realtime)
     )
 
@@ -74,8 +38,4 @@ def get_method(name: str) -> PulseMethod:
     ValueError
         Listing the valid names when ``name`` is unknown.
     """
-    _load_builtin_methods()
-    try:
-        return _METHODS[name.lower()]
-    except KeyError:
-        raise ValueError(f"Unknown pulse method {name!r}; choose one of {', '.join(list_methods())}") from None
+    return registered(name)

@@ -39,7 +39,7 @@ import numpy as np
 from smartmirror.face import FaceObservation
 from smartmirror.frames import FramePacket
 from smartmirror.paths import WEIGHTS_DIR, weights_path
-from smartmirror.vitals.methods import PulseMethod, register_method
+from smartmirror.vitals.method_registry import PulseMethod, register_method
 
 log = logging.getLogger(__name__)
 

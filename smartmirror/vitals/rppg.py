@@ -12,7 +12,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from smartmirror.vitals.colour_signature import pulse_signature
-from smartmirror.vitals.methods import PulseMethod, get_method, register_method
+from smartmirror.vitals.method_registry import PulseMethod, register_method, registered
 from smartmirror.vitals.signal import bandpass, normalise_channels
 
 #: The method used when none is named, chosen by measurement on real compressed video: on 16 UBFC-rPPG subjects
@@ -302,7 +302,7 @@ def extract_pulse(rgb: np.ndarray, *, sampling_rate: float, method: str = DEFAUL
     ndarray, shape (n_samples,)
         Zero-mean pulse, unit standard deviation (all zeros when the input is constant).
     """
-    spec = get_method(method)
+    spec = registered(method)  # the built-in trace methods are in this module, so they are registered
     if spec.kind != "trace":
         raise ValueError(f"pulse method {spec.name!r} works on face crops, not on colour traces")
     rgb = np.asarray(rgb, dtype=np.float64)
