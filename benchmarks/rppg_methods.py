@@ -5,7 +5,7 @@ Usage: ``python benchmarks/rppg_methods.py [--clips 4] [--seconds 12] [--repeats
 Makes a few synthetic clips (known heart rate; smartmirror.synth, 320 x 240, 30 fps, mild head motion), runs
 FaceMesh once per frame, then for each method: "trace" methods get the skin-ROI mean RGB
 (smartmirror.vitals.signal.skin_roi_mean_rgb), "frames" methods the open-rppg-style face crops
-(smartmirror.vitals.neural.crop_faces). Heart rate = spectral peak of the pulse (40-200 bpm). Speed is the
+(smartmirror.vitals.face_crops.crop_faces). Heart rate = spectral peak of the pulse (40-200 bpm). Speed is the
 method's own work in frames/s (median of ``--repeats`` runs, torch limited to 2 threads; face tracking and
 cropping excluded: they are shared by all methods). Prints one table; ``--json`` prints it as JSON.
 """
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def make_clips(n_clips: int, seconds: float) -> list[dict]:
     from smartmirror.face import FaceTracker
     from smartmirror.synth import SynthConfig, generate_frames
-    from smartmirror.vitals.neural import crop_faces
+    from smartmirror.vitals.face_crops import crop_faces
 
     rates = np.linspace(58, 112, n_clips)
     clips = []

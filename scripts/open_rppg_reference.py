@@ -3,7 +3,7 @@
 Two steps, two Python environments (the project never depends on the second one):
 
 1. In the project venv, the inputs: 36 x 36 RGB face crops of a synthetic-pulse clip of the astronaut portrait
-   (smartmirror.synth + FaceMesh + smartmirror.vitals.neural.crop_faces) and a deterministic pattern clip::
+   (smartmirror.synth + FaceMesh + smartmirror.vitals.face_crops.crop_faces) and a deterministic pattern clip::
 
        .venv/bin/python scripts/open_rppg_reference.py inputs
 
@@ -61,7 +61,7 @@ def make_inputs() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from smartmirror.face import FaceTracker
     from smartmirror.synth import SynthConfig, generate_frames
-    from smartmirror.vitals.neural import crop_faces
+    from smartmirror.vitals.face_crops import crop_faces
 
     config = SynthConfig(duration_s=N_FRAMES / 30.0, width=320, height=240, heart_rate_bpm=84.0,
                          pulse_amplitude=0.02, head_motion_px=1.0, seed=7)

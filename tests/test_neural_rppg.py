@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from smartmirror.frames import FramePacket
-from smartmirror.vitals import neural
+from smartmirror.vitals import face_crops, neural
 from smartmirror.vitals.methods import get_method, list_methods
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -86,7 +86,7 @@ def test_port_matches_open_rppg_end_to_end_on_a_real_recording():
     expected = reference["raw_bvp"].astype(np.float64)
     agreement = {}
     for detector in ("blazeface", "landmarks"):
-        crops, has_face = neural.crop_faces(packets, faces, detector=detector)
+        crops, has_face = face_crops.crop_faces(packets, faces, detector=detector)
         assert has_face.all()
         model_crops = crops[neural.model_rate_slots(len(crops), fps)]
         ours = neural.pretrained_pulse("facephys-rlap", model_crops, sampling_rate=30.0)
@@ -188,11 +188,11 @@ def test_face_box_matches_blazeface_on_the_astronaut(astronaut_bgr, astronaut_fa
     cx, cy = (rel.xmin + rel.width / 2) * width, (rel.ymin + rel.height / 2) * height
     side_w, side_h = rel.width * width, rel.height * height
     blaze = np.array([cx - 0.45 * side_w, cy - 0.6 * side_h, cx + 0.45 * side_w, cy + 0.5 * side_h])
-    ours = np.array(neural.face_box(astronaut_face), dtype=float)
+    ours = np.array(face_crops.face_box(astronaut_face), dtype=float)
     inter = np.prod(np.clip(np.minimum(ours[2:], blaze[2:]) - np.maximum(ours[:2], blaze[:2]), 0, None))
     union = np.prod(ours[2:] - ours[:2]) + np.prod(blaze[2:] - blaze[:2]) - inter
     assert inter / union > 0.75  # BlazeFace's own box varies by ~10 % with the image's letterbox
-    crop = neural.face_crop(astronaut_bgr, astronaut_face)
+    crop = face_crops.face_crop(astronaut_bgr, astronaut_face)
     assert crop.shape == (36, 36, 3) and crop.dtype == np.uint8
 
 
@@ -200,13 +200,13 @@ def test_crop_faces_keeps_a_still_box_and_flags_missing_faces(astronaut_bgr, ast
     """The box holds still under sub-threshold jitter; frames before the first face are black and flagged."""
     packets = [FramePacket(t=i / 30.0, image=astronaut_bgr, index=i) for i in range(40)]
     faces = [None] * 5 + [astronaut_face] * 30 + [None] * 5
-    crops, has_face = neural.crop_faces(packets, faces)
+    crops, has_face = face_crops.crop_faces(packets, faces)
     assert crops.shape == (40, 36, 36, 3)
     assert not crops[:5].any() and not has_face[:5].any()
     assert has_face[5:].all()  # a face within the last second
     assert all(np.array_equal(crops[5], c) for c in crops[5:])  # one box, kept after the face left
     late = [None] * 5 + [astronaut_face] + [None] * 60
-    _, flags = neural.crop_faces([FramePacket(t=i / 30.0, image=astronaut_bgr) for i in range(66)], late)
+    _, flags = face_crops.crop_faces([FramePacket(t=i / 30.0, image=astronaut_bgr) for i in range(66)], late)
     assert flags[5] and not flags[-1]
 
 

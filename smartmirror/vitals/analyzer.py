@@ -24,8 +24,8 @@ import numpy as np
 from smartmirror.face import FaceObservation
 from smartmirror.frames import FramePacket
 from smartmirror.vitals import colour_signature, heart, hrv, pipeline, pooled_rate, quality, respiration, spo2, stress
+from smartmirror.vitals.face_crops import FaceCropper
 from smartmirror.vitals.methods import get_method
-from smartmirror.vitals.neural import FaceCropper
 from smartmirror.vitals.rppg import DEFAULT_METHOD
 from smartmirror.vitals.signal import (
     GRID_RATE_HZ,
@@ -58,7 +58,7 @@ def _debug(record: dict[str, Any]) -> None:
 
 
 def _learned_cropper(method: Any) -> FaceCropper:
-    """The learned methods' crop maker (:class:`smartmirror.vitals.neural.FaceCropper`)."""
+    """The learned methods' crop maker (:class:`smartmirror.vitals.face_crops.FaceCropper`)."""
     return FaceCropper(size=method.input_size) if method.input_size else FaceCropper()
 
 

@@ -19,7 +19,8 @@ import numpy as np
 from smartmirror.face import FaceTracker
 from smartmirror.frames import read_video_packets
 from smartmirror.vitals import ground_truth
-from smartmirror.vitals.neural import crop_faces, model_rate_slots
+from smartmirror.vitals.face_crops import crop_faces
+from smartmirror.vitals.neural import model_rate_slots
 from smartmirror.vitals.spectrum import HR_BAND_BPM
 
 
