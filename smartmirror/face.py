@@ -170,6 +170,14 @@ def observation_from_landmarks(
     )
 
 
+def check_bgr_image(image_bgr: np.ndarray, caller: str) -> None:
+    """Raise ``ValueError`` unless ``image_bgr`` is an (h, w, 3) uint8 array (what the trackers take)."""
+    if not isinstance(image_bgr, np.ndarray) or image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+        raise ValueError(f"{caller} expects an (height, width, 3) BGR image")
+    if image_bgr.dtype != np.uint8:
+        raise ValueError(f"{caller} expects uint8 pixels, got {image_bgr.dtype}")
+
+
 class FaceTracker:
     """MediaPipe FaceMesh (refined, 478 landmarks) with a face-detector presence score.
 
@@ -272,10 +280,7 @@ class FaceTracker:
         ValueError
             When the image is not an (h, w, 3) uint8 array.
         """
-        if not isinstance(image_bgr, np.ndarray) or image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
-            raise ValueError("FaceTracker.process expects an (height, width, 3) BGR image")
-        if image_bgr.dtype != np.uint8:
-            raise ValueError(f"FaceTracker.process expects uint8 pixels, got {image_bgr.dtype}")
+        check_bgr_image(image_bgr, "FaceTracker.process")
         height, width = image_bgr.shape[:2]
         image_rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
         with self._lock:

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
-from smartmirror.face import FaceObservation, FaceTracker, observation_from_landmarks
+from smartmirror.face import FaceObservation, FaceTracker, check_bgr_image, observation_from_landmarks
 
 #: Landmarks whose convex hull, shrunk towards its centre, bounds where flow points are picked (inside the face,
 #: away from its outline, where the background would pull them): brows, cheekbones, jaw above the chin.
@@ -178,10 +178,7 @@ class FlowFaceTracker:
         ValueError
             When the image is not an (h, w, 3) uint8 array.
         """
-        if not isinstance(image_bgr, np.ndarray) or image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
-            raise ValueError("FlowFaceTracker.process expects an (height, width, 3) BGR image")
-        if image_bgr.dtype != np.uint8:
-            raise ValueError(f"FlowFaceTracker.process expects uint8 pixels, got {image_bgr.dtype}")
+        check_bgr_image(image_bgr, "FlowFaceTracker.process")
         with self._lock:
             if self._key is not None and image_bgr.shape[:2] != self._key.image_size:
                 self._clear()  # the source changed size: start afresh

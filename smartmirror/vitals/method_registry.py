@@ -1,16 +1,6 @@
-"""The table pulse-extraction methods register in (:func:`register_method`); look methods up through
-:mod:`smartmirror.vitals.methods`, which imports every built-in one first.
-
-Two kinds of method exist:
-
-- ``"trace"``: unsupervised signal methods (GREEN, CHROM, POS, ICA) that map skin-ROI mean colours to a pulse,
-  ``fn(rgb: ndarray (n, 3), *, sampling_rate: float) -> ndarray (n,)``;
-- ``"frames"``: learned models that look at face crops,
-  ``fn(frames_rgb: ndarray (n, h, w, 3) uint8, *, sampling_rate: float) -> ndarray (n,)``; the model's own
-  preprocessing (crop size, frame rate, normalisation, chunking) happens inside ``fn``.
-
-``realtime`` says whether the method keeps up with 30 fps on 2 cores (the live app offers only those).
-"""
+"""The table pulse-extraction methods register in (:func:`register_method`, a :class:`PulseMethod` each); look
+methods up through :mod:`smartmirror.vitals.methods`, which imports every built-in one first and says what the
+two kinds of method take."""
 
 from __future__ import annotations
 
