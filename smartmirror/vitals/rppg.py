@@ -188,7 +188,8 @@ def rppg_ica(rgb: np.ndarray, *, sampling_rate: float, random_state: int = 0) ->
     Channels are normalised, band-passed and z-scored; FastICA (:func:`fast_ica`) separates three sources, and
     the pulse is the one with the most peaked spectrum in the pulse band (largest fraction of power at its
     peak), weighted by how blood-like the colour variation is at that source's rate
-    (:func:`smartmirror.vitals.colour_signature.pulse_signature`; a flickering lamp is not taken). Its unmixing row is then
+    (:func:`smartmirror.vitals.colour_signature.pulse_signature`; a flickering lamp is not
+    taken). Its unmixing row is then
     applied to the unfiltered channels, so the waveform keeps its harmonics.
 
     Parameters
