@@ -126,7 +126,7 @@ def test_train_command_reports_bad_input_and_runs(datasets, tmp_path):
     app.command("noop")(lambda: None)  # a second command keeps the first addressable by name
     runner = CliRunner()
     missing = runner.invoke(app, ["train-rppg", str(tmp_path / "missing")])
-    assert missing.exit_code == 2 and "does not exist" in missing.output and "Traceback" not in missing.output
+    assert missing.exit_code == 2 and "No such dataset folder" in missing.output and "Traceback" not in missing.output
     unknown = runner.invoke(app, ["train-rppg", str(datasets["train"]), "--arch", "vgg"])
     assert unknown.exit_code == 2 and "unknown architecture" in unknown.output
     ok = runner.invoke(app, ["train-rppg", str(datasets["train"]), "--arch", "ultralight", "--epochs", "1",
