@@ -59,12 +59,14 @@ def clip_trace(video: Path, *, crop_method: str | None, cache: Path | None):
             crops = list(data["crops"]) if "crops" in data else None
             if crops is not None:
                 crops = [c if data["has_crop"][i] else None for i, c in enumerate(crops)]
-            return VitalsTrace(data["times_s"], data["rgb"], data["presence"], data["skin_fraction"],
-                               data["face_y"], crops)
+            if "background_rgb" in data:  # a trace cached before the scene reference is measured again
+                return VitalsTrace(data["times_s"], data["rgb"], data["presence"], data["skin_fraction"],
+                                   data["face_y"], crops, data["background_rgb"])
     trace = video_trace(video, method=crop_method or DEFAULT_METHOD)
     if path is not None:
         cache.mkdir(parents=True, exist_ok=True)
-        arrays = {k: getattr(trace, k) for k in ("times_s", "rgb", "presence", "skin_fraction", "face_y")}
+        arrays = {k: getattr(trace, k) for k in ("times_s", "rgb", "presence", "skin_fraction", "face_y",
+                                                   "background_rgb")}
         if trace.crops is not None:
             shape = next((c.shape for c in trace.crops if c is not None), (36, 36, 3))
             arrays["has_crop"] = np.array([c is not None for c in trace.crops])
