@@ -12,12 +12,18 @@ clip's truth.json) into ``--clip-dir``, copied without re-encoding into MP4 (vit
 and reused. SmartMirror runs as ``smartmirror analyze CLIP --json
 --sections ""`` (vitals only), with its default method and with ``--method facephys-rlap``.
 
-Every run is its own process, timed for wall and CPU (user + sys of the child, ``resource.getrusage``). Each tool
-first gets one cold run on the first clip (not in the medians): "first load" is its wall minus the median wall of
-the warm runs on that clip. Then ``--runs`` rounds over all clips. Printed per tool: medians over clips and runs
-of wall and CPU, the first load, the median and mean absolute heart-rate error against truth.json, and the ratios
-of wall and CPU to SmartMirror's default method (above 1: slower than SmartMirror). Load averages are printed
-before and after: wall times mean little on a busy machine, CPU time less so.
+Two ways, timed for wall and CPU (user + sys of all threads):
+
+- process: ``--runs`` rounds of one process per clip, start to exit (``resource.getrusage`` of the child), as a
+  user who runs the command once per clip pays it: imports and model loading in every run;
+- warm: one long-lived process per tool that loads the tool once and then runs every clip ``--runs`` times
+  (``smartmirror.report.analyze_video`` for SmartMirror; the peers' own calls). "warm" is the median per clip
+  after the first; "first load" is the first clip's extra cost: load time plus the first clip minus "warm".
+
+Printed per tool: medians over clips and runs, the median and mean absolute heart-rate error against truth.json
+(over both ways), and the ratios of process wall, process CPU and warm CPU to SmartMirror's default method (above
+1: costlier than SmartMirror). Load averages are printed before and after: wall times mean little on a busy
+machine, CPU time less so.
 """
 
 from __future__ import annotations
@@ -33,24 +39,36 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PEERS = {  # venv option -> (pip requirements, distribution whose version is reported)
-    "openrppg": (["setuptools<81", "open-rppg==0.1.1"], "open-rppg"),
+PEERS = {  # tool -> pip requirements of its venv
+    "openrppg": ["setuptools<81", "open-rppg==0.1.1"],
     # prpy's "numpy_min" extra (scipy, Pillow, psutil), which older pips drop: listed so any pip installs them
-    "vitallens": (["vitallens==0.6.2", "scipy", "Pillow", "psutil"], "vitallens"),
+    "vitallens": ["vitallens==0.6.2", "scipy", "Pillow", "psutil"],
 }
-_OPENRPPG = r"""
-import json, sys, importlib.metadata as md
-import rppg
-result = rppg.Model("FacePhys.rlap").process_video(sys.argv[1])
-print(json.dumps({"heart_rate_bpm": float(result["hr"]), "version": md.version("open-rppg")}))
+_CHILD = r"""
+import json, sys, time
+clock = lambda: (time.perf_counter(), time.process_time())
+w0, c0 = clock()
+{load}
+w1, c1 = clock()
+print(json.dumps({{"load_wall": w1 - w0, "load_cpu": c1 - c0, "version": version}}), flush=True)
+for path in sys.argv[1:]:
+    w, c = clock()
+    rate = estimate(path)
+    w2, c2 = clock()
+    print(json.dumps({{"wall": w2 - w, "cpu": c2 - c, "heart_rate_bpm": rate}}), flush=True)
 """
-_VITALLENS = r"""
-import json, sys, importlib.metadata as md
-from vitallens import VitalLens
-faces = VitalLens(method="pos", export_to_json=False)(sys.argv[1])
-rate = faces[0]["vitals"]["heart_rate"]["value"] if faces else None
-print(json.dumps({"heart_rate_bpm": rate, "version": md.version("vitallens")}))
-"""
+LOADS = {  # tool -> code defining version and estimate(path) -> heart rate, bpm (or None)
+    "smartmirror": "from importlib.metadata import version as v\nfrom pathlib import Path\n"
+                   "from smartmirror.report import analyze_video\nversion = v('smartmirror')\n"
+                   "estimate = lambda p: analyze_video(Path(p), method={method!r}, sections=())['heart_rate_bpm']",
+    "openrppg": "import rppg, importlib.metadata as md\nversion = md.version('open-rppg')\n"
+                "model = rppg.Model('FacePhys.rlap')\nfresh = model.state\n"
+                "def estimate(p):\n    model.state = fresh\n    return float(model.process_video(p)['hr'])",
+    "vitallens": "import importlib.metadata as md\nfrom vitallens import VitalLens\nversion = md.version('vitallens')\n"
+                 "lens = VitalLens(method='pos', export_to_json=False)\n"
+                 "def estimate(p):\n    faces = lens(p)\n    return faces[0]['vitals']['heart_rate']['value'] if faces "
+                 "else None",
+}
 
 
 def ensure_venv(path: Path, requirements: list[str]) -> Path | None:
@@ -93,105 +111,98 @@ def _env(project: bool) -> dict[str, str]:
     return env
 
 
-def timed(command: list[str], env: dict[str, str], timeout: float) -> dict:
-    """Run one process; wall and CPU seconds (user + sys of the child), heart rate from its last JSON line."""
+def timed(command: list[str], env: dict[str, str], timeout: float) -> tuple[float, float, list[dict], str | None]:
+    """Run one process: wall and CPU seconds (user + sys of the child), its JSON lines, an error or None."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     try:
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, cwd="/tmp")
         out, err, rc = done.stdout, done.stderr, done.returncode
-    except subprocess.TimeoutExpired as exc:
-        out, err, rc = "", f"timed out after {timeout:g} s: {exc.stderr!r}"[-2000:], -1
+    except subprocess.TimeoutExpired:
+        out, err, rc = "", f"timed out after {timeout:g} s", -1
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    result: dict = {"wall": wall, "cpu": cpu, "heart_rate_bpm": None, "error": None, "version": None}
-    lines = [line for line in out.splitlines() if line.startswith("{")]
-    if rc != 0 or not lines:
-        result["error"] = f"exit {rc}: {err.strip()[-600:]}"
-        return result
-    report = json.loads(lines[-1])
-    result["heart_rate_bpm"] = report.get("heart_rate_bpm")
-    result["version"] = report.get("version")
-    if result["heart_rate_bpm"] is None:
-        result["error"] = "no heart rate"
-    return result
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return wall, cpu, lines, None if rc == 0 and lines else f"exit {rc}: {err.strip()[-600:]}"
 
 
-def tool_commands(args: argparse.Namespace) -> dict[str, tuple[list[str], dict[str, str], str]]:
-    """Tool name -> (command before the clip path, environment, version) for the tools asked for and available."""
+def tool_commands(args: argparse.Namespace) -> dict[str, tuple[list[str], list[str], dict[str, str]]]:
+    """Tool -> (one-clip process command, many-clip warm command, environment), for the tools asked and available."""
     analyze = [sys.executable, "-m", "smartmirror.cli.app", "analyze", "--json", "--sections", ""]
-    from importlib.metadata import version
-
-    ours = version("smartmirror") if _installed("smartmirror") else "worktree"
-    tools = {"smartmirror": (analyze, _env(True), ours),
-             "smartmirror-facephys": ([*analyze, "--method", "facephys-rlap"], _env(True), ours)}
-    for name, code, venv in (("openrppg", _OPENRPPG, args.openrppg_venv), ("vitallens", _VITALLENS,
-                                                                            args.vitallens_venv)):
-        if name not in args.tools:
+    ours = {"smartmirror": (None, analyze), "smartmirror-facephys": ("facephys-rlap", [*analyze, "--method",
+                                                                                       "facephys-rlap"])}
+    tools = {}
+    for name in args.tools:
+        if name in ours:
+            method, process = ours[name]
+            warm = [sys.executable, "-c", _CHILD.format(load=LOADS["smartmirror"].format(method=method))]
+            tools[name] = (process, warm, _env(True))
             continue
-        python = ensure_venv(venv, PEERS[name][0])
+        venv = args.openrppg_venv if name == "openrppg" else args.vitallens_venv
+        python = ensure_venv(venv, PEERS[name])
         if python is None:
             print(f"{name}: venv {venv} could not be made, running without it", file=sys.stderr)
             continue
-        tools[name] = ([str(python), "-c", code], _env(False), _peer_version(python, PEERS[name][1]))
-    return {name: tools[name] for name in args.tools if name in tools}
+        child = [str(python), "-c", _CHILD.format(load=LOADS[name])]
+        tools[name] = (child, child, _env(False))
+    return tools
 
 
-def _installed(dist: str) -> bool:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        version(dist)
-        return True
-    except PackageNotFoundError:
-        return False
-
-
-def _peer_version(python: Path, dist: str) -> str:
-    done = subprocess.run([str(python), "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
-                          capture_output=True, text=True)
-    return done.stdout.strip() or "?"
-
-
-def run_tool(name: str, command: list[str], env: dict[str, str], clips: list[Path], runs: int,
+def run_tool(name: str, process: list[str], warm: list[str], env: dict[str, str], clips: list[Path], runs: int,
              timeout: float) -> dict:
-    """One cold run on the first clip, then ``runs`` rounds over all clips; the figures of the table row."""
-    def one(clip: Path) -> dict:
-        result = timed([*command, str(clip)], env, timeout)
-        truth = json.loads((clip.parent / "truth.json").read_text())["heart_rate_bpm"]
-        if result["heart_rate_bpm"] is not None:
-            result["abs_error"] = abs(result["heart_rate_bpm"] - truth)
-        status = result["error"] or f"{result['heart_rate_bpm']:.1f} bpm (truth {truth:.1f})"
-        print(f"  {name} {clip.parent.name}: wall {result['wall']:.1f} s, CPU {result['cpu']:.1f} s, {status}",
-              file=sys.stderr)
-        return result
+    """``runs`` rounds of one process per clip, then one process over all clips ``runs`` times; the table row."""
+    truth = {str(c): json.loads((c.parent / "truth.json").read_text())["heart_rate_bpm"] for c in clips}
+    walls, cpus, errors, failed = [], [], [], 0
 
-    cold = one(clips[0])
-    warm = [(clip, one(clip)) for _ in range(runs) for clip in clips]
-    ok = [r for _, r in warm if r["error"] is None]
-    first_clip = [r["wall"] for clip, r in warm if clip == clips[0]]
-    errors = [r["abs_error"] for r in ok]
+    def score(clip: Path, rate: float | None, wall: float, cpu: float, error: str | None, how: str) -> None:
+        nonlocal failed
+        error = error or (None if rate is not None else "no heart rate")
+        failed += error is not None
+        if error is None:
+            errors.append(abs(rate - truth[str(clip)]))
+        status = error or f"{rate:.1f} bpm (truth {truth[str(clip)]:.1f})"
+        print(f"  {name} {how} {clip.parent.name}: wall {wall:.1f} s, CPU {cpu:.1f} s, {status}", file=sys.stderr)
+
+    for _ in range(runs):
+        for clip in clips:
+            wall, cpu, lines, error = timed([*process, str(clip)], env, timeout)
+            rate = lines[-1].get("heart_rate_bpm") if lines else None
+            score(clip, rate, wall, cpu, error, "process")
+            if error is None and rate is not None:
+                walls.append(wall)
+                cpus.append(cpu)
+    order = clips * runs
+    _, _, lines, error = timed([*warm, *map(str, order)], env, timeout * len(order))
+    load, per_clip = (lines[0], lines[1:]) if lines and "load_wall" in lines[0] else ({}, [])
+    for clip, line in zip(order, per_clip, strict=False):
+        score(clip, line["heart_rate_bpm"], line["wall"], line["cpu"], None, "warm")
+    failed += len(order) - len(per_clip)
+    if error:
+        print(f"  {name} warm: {error}", file=sys.stderr)
+    steady = per_clip[1:] or per_clip
+    warm_wall = statistics.median(x["wall"] for x in steady) if steady else float("nan")
+    nan = float("nan")
     return {
-        "wall": statistics.median(r["wall"] for r in ok) if ok else float("nan"),
-        "cpu": statistics.median(r["cpu"] for r in ok) if ok else float("nan"),
-        "first_load": cold["wall"] - statistics.median(first_clip) if first_clip else float("nan"),
-        "median_error": statistics.median(errors) if errors else float("nan"),
-        "mae": statistics.fmean(errors) if errors else float("nan"),
-        "failed": len(warm) - len(ok) + (cold["error"] is not None),
-        "runs": len(warm) + 1,
+        "wall": statistics.median(walls) if walls else nan, "cpu": statistics.median(cpus) if cpus else nan,
+        "warm_wall": warm_wall, "warm_cpu": statistics.median(x["cpu"] for x in steady) if steady else nan,
+        "first_load": load["load_wall"] + per_clip[0]["wall"] - warm_wall if per_clip else nan,
+        "median_error": statistics.median(errors) if errors else nan,
+        "mae": statistics.fmean(errors) if errors else nan,
+        "failed": f"{failed}/{2 * len(order)}", "version": load.get("version", "?"),
     }
 
 
-def print_table(rows: dict[str, dict], versions: dict[str, str]) -> None:
+def print_table(rows: dict[str, dict]) -> None:
     base = rows.get("smartmirror")
-    print("| tool | version | wall s | CPU s | first load s | HR abs error median / mean, bpm | wall / SM | CPU / SM "
-          "| failed |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name, row in rows.items():
-        ratio = (f"{row['wall'] / base['wall']:.2f} | {row['cpu'] / base['cpu']:.2f}" if base else "- | -")
-        print(f"| {name} | {versions[name]} | {row['wall']:.2f} | {row['cpu']:.2f} | {row['first_load']:.2f} "
-              f"| {row['median_error']:.2f} / {row['mae']:.2f} | {ratio} | {row['failed']}/{row['runs']} |")
+    print("| tool | version | process wall s | process CPU s | warm wall s | warm CPU s | first load s "
+          "| HR abs error median / mean, bpm | process wall / CPU / warm CPU vs smartmirror | failed |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        ratio = "/".join(f"{r[k] / base[k]:.2f}" for k in ("wall", "cpu", "warm_cpu")) if base else "-"
+        print(f"| {name} | {r['version']} | {r['wall']:.2f} | {r['cpu']:.2f} | {r['warm_wall']:.2f} "
+              f"| {r['warm_cpu']:.2f} | {r['first_load']:.2f} | {r['median_error']:.2f} / {r['mae']:.2f} "
+              f"| {ratio} | {r['failed']} |")
 
 
 def main() -> None:
@@ -199,7 +210,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=8, help="number of synthetic clips")
     parser.add_argument("--duration", type=float, default=30.0, help="clip length, seconds")
     parser.add_argument("--codec", default="h264", help="clip codec for smartmirror synth")
-    parser.add_argument("--runs", type=int, default=3, help="rounds over all clips per tool (after one cold run)")
+    parser.add_argument("--runs", type=int, default=3, help="rounds over all clips per tool")
     parser.add_argument("--tools", default="smartmirror,smartmirror-facephys,openrppg,vitallens",
                         help="comma-separated: smartmirror, smartmirror-facephys, openrppg, vitallens")
     parser.add_argument("--clip-dir", type=Path, help="where the clips are rendered and reused "
@@ -216,14 +227,12 @@ def main() -> None:
     clips = make_clips(folder, args.clips, args.duration, args.codec)
     tools = tool_commands(args)
     load_before = os.getloadavg()
-    rows, versions = {}, {}
-    for name, (command, env, version) in tools.items():
-        rows[name], versions[name] = run_tool(name, command, env, clips, args.runs, args.timeout), version
+    rows = {name: run_tool(name, *command, clips, args.runs, args.timeout) for name, command in tools.items()}
     load_after = os.getloadavg()
-    print(f"{len(clips)} clips x {args.duration:g} s ({args.codec}, 640x480, 30 fps), {args.runs} run(s) each "
-          f"after one cold run; {os.cpu_count()} CPUs; load average (1/5/15 min) before "
-          f"{'/'.join(f'{x:.1f}' for x in load_before)}, after {'/'.join(f'{x:.1f}' for x in load_after)}")
-    print_table(rows, versions)
+    load = " -> ".join("/".join(f"{x:.1f}" for x in avg) for avg in (load_before, load_after))
+    print(f"{len(clips)} clips x {args.duration:g} s ({args.codec}, 640x480, 30 fps), {args.runs} run(s) each; "
+          f"{os.cpu_count()} CPUs; load average (1/5/15 min) {load}")
+    print_table(rows)
     missing = [t for t in args.tools if t not in tools]
     if missing:
         print(f"not run: {', '.join(missing)}")
