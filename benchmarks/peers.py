@@ -12,7 +12,7 @@ clip's truth.json) into ``--clip-dir``, copied without re-encoding into MP4 (vit
 and reused. SmartMirror runs as ``smartmirror analyze CLIP --json
 --sections ""`` (vitals only), with its default method and with ``--method facephys-rlap``.
 
-Two ways, timed for wall and CPU (user + sys of all threads):
+Two ways, timed for wall and CPU (user + sys of all threads and of child processes such as ffmpeg):
 
 - process: ``--runs`` rounds of one process per clip, start to exit (``resource.getrusage`` of the child), as a
   user who runs the command once per clip pays it: imports and model loading in every run;
@@ -45,8 +45,10 @@ PEERS = {  # tool -> pip requirements of its venv
     "vitallens": ["vitallens==0.6.2", "scipy", "Pillow", "psutil"],
 }
 _CHILD = r"""
-import json, sys, time
-clock = lambda: (time.perf_counter(), time.process_time())
+import json, resource, sys, time
+def clock():  # wall; CPU of this process and of its finished children (vitallens decodes in ffmpeg processes)
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.perf_counter(), own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 w0, c0 = clock()
 {load}
 w1, c1 = clock()
