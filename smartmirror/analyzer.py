@@ -37,6 +37,17 @@ class State(Protocol):
         """The state as plain JSON types (the REST API's and the docs' keys)."""
 
 
+def finite_number(value: Any) -> float | None:
+    """``value`` as a finite float, or None (None, bools, strings, NaN and infinities are not numbers)."""
+    if value is None or isinstance(value, bool | str):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def json_value(value: Any) -> Any:
     """``value`` in plain JSON types: a :class:`State` by its ``to_json()``, other dataclasses to dicts (field
     order), tuples to lists, numpy to Python, non-finite floats to None."""

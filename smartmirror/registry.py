@@ -127,21 +127,16 @@ def analyzer_specs(
     unknown = [name for name in names if name not in registry]
     if unknown:
         raise ValueError(f"unknown analyzers {unknown}; choose from {list(ANALYZER_NAMES)}")
-    specs = [registry[name] for name in names]
-    for name, rate in (rates_s or {}).items():
-        specs = [replace(spec, rate_s=rate) if spec.name == name else spec for spec in specs]
-    return specs
+    rates_s = rates_s or {}
+    return [replace(registry[name], rate_s=rates_s[name]) if name in rates_s else registry[name] for name in names]
 
 
 def specs_for(analyzers: Mapping[str, Analyzer], rates_s: Mapping[str, float | None] | None = None
               ) -> list[AnalyzerSpec]:
     """Specs for ready-made analyzer instances, scheduled like the registered ones of the same name."""
     standard = {spec.name: spec for spec in analyzer_specs(ANALYZER_NAMES, rates_s=rates_s)}
-    specs = []
-    for name, analyzer in analyzers.items():
-        base = standard.get(name, AnalyzerSpec(name, lambda analyzer=analyzer: analyzer))
-        specs.append(replace(base, factory=lambda analyzer=analyzer: analyzer))
-    return specs
+    return [replace(standard[name], factory=lambda a=analyzer: a) if name in standard
+            else AnalyzerSpec(name, lambda a=analyzer: a) for name, analyzer in analyzers.items()]
 
 
 def ordered(specs: Iterable[AnalyzerSpec]) -> list[AnalyzerSpec]:

@@ -7,13 +7,13 @@ uses the defaults of :mod:`smartmirror.agent.context`) and are None in the sampl
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from smartmirror.analyzer import finite_number
 from smartmirror.emotion.state import EmotionState
 from smartmirror.fatigue.state import FatigueState
 from smartmirror.vitals.state import VitalsState
@@ -44,7 +44,7 @@ class HeartRateBaseline:
 
 def stress_score(vitals: VitalsState | None) -> float | None:
     """The stress score 0..100 of a vitals state, or None while it has none."""
-    return None if vitals is None or vitals.stress is None else _number(vitals.stress.score)
+    return None if vitals is None or vitals.stress is None else finite_number(vitals.stress.score)
 
 
 def local_hour(now: float) -> float:
@@ -84,7 +84,7 @@ def context_from_states(
     _put_number(context, "stress_score", stress_score(vitals), 0.0, 100.0)
     _put_number(context, "emotion_valence", None if emotion is None else emotion.valence, -1.0, 1.0)
     _put_number(context, "emotion_arousal", None if emotion is None else emotion.arousal, -1.0, 1.0)
-    heart_rate = None if vitals is None else _number(vitals.heart_rate_bpm)
+    heart_rate = None if vitals is None else finite_number(vitals.heart_rate_bpm)
     if heart_rate is not None:
         context["heart_rate_delta_bpm"] = heart_rate_baseline.delta_bpm(heart_rate)
     return context
@@ -98,26 +98,18 @@ def sample_from_states(face: Mapping[str, Any] | None, fatigue: FatigueState | N
         "t_wall": now,
         "mode": mode,
         "face_present": bool((face or {}).get("face_present", False)),
-        "heart_rate_bpm": None if vitals is None else _number(vitals.heart_rate_bpm),
+        "heart_rate_bpm": None if vitals is None else finite_number(vitals.heart_rate_bpm),
         "stress_score": stress_score(vitals),
-        "drowsiness_probability": None if fatigue is None else _number(fatigue.drowsiness_probability),
-        "perclos": None if fatigue is None else _number(fatigue.perclos),
-        "blinks_per_min": None if fatigue is None else _number(fatigue.blinks_per_min),
+        "drowsiness_probability": None if fatigue is None else finite_number(fatigue.drowsiness_probability),
+        "perclos": None if fatigue is None else finite_number(fatigue.perclos),
+        "blinks_per_min": None if fatigue is None else finite_number(fatigue.blinks_per_min),
         "emotion_label": None if emotion is None else emotion.label,
-        "emotion_valence": None if emotion is None else _number(emotion.valence),
-        "emotion_arousal": None if emotion is None else _number(emotion.arousal),
+        "emotion_valence": None if emotion is None else finite_number(emotion.valence),
+        "emotion_arousal": None if emotion is None else finite_number(emotion.arousal),
     }
 
 
-def _number(value: float | None) -> float | None:
-    """A finite float, or None."""
-    if value is None or isinstance(value, bool):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
 def _put_number(context: dict[str, Any], key: str, value: float | None, low: float, high: float) -> None:
-    number = _number(value)
+    number = finite_number(value)
     if number is not None:
         context[key] = min(max(number, low), high)

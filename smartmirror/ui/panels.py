@@ -18,6 +18,7 @@ import streamlit as st
 
 from smartmirror.agent import box_breathing_phase, explicit_reward
 from smartmirror.agent.from_states import stress_score
+from smartmirror.analyzer import finite_number
 from smartmirror.emotion.labels import EMOTION_LABELS
 from smartmirror.emotion.state import EmotionState
 from smartmirror.fatigue.state import FatigueState
@@ -29,7 +30,6 @@ from smartmirror.ui.format import (
     clip01,
     heart_rate_text,
     measuring_text,
-    number,
     percent_text,
     unit_text,
 )
@@ -90,8 +90,8 @@ def render_vitals(snapshot: Mapping[str, StateEntry], hold: ReadingHold | None =
         return
     vitals: VitalsState | None
     face_present = vitals is not None and vitals.face_present
-    confidence = None if vitals is None else number(vitals.heart_rate_confidence)
-    heart_rate = None if vitals is None else number(vitals.heart_rate_bpm)
+    confidence = None if vitals is None else finite_number(vitals.heart_rate_confidence)
+    heart_rate = None if vitals is None else finite_number(vitals.heart_rate_bpm)
     held_for_s = None
     if hold is not None:
         held = hold.update(heart_rate, face_present=face_present, now=time.monotonic())
@@ -109,12 +109,12 @@ def render_vitals(snapshot: Mapping[str, StateEntry], hold: ReadingHold | None =
         note = measuring_text(_warmup_left(vitals, "heart_rate")) if vitals is None or face_present else ""
         message = (vitals.message if vitals is not None else None) or ""
         st.caption(" · ".join(t for t in (note, message) if t) or "waiting for a face")
-    wave = [] if vitals is None else [v for v in (number(x) for x in vitals.pulse_waveform) if v is not None]
+    wave = [] if vitals is None else [v for v in (finite_number(x) for x in vitals.pulse_waveform) if v is not None]
     if len(wave) > 1:
         st.markdown(pulse_svg(wave[-240:]), unsafe_allow_html=True)
-    rmssd = None if vitals is None or vitals.hrv is None else number(vitals.hrv.rmssd_ms)
-    respiration = None if vitals is None else number(vitals.respiration_rate_bpm)
-    spo2 = None if vitals is None else number(vitals.spo2_percent)
+    rmssd = None if vitals is None or vitals.hrv is None else finite_number(vitals.hrv.rmssd_ms)
+    respiration = None if vitals is None else finite_number(vitals.respiration_rate_bpm)
+    spo2 = None if vitals is None else finite_number(vitals.spo2_percent)
     readings = (
         ("HRV (RMSSD)", "hrv", None if rmssd is None else unit_text(rmssd, "ms"), None),
         ("Breaths/min", "respiration", None if respiration is None else unit_text(respiration, ""),
@@ -135,7 +135,7 @@ def render_vitals(snapshot: Mapping[str, StateEntry], hold: ReadingHold | None =
 
 def _warmup_left(vitals: VitalsState | None, vital: str) -> float | None:
     """Seconds of face data ``vital`` ("heart_rate", "spo2", "respiration", "hrv") still needs (None: unknown)."""
-    return None if vitals is None else number(getattr(vitals.warmup_s_left, vital))
+    return None if vitals is None else finite_number(getattr(vitals.warmup_s_left, vital))
 
 
 def pulse_svg(values: list[float], *, width: int = 420, height: int = 70) -> str:
@@ -171,16 +171,16 @@ def render_emotion(snapshot: Mapping[str, StateEntry]) -> None:
         return
     emotion: EmotionState | None
     label = None if emotion is None else emotion.label
-    confidence = None if emotion is None else number(emotion.confidence)
+    confidence = None if emotion is None else finite_number(emotion.confidence)
     st.progress(clip01(confidence), text=f"Emotion: {label or 'measuring...'} ({percent_text(confidence)})")
     probabilities = {} if emotion is None else emotion.probabilities
     classes = list(EMOTION_LABELS) + [c for c in probabilities if c not in EMOTION_LABELS]
     left, right = st.columns(2)
     for i, name in enumerate(classes):
-        p = number(probabilities.get(name))
+        p = finite_number(probabilities.get(name))
         (left if i % 2 == 0 else right).progress(clip01(p), text=f"{name} {percent_text(p)}")
-    valence = None if emotion is None else number(emotion.valence)
-    arousal = None if emotion is None else number(emotion.arousal)
+    valence = None if emotion is None else finite_number(emotion.valence)
+    arousal = None if emotion is None else finite_number(emotion.arousal)
     left, right = st.columns(2)
     left.progress(clip01(None if valence is None else (valence + 1) / 2),
                   text=f"Valence {DASH if valence is None else f'{valence:+.2f}'} (unpleasant to pleasant)")
@@ -198,8 +198,8 @@ def render_identity(snapshot: Mapping[str, StateEntry]) -> None:
     if identity is None or (identity.age_years is None and identity.gender is None):
         st.caption(f"measuring... {(identity.reason if identity is not None else None) or ''}".strip())
         return
-    age, spread = number(identity.age_years), number(identity.age_spread_years)
-    gender, confidence = identity.gender, number(identity.gender_confidence)
+    age, spread = finite_number(identity.age_years), finite_number(identity.age_spread_years)
+    gender, confidence = identity.gender, finite_number(identity.gender_confidence)
     left, right = st.columns(2)
     left.metric("Age", DASH if age is None else f"{age:.0f} years",
                 help=None if spread is None else f"spread (IQR) over frames: {spread:.1f} years")
@@ -219,13 +219,13 @@ def render_fatigue(snapshot: Mapping[str, StateEntry], *, driver: bool = False) 
         st.error("Microsleep detected: pull over somewhere safe and rest.")
     elif driver and fatigue is not None and fatigue.alert:
         st.error("You look drowsy: take a break soon.")
-    drowsiness = None if fatigue is None else number(fatigue.drowsiness_probability)
+    drowsiness = None if fatigue is None else finite_number(fatigue.drowsiness_probability)
     st.progress(clip01(drowsiness), text=f"Drowsiness {percent_text(drowsiness)}")
-    perclos = None if fatigue is None else number(fatigue.perclos)
+    perclos = None if fatigue is None else finite_number(fatigue.perclos)
     st.progress(clip01(perclos), text=f"PERCLOS (eyes closed) {percent_text(perclos)}")
     col_blinks, col_yawns = st.columns(2)
     col_blinks.metric("Blinks", unit_text(None if fatigue is None else fatigue.blinks_per_min, "/min"))
-    yawns = None if fatigue is None else number(fatigue.yawns)
+    yawns = None if fatigue is None else finite_number(fatigue.yawns)
     col_yawns.metric("Yawns", DASH if yawns is None else f"{yawns:.0f}")
 
 
