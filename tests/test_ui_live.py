@@ -96,3 +96,40 @@ def test_streamlit_webrtc_sends_the_edited_answer():
     assert sent.sdp.count("b=AS:") == 1
     worker.pc.localDescription = None
     assert WebRtcWorker.local_description.fget(worker) is None
+
+
+def _remb_estimates(estimator, *, seconds: float, delay_growth_ms_per_s: float) -> list[int]:
+    """REMB bit rates an aiortc estimator sends for a 1.5 Mbit/s video stream (100 packets/s of 1875 bytes) whose
+    arrival falls behind its send time by ``delay_growth_ms_per_s`` each second (a busy receiving process)."""
+    estimates = []
+    for k in range(int(seconds * 100)):
+        send_s = k / 100
+        arrival_ms = int(1000 * send_s * (1 + delay_growth_ms_per_s / 1000)) + 50
+        abs_send_time = int(send_s * (1 << 18)) & 0xFFFFFF  # 6.18 fixed point seconds, 24 bits
+        remb = estimator.add(arrival_time_ms=arrival_ms, abs_send_time=abs_send_time, payload_size=1875, ssrc=1)
+        if remb is not None:
+            estimates.append(remb[0])
+    return estimates
+
+
+def test_receiver_feedback_never_asks_the_browser_for_less_than_the_floor():
+    """aiortc's own delay-based estimator reads a receiving process that falls behind as congestion and lowers
+    its REMB (the browser follows it: 2.1 Mbit/s -> 240 kbit/s in 40 s in the app); the floored one does not."""
+    from aiortc import rtcrtpreceiver
+    from aiortc.rate import RemoteBitrateEstimator
+
+    from smartmirror.ui.sdp import MIN_KBIT_S, floor_receiver_bitrate_feedback, floored_remb
+
+    assert floored_remb(None) is None
+    assert floored_remb((300_000, [7])) == (MIN_KBIT_S * 1000, [7])
+    assert floored_remb((6_000_000, [7])) == (6_000_000, [7])
+
+    plain = _remb_estimates(RemoteBitrateEstimator(), seconds=20, delay_growth_ms_per_s=30)
+    assert plain and min(plain) < MIN_KBIT_S * 1000  # the problem, reproduced with aiortc's own class
+
+    floor_receiver_bitrate_feedback()
+    floor_receiver_bitrate_feedback()  # idempotent: one subclass
+    floored_class = rtcrtpreceiver.RemoteBitrateEstimator
+    assert floored_class is not RemoteBitrateEstimator and issubclass(floored_class, RemoteBitrateEstimator)
+    floored = _remb_estimates(floored_class(), seconds=20, delay_growth_ms_per_s=30)
+    assert len(floored) == len(plain) and min(floored) >= MIN_KBIT_S * 1000

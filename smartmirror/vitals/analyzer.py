@@ -206,7 +206,7 @@ class VitalsAnalyzer:
                          background)
             if _DEBUG_PATH:  # the background's colours tell the codec's and the camera's share from the face's
                 _debug({"t": t, "rgb": [float(v) for v in sample.rgb],
-                        "reused": bool(getattr(packet, "reused_face", 0)),
+                        "reused": bool(getattr(packet, "reused_face", False)),  # interpolated landmarks (live)
                         "background": [float(v) for v in background],
                         "wall": time.monotonic()})
             message = quality.presence_message(face.presence_score, skin)
@@ -227,51 +227,51 @@ class VitalsAnalyzer:
         self.state_ = self._live_state(t, face is not None, message)
         return self.state_
 
-    def _current_segment_trace(self, seconds: float) -> pipeline.VitalsTrace | None:
-        """The last ``seconds`` of the current run of face frames (None when the face is not in view now).
-
-        Gaps up to ``pipeline.MAX_GAP_S`` are bridged by resampling; a longer one ends the run.
-        """
+    def _recent_trace(self, seconds: float) -> pipeline.VitalsTrace | None:
+        """The last ``seconds`` of per-frame data (None when the face is not in view now: no colour measured in
+        the last ``pipeline.MAX_GAP_S``)."""
         trace = self.trace()
         times = trace.times_s
         valid = np.flatnonzero(np.all(np.isfinite(trace.rgb), axis=1))
         if len(valid) == 0 or times[-1] - times[valid[-1]] > pipeline.MAX_GAP_S:
             return None
+        return trace.since(times[-1] - seconds)
+
+    def _current_segment_trace(self, seconds: float) -> pipeline.VitalsTrace | None:
+        """The last ``seconds`` of the current run of face frames (None when the face is not in view now).
+
+        Gaps up to ``pipeline.MAX_GAP_S`` are bridged by resampling; a longer one ends the run.
+        """
+        trace = self._recent_trace(self.max_seconds)
+        if trace is None:
+            return None
+        times = trace.times_s
+        valid = np.flatnonzero(np.all(np.isfinite(trace.rgb), axis=1))
         breaks = np.flatnonzero(np.diff(times[valid]) > pipeline.MAX_GAP_S)
         start = valid[breaks[-1] + 1] if len(breaks) else valid[0]
-        start = max(int(start), int(np.searchsorted(times, times[-1] - seconds)))
-        pick = slice(start, int(valid[-1]) + 1)
-        return pipeline.VitalsTrace(
-            times_s=times[pick], rgb=trace.rgb[pick], presence=trace.presence[pick],
-            skin_fraction=trace.skin_fraction[pick], face_y=trace.face_y[pick],
-            crops=None if trace.crops is None else trace.crops[pick],
-            background_rgb=None if trace.background_rgb is None else trace.background_rgb[pick],
-        )
+        return trace.since(max(float(times[start]), float(times[-1] - seconds)))
 
     def _face_seconds(self, t: float) -> float:
         return 0.0 if self.run_start_t_ is None else max(0.0, t - self.run_start_t_)
 
     def _update_heart_rate(self) -> None:
-        trace = self._current_segment_trace(pooled_rate.LIVE_POOL_S + 2.0)
-        if trace is None:
+        trace = self._recent_trace(pooled_rate.LIVE_POOL_S + 2.0)
+        segments = [] if trace is None else pipeline.build_segments(trace, self.method)
+        if trace is None or not segments:
             self.reading_ = None
-            self.waveform_ = []
-            return
-        segments = pipeline.build_segments(trace, self.method)
-        if not segments:
-            self.reading_ = None
+            self.waveform_ = [] if trace is None else self.waveform_
             return
         segment = segments[-1]
         tail = int(self.waveform_s * GRID_RATE_HZ)
         filtered = bandpass(segment.pulse, sampling_rate=GRID_RATE_HZ, low_hz=0.6, high_hz=4.0)[-tail:]
         scale = float(np.max(np.abs(filtered))) or 1.0
         self.waveform_ = [round(float(v), 3) for v in filtered / scale]
-        estimate = pooled_rate.pooled_window_estimate(segment.pulse, segment.rgb, sampling_rate=GRID_RATE_HZ,
-                                                      t0_s=float(segment.grid_s[0]))
+        runs = [pooled_rate.PulseRun(s.pulse, s.rgb, float(s.grid_s[0])) for s in segments]
+        estimate = pooled_rate.pooled_runs_estimate(runs, sampling_rate=GRID_RATE_HZ)
         if estimate is None:  # too few windows pooled yet: warming up, nothing shown
             self.reading_ = None
             return
-        self.reading_ = pooled_rate.pooled_reading(estimate)  # the pool is the continuity (a gap > MAX_GAP_S restarts)
+        self.reading_ = pooled_rate.pooled_reading(estimate)  # the 30 s pool is the continuity, across stalls too
         if _DEBUG_PATH:
             _debug({"update": float(segment.grid_s[-1]), "window_bpm": estimate.bpm, "snr": estimate.snr_db,
                     "conf": estimate.confidence, "shown": self.reading_.heart_rate_bpm,

@@ -68,6 +68,16 @@ class VitalsTrace:
     def frames(self) -> int:
         return len(self.times_s)
 
+    def since(self, t_s: float) -> VitalsTrace:
+        """The frames at ``t_s`` seconds or later."""
+        pick = slice(int(np.searchsorted(self.times_s, t_s)), None)
+        return VitalsTrace(
+            times_s=self.times_s[pick], rgb=self.rgb[pick], presence=self.presence[pick],
+            skin_fraction=self.skin_fraction[pick], face_y=self.face_y[pick],
+            crops=None if self.crops is None else self.crops[pick],
+            background_rgb=None if self.background_rgb is None else self.background_rgb[pick],
+        )
+
 
 @dataclass(frozen=True)
 class Segment:

@@ -1,10 +1,14 @@
 """The live heart rate: the peaks of the mean of the last 30 s of window spectra, rated as the clip report's path.
 
-:func:`pooled_window_estimate` pools, :func:`pooled_dominance` asks that no rival rhythm ties the pulse,
-:func:`pooled_reading` gates the result at :data:`smartmirror.vitals.heart.CONFIDENCE_GATE`.
+:func:`pooled_runs_estimate` pools (over the runs of face data between stalls), :func:`pooled_dominance` asks
+that no rival rhythm ties the pulse, :func:`pooled_reading` gates the result at
+:data:`smartmirror.vitals.heart.CONFIDENCE_GATE`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -13,7 +17,7 @@ from smartmirror.vitals.noise_floor import path_floor_margins
 from smartmirror.vitals.rate_path import PATH_GRID_BPM, RatePath, path_confidence, path_covariance, window_spectra
 from smartmirror.vitals.spectrum import SpectralPeak, pulse_snr_db, resolve_harmonics, spectral_peaks
 
-#: Seconds of the current face run whose window spectra the live reading pools (:func:`pooled_window_estimate`).
+#: Seconds of face data whose window spectra the live reading pools (:func:`pooled_runs_estimate`).
 LIVE_POOL_S = 30.0
 #: Sliding windows the live reading needs in its pool before it is shown (the first ends at MIN_WINDOW_S, one a
 #: second after: 10 windows is 15 s of face).
@@ -25,11 +29,31 @@ LIVE_FAST_SNR_DB = 3.0
 LIVE_FAST_WINDOWS = 3
 
 
+@dataclass(frozen=True)
+class PulseRun:
+    """One unbroken stretch of pulse on an even grid: ``pulse`` (n,), its skin colours ``rgb`` (n, 3) or None,
+    and the time of its first sample ``t0_s`` (seconds)."""
+
+    pulse: np.ndarray
+    rgb: np.ndarray | None
+    t0_s: float
+
+
 def pooled_window_estimate(
     pulse: np.ndarray, rgb: np.ndarray | None, *, sampling_rate: float, t0_s: float = 0.0,
     pool_s: float = LIVE_POOL_S, min_windows: int = LIVE_MIN_WINDOWS,
 ) -> WindowEstimate | None:
-    """The live reading: the peaks of the mean of the last ``pool_s`` seconds' window spectra.
+    """The live reading of one unbroken run of pulse: :func:`pooled_runs_estimate` of ``[PulseRun(pulse, rgb,
+    t0_s)]``."""
+    return pooled_runs_estimate([PulseRun(pulse, rgb, t0_s)], sampling_rate=sampling_rate, pool_s=pool_s,
+                                min_windows=min_windows)
+
+
+def pooled_runs_estimate(
+    runs: Sequence[PulseRun], *, sampling_rate: float, pool_s: float = LIVE_POOL_S,
+    min_windows: int = LIVE_MIN_WINDOWS,
+) -> WindowEstimate | None:
+    """The live reading: the peaks of the mean of the window spectra that end in the last ``pool_s`` seconds.
 
     One 10 s window of a sub-1 % pulse is often led by an artefact (head motion, lighting, the codec): on the
     PhysRecorder webcam recording (oximeter 68-72 beats/min all along) a quarter to a third of the lossless
@@ -40,46 +64,97 @@ def pooled_window_estimate(
     face shows nothing), so a live value and the report agree on what is
     trustworthy. The price is lag: a rate change shows in full after about ``pool_s / 2`` seconds.
 
+    The windows may come from several runs (``runs``, in time order): a stall of the live stream longer than
+    :data:`smartmirror.vitals.pipeline.MAX_GAP_S` splits the face data, and no window spans the gap, but the
+    windows before it still count, so a stall of a second or two does not restart the pool.
+
     Parameters
     ----------
-    pulse : ndarray, shape (n,)
-        The current face run's pulse on an even grid starting at ``t0_s`` (its last ``pool_s`` seconds are used).
-    rgb : ndarray, shape (n, 3), optional
-        The matching skin colours (for the colour part of the confidence; 0.5 without).
+    runs : sequence of PulseRun
+        The pulse runs (each on an even grid of ``sampling_rate``); runs shorter than one window add nothing.
     sampling_rate : float
         In Hz (samples/second).
 
     Returns None while fewer than ``min_windows`` windows are in the pool (fewer than :data:`LIVE_FAST_WINDOWS`
     for a clear pulse: see :data:`LIVE_FAST_SNR_DB`).
     """
-    drop = max(0, len(pulse) - int(round(pool_s * sampling_rate)))
-    pulse, t0_s = pulse[drop:], t0_s + drop / sampling_rate
-    rgb = None if rgb is None else rgb[drop:]
-    times, spectra, raw = window_spectra(pulse, sampling_rate=sampling_rate, t0_s=t0_s)
-    if len(times) == 0:
+    keep = int(round(pool_s * sampling_rate))
+    per_run = []
+    for run in runs:
+        times, spectra, raw = window_spectra(run.pulse[-keep:], sampling_rate=sampling_rate,
+                                             t0_s=run.t0_s + max(0, len(run.pulse) - keep) / sampling_rate)
+        if len(times):
+            per_run.append((run, times, spectra, raw))
+    if not per_run:
         return None
-    recent = times >= times[-1] - (pool_s - WINDOW_S) - 1e-9
-    times, spectra = times[recent], spectra[recent]
-    raw = [pair for pair, keep_it in zip(raw, recent, strict=True) if keep_it]
+    latest = per_run[-1][1][-1]
+    pool = []
+    for run, times, spectra, raw in per_run:
+        recent = times >= latest - (pool_s - WINDOW_S) - 1e-9
+        if recent.any():
+            pool.append((run, times[recent], spectra[recent], [pair for pair, k in zip(raw, recent, strict=True) if k]))
+    times = np.concatenate([p[1] for p in pool])
     if len(times) < min(min_windows, LIVE_FAST_WINDOWS):
         return None
-    pooled = spectra.mean(axis=0)
+    pooled = np.concatenate([p[2] for p in pool]).mean(axis=0)
     grid_hz = PATH_GRID_BPM / 60.0
     peaks = spectral_peaks(grid_hz, pooled)
+    if _COLOUR_WEIGHTING and all(run.rgb is not None for run, *_ in pool):
+        peaks = colour_weighted_peaks(peaks, [(run.rgb[-keep:], run_times, run.t0_s + max(0, len(run.pulse) - keep)
+                                               / sampling_rate) for run, run_times, _, _ in pool],
+                                      sampling_rate=sampling_rate)
     best = resolve_harmonics(peaks, noise_floor=float(np.median(pooled)))
     if best is None:
         return WindowEstimate(float(times[-1]), None, (), -60.0, None, 0.0)
-    snr = np.array([pulse_snr_db(freqs, power, best.bpm) for freqs, power in raw])
+    snr = np.array([pulse_snr_db(freqs, power, best.bpm) for p in pool for freqs, power in p[3]])
     dominance = pooled_dominance(best, peaks)
     if len(times) < min_windows and not (np.median(snr) >= LIVE_FAST_SNR_DB and dominance >= 1.0):
         return None
-    rates = np.full(len(times), best.bpm)
-    covariance = None if rgb is None else path_covariance(rgb, times, rates, sampling_rate=sampling_rate, t0_s=t0_s)
-    margins = None if rgb is None else path_floor_margins(rgb, times, rates, sampling_rate=sampling_rate, t0_s=t0_s)
-    path = RatePath(times, rates, snr, covariance, None, margins)   # the pulse must clear the noise floor live too
+    with_colour = all(run.rgb is not None for run, *_ in pool)
+    covariance = margins = None
+    if with_colour:  # each run's windows measured on its own colours (the pulse must clear the noise floor live too)
+        covariance = np.zeros((3, 3))
+        margin_parts = []
+        for run, run_times, _, _ in pool:
+            rates = np.full(len(run_times), best.bpm)
+            run_t0 = run.t0_s + max(0, len(run.pulse) - keep) / sampling_rate
+            rgb = run.rgb[-keep:]
+            covariance += path_covariance(rgb, run_times, rates, sampling_rate=sampling_rate, t0_s=run_t0)
+            margin_parts.append(path_floor_margins(rgb, run_times, rates, sampling_rate=sampling_rate, t0_s=run_t0))
+        margins = np.concatenate(margin_parts)
+    path = RatePath(times, np.full(len(times), best.bpm), snr, covariance, None, margins)
     ordered = (best,) + tuple(p for p in peaks if p is not best)
     confidence = path_confidence(path) * dominance
     return WindowEstimate(float(times[-1]), best.bpm, ordered, float(np.median(snr)), path.signature, confidence)
+
+
+import os
+_COLOUR_WEIGHTING = os.environ.get("SM_COLOUR_WEIGHT", "1") == "1"
+#: Candidate peaks of the pooled spectrum whose colour is checked, and the planar share (pulse-rate colour
+#: variance off the intensity axis, :class:`~smartmirror.vitals.colour_signature.PulseSignature`) at which a
+#: peak keeps its whole power; below it the power is scaled down in proportion, to at most PLANAR_MIN_WEIGHT.
+COLOUR_CANDIDATES = 4
+PLANAR_FULL_SHARE = 0.08
+PLANAR_MIN_WEIGHT = 0.25
+
+
+def colour_weighted_peaks(peaks: list[SpectralPeak], runs: list[tuple[np.ndarray, np.ndarray, float]], *,
+                          sampling_rate: float) -> list[SpectralPeak]:
+    """The strongest :data:`COLOUR_CANDIDATES` peaks with their power scaled by how far their colour variation
+    leaves the intensity axis (``runs``: (rgb, window end times, t0_s) of the pooled windows), strongest first."""
+    from smartmirror.vitals.colour_signature import signature_of_covariance
+
+    weighted = []
+    for peak in peaks[:COLOUR_CANDIDATES]:
+        covariance = np.zeros((3, 3))
+        for rgb, times, t0_s in runs:
+            covariance += path_covariance(rgb, times, np.full(len(times), peak.bpm), sampling_rate=sampling_rate,
+                                          t0_s=t0_s)
+        signature = signature_of_covariance(covariance)
+        share = 0.0 if signature is None else signature.planar_share
+        weight = float(np.clip(share / PLANAR_FULL_SHARE, PLANAR_MIN_WEIGHT, 1.0))
+        weighted.append(SpectralPeak(peak.bpm, peak.power * weight))
+    return sorted(weighted, key=lambda p: p.power, reverse=True)
 
 
 #: Pooled-spectrum dominance: a rival peak (> :data:`RIVAL_SEPARATION_BPM` away, not the pulse's harmonic) with
