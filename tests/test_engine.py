@@ -552,3 +552,33 @@ def test_a_skipped_frame_gets_landmarks_between_the_tracked_faces_around_it(astr
     assert between_faces(0.5, None, (1.0, moved)) is moved  # nothing before: the face after
     too_old = 1.0 - MAX_INTERPOLATION_S - 0.1
     assert between_faces(0.95, (too_old, face), (1.0, moved)) is moved
+
+
+def test_the_face_tracker_is_ready_before_the_first_frame(clip_packets):
+    """MediaPipe's graphs are built and run once on a blank frame when the engine starts, not on the camera's
+    first frame (1-3 s of CPU there starved the browser's capture as its stream began); then the first real
+    frame is tracked at once."""
+    from smartmirror.face import FaceTracker
+
+    trackers: list[FaceTracker] = []
+
+    def factory() -> FaceTracker:
+        trackers.append(FaceTracker(static_image_mode=False))
+        return trackers[-1]
+
+    engine = Engine([], tracker_factory=factory).start()
+    try:
+        deadline = time.monotonic() + 30
+        while not (trackers and trackers[0]._mesh is not None):  # the models are loaded with no frame submitted
+            assert time.monotonic() < deadline, "the tracker was not built before the first frame"
+            time.sleep(0.05)
+        assert engine.frames_submitted == 0
+        packets, _ = clip_packets
+        engine.submit(packets[0])
+        deadline = time.monotonic() + 10
+        while (entry := engine.store.get("face")) is None or entry.state is None:
+            assert time.monotonic() < deadline, "the first frame was not tracked"
+            time.sleep(0.02)
+        assert entry.state["face_present"] is True and len(trackers) == 1
+    finally:
+        engine.stop()

@@ -99,10 +99,6 @@ def pooled_runs_estimate(
     pooled = np.concatenate([p[2] for p in pool]).mean(axis=0)
     grid_hz = PATH_GRID_BPM / 60.0
     peaks = spectral_peaks(grid_hz, pooled)
-    if _COLOUR_WEIGHTING and all(run.rgb is not None for run, *_ in pool):
-        peaks = colour_weighted_peaks(peaks, [(run.rgb[-keep:], run_times, run.t0_s + max(0, len(run.pulse) - keep)
-                                               / sampling_rate) for run, run_times, _, _ in pool],
-                                      sampling_rate=sampling_rate)
     best = resolve_harmonics(peaks, noise_floor=float(np.median(pooled)))
     if best is None:
         return WindowEstimate(float(times[-1]), None, (), -60.0, None, 0.0)
@@ -126,35 +122,6 @@ def pooled_runs_estimate(
     ordered = (best,) + tuple(p for p in peaks if p is not best)
     confidence = path_confidence(path) * dominance
     return WindowEstimate(float(times[-1]), best.bpm, ordered, float(np.median(snr)), path.signature, confidence)
-
-
-import os
-_COLOUR_WEIGHTING = os.environ.get("SM_COLOUR_WEIGHT", "1") == "1"
-#: Candidate peaks of the pooled spectrum whose colour is checked, and the planar share (pulse-rate colour
-#: variance off the intensity axis, :class:`~smartmirror.vitals.colour_signature.PulseSignature`) at which a
-#: peak keeps its whole power; below it the power is scaled down in proportion, to at most PLANAR_MIN_WEIGHT.
-COLOUR_CANDIDATES = 4
-PLANAR_FULL_SHARE = 0.08
-PLANAR_MIN_WEIGHT = 0.25
-
-
-def colour_weighted_peaks(peaks: list[SpectralPeak], runs: list[tuple[np.ndarray, np.ndarray, float]], *,
-                          sampling_rate: float) -> list[SpectralPeak]:
-    """The strongest :data:`COLOUR_CANDIDATES` peaks with their power scaled by how far their colour variation
-    leaves the intensity axis (``runs``: (rgb, window end times, t0_s) of the pooled windows), strongest first."""
-    from smartmirror.vitals.colour_signature import signature_of_covariance
-
-    weighted = []
-    for peak in peaks[:COLOUR_CANDIDATES]:
-        covariance = np.zeros((3, 3))
-        for rgb, times, t0_s in runs:
-            covariance += path_covariance(rgb, times, np.full(len(times), peak.bpm), sampling_rate=sampling_rate,
-                                          t0_s=t0_s)
-        signature = signature_of_covariance(covariance)
-        share = 0.0 if signature is None else signature.planar_share
-        weight = float(np.clip(share / PLANAR_FULL_SHARE, PLANAR_MIN_WEIGHT, 1.0))
-        weighted.append(SpectralPeak(peak.bpm, peak.power * weight))
-    return sorted(weighted, key=lambda p: p.power, reverse=True)
 
 
 #: Pooled-spectrum dominance: a rival peak (> :data:`RIVAL_SEPARATION_BPM` away, not the pulse's harmonic) with
