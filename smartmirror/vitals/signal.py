@@ -172,7 +172,7 @@ def background_patches_rgb(image_bgr: np.ndarray, landmarks_px: np.ndarray) -> n
     for k, (x0, x1) in enumerate(((0, pw), (width - pw, width))):
         if face_y0 < ph and face_x0 < x1 and face_x1 > x0:
             continue
-        out[3 * k:3 * k + 3] = image_bgr[:ph, x0:x1].reshape(-1, 3).mean(axis=0)[::-1]
+        out[3 * k:3 * k + 3] = cv2.mean(image_bgr[:ph, x0:x1])[2::-1]
     return out
 
 
