@@ -255,6 +255,17 @@ SHAPE_ANALYZERS = frozenset({"emotion", "fatigue", "identity"})
 FLOW_METHODS: frozenset[str] = frozenset()
 
 
+#: Offline (the clip report, eval), vitals alone: FaceMesh on every this many frames, the landmarks interpolated
+#: on the frames' timestamps between (:meth:`smartmirror.pipeline.Pipeline.run`).
+VITALS_LANDMARKS_EVERY = 5
+
+
+def landmarks_every_for(analyzers: Iterable[str]) -> int:
+    """How often an offline pass needs fresh landmarks: every frame for any of :data:`SHAPE_ANALYZERS` (blinks,
+    expressions, pose), every :data:`VITALS_LANDMARKS_EVERY` frames for the vitals alone."""
+    return 1 if SHAPE_ANALYZERS & set(analyzers) else VITALS_LANDMARKS_EVERY
+
+
 def tracker_for(analyzers: Iterable[str], method: str, *,
                 flow_methods: Iterable[str] = FLOW_METHODS) -> FaceTracker | FlowFaceTracker:
     """The cheapest video tracker that serves these analyzers and this pulse method.

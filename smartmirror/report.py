@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from smartmirror.face_track import tracker_for
+from smartmirror.face_track import landmarks_every_for, tracker_for
 from smartmirror.frames import FramePacket, Prefetcher, VideoError, read_video_packets
 from smartmirror.pipeline import Pipeline
 from smartmirror.registry import analyzer_specs
@@ -88,7 +88,8 @@ def analyze_video(
         names.append("identity")
     # the cheapest tracker that serves these analyzers and the pulse method (built on the first frame)
     pipeline = Pipeline(analyzer_specs(names, pulse_method=method, live=False),
-                        tracker_factory=lambda: tracker_for(names, vitals.analyzer.method_.name))
+                        tracker_factory=lambda: tracker_for(names, vitals.analyzer.method_.name),
+                        landmarks_every=landmarks_every_for(names))
     vitals = pipeline.runners["vitals"]
     if not vitals.start():
         if isinstance(vitals.exception, ValueError):
@@ -102,10 +103,9 @@ def analyze_video(
     pipeline.start()
     prefetch = Prefetcher(packets)
     with pipeline:
-        for packet in prefetch:
+        for _ in pipeline.run(prefetch):
             if cancel is not None and cancel.is_set():
                 raise VideoError("cancelled", f"The analysis of {Path(path).name} was stopped")
-            pipeline.step(packet)
             if vitals.exception is not None:
                 raise vitals.exception
         if pipeline.frames == 0:
