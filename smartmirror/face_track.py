@@ -255,15 +255,19 @@ SHAPE_ANALYZERS = frozenset({"emotion", "fatigue", "identity"})
 FLOW_METHODS: frozenset[str] = frozenset()
 
 
-#: Offline (the clip report, eval), vitals alone: FaceMesh on every this many frames, the landmarks interpolated
-#: on the frames' timestamps between (:meth:`smartmirror.pipeline.Pipeline.run`).
-VITALS_LANDMARKS_EVERY = 5
+#: Offline (the clip report, eval), vitals alone: FaceMesh on every this many frames by default, the landmarks
+#: interpolated on the frames' timestamps between (:meth:`smartmirror.pipeline.Pipeline.run`). 1 for now: on
+#: UBFC-rPPG with every 5th (or 3rd) frame, the POS window MAE of 5 subjects stayed 3.0-3.1 bpm, but one head-motion
+#: subject's whole-clip reading went from +2.5 to +5.7 bpm, and blinks are missed (the facial-motion liveness cue).
+VITALS_LANDMARKS_EVERY = 1
 
 
-def landmarks_every_for(analyzers: Iterable[str]) -> int:
-    """How often an offline pass needs fresh landmarks: every frame for any of :data:`SHAPE_ANALYZERS` (blinks,
-    expressions, pose), every :data:`VITALS_LANDMARKS_EVERY` frames for the vitals alone."""
-    return 1 if SHAPE_ANALYZERS & set(analyzers) else VITALS_LANDMARKS_EVERY
+def landmarks_every_for(analyzers: Iterable[str], asked: int | None = None) -> int:
+    """How often an offline pass takes fresh landmarks: every frame for any of :data:`SHAPE_ANALYZERS` (blinks,
+    expressions, pose), otherwise ``asked`` (default :data:`VITALS_LANDMARKS_EVERY`)."""
+    if SHAPE_ANALYZERS & set(analyzers):
+        return 1
+    return VITALS_LANDMARKS_EVERY if asked is None else max(1, int(asked))
 
 
 def tracker_for(analyzers: Iterable[str], method: str, *,

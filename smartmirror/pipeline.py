@@ -40,7 +40,7 @@ import numpy as np
 from smartmirror.analyzer import Analyzer, State
 from smartmirror.face import FaceObservation, FaceTracker
 from smartmirror.face_choice import FaceChoice, FacesTally, choose_face
-from smartmirror.frames import FramePacket, SourceClock
+from smartmirror.frames import FramePacket, Prefetcher, SourceClock
 from smartmirror.live.tracked import MAX_INTERPOLATION_S, between_faces
 from smartmirror.registry import AnalyzerSpec, ordered
 
@@ -239,7 +239,6 @@ class Pipeline:
         self.first_face_t: float | None = None
         self.last_face_t: float | None = None
         self.face_seconds = 0.0
-        self._last_face_s = 0.0
 
     def start(self) -> Pipeline:
         """Build and reset every analyzer now (otherwise on the first frame)."""
@@ -267,7 +266,7 @@ class Pipeline:
         result.timings_s["face"] = face_s
         return result
 
-    def run(self, packets: Iterable[FramePacket]) -> Iterator[FrameResult]:
+    def run(self, packets: Iterable[FramePacket], *, overlap: bool = False) -> Iterator[FrameResult]:
         """Every frame through the pipeline, in order (as :meth:`step` on each, when ``landmarks_every`` is 1).
 
         With ``landmarks_every=n`` the tracker sees every n-th frame; the frames between are analysed once the
@@ -275,10 +274,29 @@ class Pipeline:
         (:func:`smartmirror.live.tracked.between_faces`). They are tracked as well instead when the face is missing
         at either end, the two are over :data:`smartmirror.live.tracked.MAX_INTERPOLATION_S` apart or the face
         moved more than :data:`MAX_INTERPOLATED_MOTION` inter-ocular distances. Results come up to n - 1 frames late.
+
+        ``overlap=True`` runs the face tracker on a thread of its own, a few frames ahead of the analyzers (which
+        run in the caller's thread), so tracking and analysis use two cores.
         """
+        stream = self.tracked(packets)
+        if overlap:
+            stream = Prefetcher(stream, name="pipeline-track")
+        try:
+            for packet, choice, face_s in stream:
+                result = self.analyze(packet, choice)
+                result.timings_s["face"] = face_s
+                yield result
+        finally:
+            if overlap:
+                stream.close()
+
+    def tracked(self, packets: Iterable[FramePacket]) -> Iterator[tuple[FramePacket, FaceChoice, float]]:
+        """(packet on the source clock, its face, seconds its tracking took) for every frame, in order, under the
+        ``landmarks_every`` rule of :meth:`run`."""
         if self.landmarks_every == 1:
             for packet in packets:
-                yield self.step(packet)
+                packet = self.timed(packet)
+                yield packet, *self._timed_track(packet)
             return
         before: tuple[float, FaceChoice] | None = None
         pending: list[FramePacket] = []
@@ -287,27 +305,21 @@ class Pipeline:
             if before is not None and len(pending) < self.landmarks_every - 1:
                 pending.append(packet)
                 continue
-            after = (packet.t, self._timed_track(packet))
-            yield from self._between(before, after, pending)
+            choice, face_s = self._timed_track(packet)
+            yield from self._between(before, (packet.t, choice), pending)
             pending = []
-            yield self._analyze_tracked(packet, after[1])
-            before = after
+            yield packet, choice, face_s
+            before = (packet.t, choice)
         for packet in pending:  # the clip ended between tracked frames
-            yield self._analyze_tracked(packet, self._timed_track(packet))
+            yield packet, *self._timed_track(packet)
 
-    def _timed_track(self, packet: FramePacket) -> FaceChoice:
+    def _timed_track(self, packet: FramePacket) -> tuple[FaceChoice, float]:
         started = time.perf_counter()
         choice = self.track(packet)
-        self._last_face_s = time.perf_counter() - started
-        return choice
-
-    def _analyze_tracked(self, packet: FramePacket, choice: FaceChoice) -> FrameResult:
-        result = self.analyze(packet, choice)
-        result.timings_s["face"] = self._last_face_s
-        return result
+        return choice, time.perf_counter() - started
 
     def _between(self, before: tuple[float, FaceChoice] | None, after: tuple[float, FaceChoice],
-                 pending: list[FramePacket]) -> Iterator[FrameResult]:
+                 pending: list[FramePacket]) -> Iterator[tuple[FramePacket, FaceChoice, float]]:
         """The frames between two tracked ones: interpolated faces, or tracked where interpolation is unsafe."""
         if not pending:
             return
@@ -319,14 +331,13 @@ class Pipeline:
             scale = max(first.inter_ocular_px, last.inter_ocular_px, 1.0)
             smooth = float(np.median(moved)) <= MAX_INTERPOLATED_MOTION * scale
         for packet in pending:
-            if smooth:
-                face = between_faces(packet.t, (before[0], first), (after[0], last))
-                choice = FaceChoice(face, after[1].faces_seen, after[1].warning)
-                self.faces.add(choice)
-                self._last_face_s = 0.0
-            else:
-                choice = self._timed_track(packet)
-            yield self._analyze_tracked(packet, choice)
+            if not smooth:
+                yield packet, *self._timed_track(packet)
+                continue
+            face = between_faces(packet.t, (before[0], first), (after[0], last))
+            choice = FaceChoice(face, after[1].faces_seen, after[1].warning)
+            self.faces.add(choice)
+            yield packet, choice, 0.0
 
     def timed(self, packet: FramePacket) -> FramePacket:
         """The packet on the source clock (strictly increasing seconds)."""

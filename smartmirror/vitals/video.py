@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -54,10 +55,12 @@ def video_traces(
                 if isinstance(runner.exception, ValueError):
                     raise VideoError("invalid_method", str(runner.exception)) from None
                 raise runner.exception or RuntimeError(runner.error)
-        for _ in pipeline.run(Prefetcher(read_video_packets(path, max_frames=max_frames))):
-            failed = next((r.exception for r in pipeline.runners.values() if r.exception is not None), None)
-            if failed is not None:
-                raise failed
+        frames = pipeline.run(Prefetcher(read_video_packets(path, max_frames=max_frames)), overlap=True)
+        with contextlib.closing(frames):
+            for _ in frames:
+                failed = next((r.exception for r in pipeline.runners.values() if r.exception is not None), None)
+                if failed is not None:
+                    raise failed
         traces = {key: pipeline.runners[spec.name].analyzer.trace() for key, spec in specs.items()}
         if pipeline.frames_with_face == 0:
             raise VideoError("no_face", f"No face found in any of the {pipeline.frames} frames of {Path(path).name}")
