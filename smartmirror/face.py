@@ -237,6 +237,13 @@ class FaceTracker:
     score_every : int
         Re-run the face detector for the presence score every this many frames in video mode
         (every frame in static mode).
+
+    Notes
+    -----
+    In video mode a FaceMesh that looks for more faces than it follows runs its face detector on every frame
+    (~1.4 ms of a ~5 ms frame). So while the full-range detector (run every ``score_every`` frames, before the
+    mesh) sees one face, a one-face FaceMesh follows it; from the first time it sees several, the
+    ``max_num_faces`` FaceMesh takes over for the rest of the track (the largest face is followed, and counted).
     """
 
     def __init__(
@@ -253,43 +260,65 @@ class FaceTracker:
         self.min_tracking_confidence = min_tracking_confidence
         self.score_every = score_every
         self._lock = threading.Lock()
-        self._mesh = None
+        self._mesh = None          # max_num_faces faces (static mode, or video mode once several faces were seen)
+        self._one_mesh = None      # video mode: one face, while the detector sees one
+        self._several = False      # the detector saw several faces in this track
         self._detector = None
         self._crop_mesh = None
         self._frames_seen = 0
         self._last_score = 0.0
         self._last_detected = 0
 
-    def _ensure_models(self) -> None:
-        if self._mesh is not None:
-            return
+    def _face_mesh(self, max_num_faces: int):
         from smartmirror.mediapipe_import import mediapipe
 
-        mp = mediapipe()
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
+        return mediapipe().solutions.face_mesh.FaceMesh(
             static_image_mode=self.static_image_mode,
-            max_num_faces=self.max_num_faces,
+            max_num_faces=max_num_faces,
             refine_landmarks=True,
             min_detection_confidence=self.min_detection_confidence,
             min_tracking_confidence=self.min_tracking_confidence,
         )
+
+    def _ensure_models(self) -> None:
+        if self._detector is not None:
+            return
+        from smartmirror.mediapipe_import import mediapipe
+
         # The full-range detector (faces up to ~5 m): FaceMesh's own short-range detector misses faces narrower
         # than about a tenth of a wide frame; this one finds them, and the crop mesh below measures them.
-        self._detector = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.3)
+        self._detector = mediapipe().solutions.face_detection.FaceDetection(model_selection=1,
+                                                                            min_detection_confidence=0.3)
 
-    def _detect(self, image_rgb: np.ndarray) -> tuple[float, int]:
+    def _current_mesh(self):
+        """The FaceMesh for this frame: the one-face mesh in video mode while only one face was seen."""
+        if self.static_image_mode or self.max_num_faces == 1 or self._several:
+            if self._mesh is None:
+                self._mesh = self._face_mesh(self.max_num_faces)
+            return self._mesh
+        if self._one_mesh is None:
+            self._one_mesh = self._face_mesh(1)
+        return self._one_mesh
+
+    def _detections(self, image_rgb: np.ndarray) -> list:
+        return list(self._detector.process(image_rgb).detections or [])
+
+    @staticmethod
+    def _score(detections: list) -> tuple[float, int]:
         """Best face-detector score and the number of confident detections."""
-        detections = self._detector.process(image_rgb).detections or []
         if not detections:
             return 0.0, 0
         scores = [float(d.score[0]) for d in detections]
         return max(scores), sum(score >= 0.5 for score in scores)
 
-    def _small_face(self, image_rgb: np.ndarray) -> tuple[np.ndarray, float, int] | None:
-        """A face FaceMesh missed on the whole frame: the full-range detector's largest face, meshed on a crop
-        twice its size. Returns (landmarks_px, score, detected) or None."""
+    def _small_face(self, image_rgb: np.ndarray, detections: list | None = None
+                    ) -> tuple[np.ndarray, float, int] | None:
+        """A face FaceMesh missed on the whole frame: the full-range detector's largest face (of ``detections``,
+        when this frame's are known), meshed on a crop twice its size. Returns (landmarks_px, score, detected)
+        or None."""
         height, width = image_rgb.shape[:2]
-        detections = self._detector.process(image_rgb).detections or []
+        if detections is None:
+            detections = self._detections(image_rgb)
         detections = [d for d in detections if d.score[0] >= self.min_detection_confidence]
         if not detections:
             return None
@@ -332,18 +361,26 @@ class FaceTracker:
         image_rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
         with self._lock:
             self._ensure_models()
-            result = self._mesh.process(image_rgb)
+            detections = None
+            if not self.static_image_mode and self._frames_seen % self.score_every == 0:
+                # the detector first (on the frames it would score anyway): it decides which mesh follows
+                detections = self._detections(image_rgb)
+                self._several = self._several or self._score(detections)[1] >= 2
+            result = self._current_mesh().process(image_rgb)
             faces = result.multi_face_landmarks or []
             if faces:
-                if self.static_image_mode or self._frames_seen % self.score_every == 0:
-                    self._last_score, self._last_detected = self._detect(image_rgb)
+                if self.static_image_mode:
+                    detections = self._detections(image_rgb)
+                if detections is not None:
+                    self._last_score, self._last_detected = self._score(detections)
                 self._frames_seen += 1
                 score, detected = self._last_score, self._last_detected
                 scale = np.array([width, height, width], dtype=np.float32)
                 all_landmarks = [landmarks_array(face) * scale for face in faces]
             else:
                 self._frames_seen = 0
-                small = self._small_face(image_rgb)
+                self._several = False
+                small = self._small_face(image_rgb, detections)
                 if small is None:
                     return None
                 all_landmarks, score, detected = [small[0]], small[1], small[2]
@@ -359,14 +396,11 @@ class FaceTracker:
 
     def close(self) -> None:
         """Release MediaPipe's graphs; the tracker re-creates them on next use."""
-        if self._mesh is not None:
-            self._mesh.close()
-            self._detector.close()
-        if self._crop_mesh is not None:
-            self._crop_mesh.close()
-        self._mesh = None
-        self._detector = None
-        self._crop_mesh = None
+        for graph in (self._mesh, self._one_mesh, self._detector, self._crop_mesh):
+            if graph is not None:
+                graph.close()
+        self._mesh = self._one_mesh = self._detector = self._crop_mesh = None
+        self._several = False
         self._frames_seen = 0
 
     def __enter__(self) -> FaceTracker:
