@@ -256,9 +256,10 @@ FLOW_METHODS: frozenset[str] = frozenset()
 
 
 #: Offline (the clip report, eval), vitals alone: FaceMesh on every this many frames by default, the landmarks
-#: interpolated on the frames' timestamps between (:meth:`smartmirror.pipeline.Pipeline.run`). 1 for now: on
-#: UBFC-rPPG with every 5th (or 3rd) frame, the POS window MAE of 5 subjects stayed 3.0-3.1 bpm, but one head-motion
-#: subject's whole-clip reading went from +2.5 to +5.7 bpm, and blinks are missed (the facial-motion liveness cue).
+#: interpolated on the frames' timestamps between (:meth:`smartmirror.pipeline.Pipeline.run`). 1 (opt-in only):
+#: on 5 UBFC-rPPG subjects every 2nd frame gave POS the same window MAE (3.02 bpm), every 5th 3.06 with one head-motion
+#: subject's whole-clip reading off by +5.7 bpm instead of +2.5; and with every 2nd frame, a still photo's H.264 clip
+#: (tests/test_quality_real.py) got a confident 100 beats/min: smoother landmarks let its encoder pulsing through.
 VITALS_LANDMARKS_EVERY = 1
 
 

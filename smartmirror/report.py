@@ -73,9 +73,10 @@ def analyze_video(
         When set, the analysis stops at the next frame with ``VideoError("cancelled")``.
     landmarks_every : int, optional
         FaceMesh on every this many frames, the landmarks interpolated on the timestamps between
-        (:meth:`smartmirror.pipeline.Pipeline.run`): faster, for the vitals alone (blinks are missed, so the
-        facial-motion cue of liveness is not measured). Default :func:`smartmirror.face_track.landmarks_every_for`;
-        with emotion, fatigue or identity on, always 1.
+        (:meth:`smartmirror.pipeline.Pipeline.run`): faster, for the vitals alone, and less safe (blinks can be
+        missed, and a still photo's encoder flicker passed for a pulse with 2; see
+        :data:`smartmirror.face_track.VITALS_LANDMARKS_EVERY`). Default 1; with emotion, fatigue or identity on,
+        always 1.
 
     Raises
     ------

@@ -90,8 +90,8 @@ def analyze(
     retries: RetriesOption = 2,
     landmarks_every: Annotated[int | None, typer.Option(
         "--landmarks-every", min=1, help="Vitals only: FaceMesh on every N-th frame, the landmarks interpolated "
-                                         "between (faster; blinks are not seen, so facial-motion liveness is "
-                                         "not measured).")] = None,
+                                         "between. Faster but less safe: blinks can be missed, and a photo's "
+                                         "encoder flicker can pass for a pulse (README, clip report).")] = None,
 ) -> None:
     """The whole report for one clip: vitals, emotion, fatigue (and identity when asked).
 
