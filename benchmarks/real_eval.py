@@ -33,19 +33,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 #: Source files whose code shapes the trace (a cached trace is stale when one changes).
 TRACE_SOURCES = ("smartmirror/vitals/signal.py", "smartmirror/vitals/analyzer.py", "smartmirror/face.py",
-                 "smartmirror/vitals/neural.py")
+                 "smartmirror/vitals/neural.py", "smartmirror/pipeline.py", "smartmirror/live/tracked.py")
 
 
-def _trace_key(video: Path, with_crops: bool) -> str:
+def _trace_key(video: Path, with_crops: bool, landmarks_every: int = 1) -> str:
     root = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256(f"{video.resolve()}|{video.stat().st_size}|{video.stat().st_mtime_ns}|{with_crops}"
-                            .encode())
+                            f"{'' if landmarks_every == 1 else f'|every {landmarks_every}'}".encode())
     for source in TRACE_SOURCES:
         digest.update((root / source).read_bytes())
     return digest.hexdigest()[:16]
 
 
-def clip_trace(video: Path, *, crop_method: str | None, cache: Path | None):
+def clip_trace(video: Path, *, crop_method: str | None, cache: Path | None, landmarks_every: int = 1):
     """The clip's :class:`VitalsTrace` (decoded and tracked once; from ``cache`` when it holds this version)."""
     from smartmirror.vitals.pipeline import VitalsTrace
     from smartmirror.vitals.rppg import DEFAULT_METHOD
@@ -53,7 +53,8 @@ def clip_trace(video: Path, *, crop_method: str | None, cache: Path | None):
 
     path = None
     if cache is not None:
-        path = cache / f"{video.parent.name}_{video.stem}_{_trace_key(video, crop_method is not None)}.npz"
+        key = _trace_key(video, crop_method is not None, landmarks_every)
+        path = cache / f"{video.parent.name}_{video.stem}_{key}.npz"
         if path.exists():
             data = np.load(path)
             crops = list(data["crops"]) if "crops" in data else None
@@ -62,7 +63,7 @@ def clip_trace(video: Path, *, crop_method: str | None, cache: Path | None):
             if "background_rgb" in data:  # a trace cached before the scene reference is measured again
                 return VitalsTrace(data["times_s"], data["rgb"], data["presence"], data["skin_fraction"],
                                    data["face_y"], crops, data["background_rgb"])
-    trace = video_trace(video, method=crop_method or DEFAULT_METHOD)
+    trace = video_trace(video, method=crop_method or DEFAULT_METHOD, landmarks_every=landmarks_every)
     if path is not None:
         cache.mkdir(parents=True, exist_ok=True)
         arrays = {k: getattr(trace, k) for k in ("times_s", "rgb", "presence", "skin_fraction", "face_y",
@@ -151,13 +152,17 @@ def main() -> None:
     parser.add_argument("--exclude", default="", help="comma-separated clip names to leave out")
     parser.add_argument("--wrong-bpm", type=float, default=5.0, help="a whole-clip reading off by more is wrong")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--only", default="", help="comma-separated clip names to keep (default: all)")
+    parser.add_argument("--landmarks-every", type=int, default=1,
+                        help="FaceMesh on every this many frames, landmarks interpolated between (default 1)")
     args = parser.parse_args()
 
     methods = list_methods() if args.methods == "all" else [get_method(m).name for m in args.methods.split(",")]
     crop_method = next((m for m in methods if get_method(m).kind == "frames"), None)
     excluded = {name for name in args.exclude.split(",") if name}
     try:
-        clips = [c for c in find_clips(args.dataset) if c.name not in excluded]
+        kept = {name for name in args.only.split(",") if name}
+        clips = [c for c in find_clips(args.dataset) if c.name not in excluded and (not kept or c.name in kept)]
     except DatasetError as exc:
         sys.exit(f"real_eval: {exc.message}")
     results: dict[str, list[dict]] = {m: [] for m in methods}
@@ -166,7 +171,8 @@ def main() -> None:
         started = time.perf_counter()
         try:
             truth = read_ground_truth(clip.truth)
-            trace = clip_trace(clip.video, crop_method=crop_method, cache=args.cache)
+            trace = clip_trace(clip.video, crop_method=crop_method, cache=args.cache,
+                               landmarks_every=args.landmarks_every)
         except (DatasetError, VideoError) as exc:
             print(f"{clip.name}: skipped ({exc.code}: {exc.message})", file=sys.stderr)
             continue

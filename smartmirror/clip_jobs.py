@@ -114,6 +114,7 @@ class AnalyzeJob:
     method: str | None = None
     identity: bool = False
     sections: tuple[str, ...] = ()
+    landmarks_every: int | None = None
 
 
 def analyze_clip(job: AnalyzeJob) -> dict[str, Any]:
@@ -125,7 +126,8 @@ def analyze_clip(job: AnalyzeJob) -> dict[str, Any]:
 
     try:
         with local_clip(job.clip) as path:
-            report = analyze_video(path, method=job.method, identity=job.identity, sections=job.sections)
+            report = analyze_video(path, method=job.method, identity=job.identity, sections=job.sections,
+                                   landmarks_every=job.landmarks_every)
     except (VideoError, BatchError) as exc:
         return {"clip": job.clip, **error_object(exc.code, exc.message)}
     return {"clip": job.clip, **report}

@@ -255,6 +255,22 @@ SHAPE_ANALYZERS = frozenset({"emotion", "fatigue", "identity"})
 FLOW_METHODS: frozenset[str] = frozenset()
 
 
+#: Offline (the clip report, eval), vitals alone: FaceMesh on every this many frames by default, the landmarks
+#: interpolated on the frames' timestamps between (:meth:`smartmirror.pipeline.Pipeline.run`). 1 (opt-in only):
+#: on 5 UBFC-rPPG subjects every 2nd frame gave POS the same window MAE (3.02 bpm), every 5th 3.06 with one head-motion
+#: subject's whole-clip reading off by +5.7 bpm instead of +2.5; and with every 2nd frame, a still photo's H.264 clip
+#: (tests/test_quality_real.py) got a confident 100 beats/min: smoother landmarks let its encoder pulsing through.
+VITALS_LANDMARKS_EVERY = 1
+
+
+def landmarks_every_for(analyzers: Iterable[str], asked: int | None = None) -> int:
+    """How often an offline pass takes fresh landmarks: every frame for any of :data:`SHAPE_ANALYZERS` (blinks,
+    expressions, pose), otherwise ``asked`` (default :data:`VITALS_LANDMARKS_EVERY`)."""
+    if SHAPE_ANALYZERS & set(analyzers):
+        return 1
+    return VITALS_LANDMARKS_EVERY if asked is None else max(1, int(asked))
+
+
 def tracker_for(analyzers: Iterable[str], method: str, *,
                 flow_methods: Iterable[str] = FLOW_METHODS) -> FaceTracker | FlowFaceTracker:
     """The cheapest video tracker that serves these analyzers and this pulse method.

@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -277,17 +277,24 @@ PREFETCH_FRAMES = 16
 
 
 class Prefetcher:
-    """Decode in a daemon thread into a bounded queue; the consumer re-raises the decoder's exception."""
+    """Run an iterator (a decoder, a tracker) in a daemon thread into a bounded queue; the consumer re-raises its
+    exception. :meth:`close` (or the end of iteration) stops the thread and waits for it."""
 
     _END = object()
 
-    def __init__(self, packets: Iterator[FramePacket], maxsize: int = PREFETCH_FRAMES):
-        self._packets = packets
+    def __init__(self, packets: Iterable[Any], maxsize: int = PREFETCH_FRAMES, *, name: str = "report-decode"):
+        self._packets = iter(packets)
         self._queue: queue.Queue = queue.Queue(maxsize=maxsize)
         self._stop = threading.Event()
         self.busy_s = 0.0
-        self._thread = threading.Thread(target=self._run, name="report-decode", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stop the thread at its next item and wait for it (so what it uses may be released afterwards)."""
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout_s)
 
     def _put(self, item: Any) -> bool:
         while not self._stop.is_set():
@@ -313,9 +320,13 @@ class Prefetcher:
         except BaseException as exc:  # handed to the consumer, which raises it
             self._put(exc)
             return
+        finally:
+            close = getattr(self._packets, "close", None)
+            if close is not None:  # a generator: its own clean-up (a nested Prefetcher's thread) runs here
+                close()
         self._put(self._END)
 
-    def __iter__(self) -> Iterator[FramePacket]:
+    def __iter__(self) -> Iterator[Any]:
         try:
             while True:
                 item = self._queue.get()

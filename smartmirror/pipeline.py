@@ -23,19 +23,25 @@ The rules, each in one place:
   One that cannot be built is unavailable (state and summary None). Drivers decide what a failure means to
   them: the clip report and eval end with the vitals' exception, the live page shows "unavailable".
 - **Timings:** per frame in :attr:`FrameResult.timings_s`, in total in :attr:`Pipeline.seconds`.
+- **Offline landmarks at a lower rate:** :meth:`Pipeline.run` with ``landmarks_every=n`` tracks every n-th frame
+  and gives the frames between the landmarks interpolated on their timestamps (it sees the next tracked frame
+  before analysing them), tracking them too where the face appears, vanishes or moves fast.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from smartmirror.analyzer import Analyzer, State
 from smartmirror.face import FaceObservation, FaceTracker
 from smartmirror.face_choice import FaceChoice, FacesTally, choose_face
-from smartmirror.frames import FramePacket, SourceClock
+from smartmirror.frames import FramePacket, Prefetcher, SourceClock
+from smartmirror.live.tracked import MAX_INTERPOLATION_S, between_faces
 from smartmirror.registry import AnalyzerSpec, ordered
 
 log = logging.getLogger(__name__)
@@ -44,6 +50,9 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_S = 2.0
 #: Rounding slack of rates on the source clock (six frames at 1/30 s are 0.2 s, not 0.19999...).
 _CLOCK_SLACK_S = 1e-6
+#: Between two tracked frames of :meth:`Pipeline.run`, the frames are tracked too (not interpolated) when the face's
+#: landmarks moved further than this share of the inter-ocular distance (median over the landmarks).
+MAX_INTERPOLATED_MOTION = 0.25
 
 
 def error_text(error: BaseException) -> str:
@@ -208,10 +217,17 @@ class Pipeline:
         Builds the pipeline's own tracker (anything with ``process(image)`` and ``close()``).
     retry_after_s : float
         Source seconds before a failed analyzer is tried again.
+    landmarks_every : int
+        :meth:`run` tracks every this many frames and interpolates the landmarks between (1: every frame).
+        Only for analyzers that read the skin's colour (the vitals), never the face's shape at every frame.
     """
 
     def __init__(self, specs: Iterable[AnalyzerSpec], *, tracker: FaceTracker | None = None,
-                 tracker_factory: Callable[[], FaceTracker] | None = None, retry_after_s: float = RETRY_AFTER_S):
+                 tracker_factory: Callable[[], FaceTracker] | None = None, retry_after_s: float = RETRY_AFTER_S,
+                 landmarks_every: int = 1):
+        if landmarks_every < 1:
+            raise ValueError(f"landmarks_every must be >= 1, got {landmarks_every!r}")
+        self.landmarks_every = int(landmarks_every)
         self.runners = {spec.name: AnalyzerRunner(spec, retry_after_s=retry_after_s) for spec in ordered(specs)}
         self.tracker = tracker
         self._own_tracker = tracker is None
@@ -249,6 +265,79 @@ class Pipeline:
         result = self.analyze(packet, choice)
         result.timings_s["face"] = face_s
         return result
+
+    def run(self, packets: Iterable[FramePacket], *, overlap: bool = False) -> Iterator[FrameResult]:
+        """Every frame through the pipeline, in order (as :meth:`step` on each, when ``landmarks_every`` is 1).
+
+        With ``landmarks_every=n`` the tracker sees every n-th frame; the frames between are analysed once the
+        next tracked frame is known, with the landmarks interpolated linearly on their timestamps
+        (:func:`smartmirror.live.tracked.between_faces`). They are tracked as well instead when the face is missing
+        at either end, the two are over :data:`smartmirror.live.tracked.MAX_INTERPOLATION_S` apart or the face
+        moved more than :data:`MAX_INTERPOLATED_MOTION` inter-ocular distances. Results come up to n - 1 frames late.
+
+        ``overlap=True`` runs the face tracker on a thread of its own, a few frames ahead of the analyzers (which
+        run in the caller's thread), so tracking and analysis use two cores.
+        """
+        stream = self.tracked(packets)
+        if overlap:
+            stream = Prefetcher(stream, name="pipeline-track")
+        try:
+            for packet, choice, face_s in stream:
+                result = self.analyze(packet, choice)
+                result.timings_s["face"] = face_s
+                yield result
+        finally:
+            if overlap:
+                stream.close()
+
+    def tracked(self, packets: Iterable[FramePacket]) -> Iterator[tuple[FramePacket, FaceChoice, float]]:
+        """(packet on the source clock, its face, seconds its tracking took) for every frame, in order, under the
+        ``landmarks_every`` rule of :meth:`run`."""
+        if self.landmarks_every == 1:
+            for packet in packets:
+                packet = self.timed(packet)
+                yield packet, *self._timed_track(packet)
+            return
+        before: tuple[float, FaceChoice] | None = None
+        pending: list[FramePacket] = []
+        for packet in packets:
+            packet = self.timed(packet)
+            if before is not None and len(pending) < self.landmarks_every - 1:
+                pending.append(packet)
+                continue
+            choice, face_s = self._timed_track(packet)
+            yield from self._between(before, (packet.t, choice), pending)
+            pending = []
+            yield packet, choice, face_s
+            before = (packet.t, choice)
+        for packet in pending:  # the clip ended between tracked frames
+            yield packet, *self._timed_track(packet)
+
+    def _timed_track(self, packet: FramePacket) -> tuple[FaceChoice, float]:
+        started = time.perf_counter()
+        choice = self.track(packet)
+        return choice, time.perf_counter() - started
+
+    def _between(self, before: tuple[float, FaceChoice] | None, after: tuple[float, FaceChoice],
+                 pending: list[FramePacket]) -> Iterator[tuple[FramePacket, FaceChoice, float]]:
+        """The frames between two tracked ones: interpolated faces, or tracked where interpolation is unsafe."""
+        if not pending:
+            return
+        first, last = (None, None) if before is None else (before[1].face, after[1].face)
+        smooth = first is not None and last is not None and after[0] - before[0] <= MAX_INTERPOLATION_S \
+            and first.landmarks_px.shape == last.landmarks_px.shape
+        if smooth:
+            moved = np.linalg.norm(last.landmarks_px[:, :2] - first.landmarks_px[:, :2], axis=1)
+            scale = max(first.inter_ocular_px, last.inter_ocular_px, 1.0)
+            smooth = float(np.median(moved)) <= MAX_INTERPOLATED_MOTION * scale
+        for packet in pending:
+            if not smooth:
+                yield packet, *self._timed_track(packet)
+                continue
+            face = between_faces(packet.t, (before[0], first), (after[0], last))
+            choice = FaceChoice(face, after[1].faces_seen, after[1].warning)
+            self.faces.add(choice)
+            yield packet, choice, 0.0
 
     def timed(self, packet: FramePacket) -> FramePacket:
         """The packet on the source clock (strictly increasing seconds)."""

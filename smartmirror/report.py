@@ -9,6 +9,7 @@ a partial report). Emotion, fatigue and identity sections are None when their an
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from smartmirror.face_track import tracker_for
+from smartmirror.face_track import landmarks_every_for, tracker_for
 from smartmirror.frames import FramePacket, Prefetcher, VideoError, read_video_packets
 from smartmirror.pipeline import Pipeline
 from smartmirror.registry import analyzer_specs
@@ -52,7 +53,7 @@ def _downscaled(packets: Iterator[FramePacket], max_side_px: int) -> Iterator[Fr
 def analyze_video(
     path: str | Path, *, method: str | None = None, identity: bool = False,
     sections: tuple[str, ...] = DEFAULT_SECTIONS, max_side_px: int | None = None,
-    cancel: threading.Event | None = None,
+    cancel: threading.Event | None = None, landmarks_every: int | None = None,
 ) -> dict:
     """The whole report for one clip (keys in ``docs/report.md``; null where not measurable).
 
@@ -70,6 +71,12 @@ def analyze_video(
         Downscale larger frames to this many pixels a side before tracking (the REST API bounds its work so).
     cancel : threading.Event, optional
         When set, the analysis stops at the next frame with ``VideoError("cancelled")``.
+    landmarks_every : int, optional
+        FaceMesh on every this many frames, the landmarks interpolated on the timestamps between
+        (:meth:`smartmirror.pipeline.Pipeline.run`): faster, for the vitals alone, and less safe (blinks can be
+        missed, and a still photo's encoder flicker passed for a pulse with 2; see
+        :data:`smartmirror.face_track.VITALS_LANDMARKS_EVERY`). Default 1; with emotion, fatigue or identity on,
+        always 1.
 
     Raises
     ------
@@ -88,7 +95,8 @@ def analyze_video(
         names.append("identity")
     # the cheapest tracker that serves these analyzers and the pulse method (built on the first frame)
     pipeline = Pipeline(analyzer_specs(names, pulse_method=method, live=False),
-                        tracker_factory=lambda: tracker_for(names, vitals.analyzer.method_.name))
+                        tracker_factory=lambda: tracker_for(names, vitals.analyzer.method_.name),
+                        landmarks_every=landmarks_every_for(names, landmarks_every))
     vitals = pipeline.runners["vitals"]
     if not vitals.start():
         if isinstance(vitals.exception, ValueError):
@@ -102,12 +110,12 @@ def analyze_video(
     pipeline.start()
     prefetch = Prefetcher(packets)
     with pipeline:
-        for packet in prefetch:
-            if cancel is not None and cancel.is_set():
-                raise VideoError("cancelled", f"The analysis of {Path(path).name} was stopped")
-            pipeline.step(packet)
-            if vitals.exception is not None:
-                raise vitals.exception
+        with contextlib.closing(pipeline.run(prefetch, overlap=True)) as results:  # tracking on its own thread
+            for _ in results:
+                if cancel is not None and cancel.is_set():
+                    raise VideoError("cancelled", f"The analysis of {Path(path).name} was stopped")
+                if vitals.exception is not None:
+                    raise vitals.exception
         if pipeline.frames == 0:
             raise VideoError("no_frames", f"{Path(path).name} contains no decodable video frames")
         if pipeline.frames_with_face == 0:

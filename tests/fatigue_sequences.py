@@ -112,7 +112,7 @@ def make_face(
     if landmarks is base.landmarks_px:
         landmarks = landmarks.copy()
     return dataclasses.replace(
-        base, landmarks_px=landmarks.astype(np.float32), yaw_deg=yaw, pitch_deg=pitch, roll_deg=roll, _masks={}
+        base, landmarks_px=landmarks.astype(np.float32), pose_deg=(yaw, pitch, roll), _masks={}
     )
 
 

@@ -88,6 +88,10 @@ def analyze(
     workers: WorkersOption = None,
     scheduler: SchedulerOption = None,
     retries: RetriesOption = 2,
+    landmarks_every: Annotated[int | None, typer.Option(
+        "--landmarks-every", min=1, help="Vitals only: FaceMesh on every N-th frame, the landmarks interpolated "
+                                         "between. Faster but less safe: blinks can be missed, and a photo's "
+                                         "encoder flicker can pass for a pulse (README, clip report).")] = None,
 ) -> None:
     """The whole report for one clip: vitals, emotion, fatigue (and identity when asked).
 
@@ -105,10 +109,11 @@ def analyze(
         and not Path(videos[0]).is_dir()
     if not one_file or workers is not None or scheduler is not None or output is not None:
         _analyze_many(videos, method=method, identity=identity, sections=chosen, output=output,
-                      cluster_args=(workers, scheduler, retries))
+                      cluster_args=(workers, scheduler, retries), landmarks_every=landmarks_every)
         return
     try:
-        report = analyze_video(Path(videos[0]), method=method, identity=identity, sections=chosen)
+        report = analyze_video(Path(videos[0]), method=method, identity=identity, sections=chosen,
+                               landmarks_every=landmarks_every)
     except VideoError as exc:
         fail(error_object(exc.code, exc.message), json_out, EXIT_BAD_INPUT)
     except Exception as exc:  # one JSON object, never a traceback
@@ -121,7 +126,7 @@ def analyze(
 
 
 def _analyze_many(videos: list[str], *, method: str | None, identity: bool, sections: tuple[str, ...],
-                  output: Path | None, cluster_args: tuple) -> None:
+                  output: Path | None, cluster_args: tuple, landmarks_every: int | None = None) -> None:
     """``analyze`` over many clips: JSON Lines in the order the clips finish, flushed line by line."""
     from smartmirror.batch import BatchError, TaskFailure, WarmModels, run_clips
     from smartmirror.clip_jobs import AnalyzeJob, absolute, analyze_clip, expand_clips
@@ -141,7 +146,8 @@ def _analyze_many(videos: list[str], *, method: str | None, identity: bool, sect
         fail(error_object(exc.code, exc.message), True, EXIT_BAD_INPUT)
     except ValueError as exc:
         fail(error_object("invalid_method", str(exc)), True, EXIT_BAD_INPUT)
-    jobs = [AnalyzeJob(clip, method=method, identity=identity, sections=sections) for clip in clips]
+    jobs = [AnalyzeJob(clip, method=method, identity=identity, sections=sections, landmarks_every=landmarks_every)
+            for clip in clips]
     warm = WarmModels([method or DEFAULT_METHOD], sections)
     failed = 0
     try:

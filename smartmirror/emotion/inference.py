@@ -128,7 +128,10 @@ def compile_for_cpu(model, cfg):
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # padding sizes from the fixed input size
             warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated in favour of torch.compile
-            return torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(net.eval(), example)))
+            # no check_trace: the tracer's own check re-runs the net several times (~2.5 s CPU per process);
+            # tests/test_emotion_compile.py checks the traced nets against the eager ones instead
+            traced = torch.jit.trace(net.eval(), example, check_trace=False)
+            return torch.jit.optimize_for_inference(torch.jit.freeze(traced))
 
     if isinstance(model, EmotionEnsemble):
         for i, adapter in enumerate(model.adapters):

@@ -176,6 +176,6 @@ def replay(track: FaceTrack) -> Iterator[tuple[FramePacket, FaceObservation | No
         yaw, pitch, roll = (float(v) for v in track.pose_deg[i])
         yield packet, FaceObservation(
             landmarks_px=landmarks, bbox=(int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1)),
-            presence_score=float(track.presence[i]), num_faces=1, yaw_deg=yaw, pitch_deg=pitch, roll_deg=roll,
+            presence_score=float(track.presence[i]), num_faces=1, pose_deg=(yaw, pitch, roll),
             image_size=track.image_size,
         )

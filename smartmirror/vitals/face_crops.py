@@ -150,8 +150,9 @@ class FaceCropper:
     def _measure(self, image_bgr: np.ndarray, face: FaceObservation) -> tuple[int, int, int, int]:
         if self.detector == "blazeface":
             if self._blazeface is None:
-                import mediapipe as mp
+                from smartmirror.mediapipe_import import mediapipe
 
+                mp = mediapipe()
                 self._blazeface = mp.solutions.face_detection.FaceDetection(
                     model_selection=0, min_detection_confidence=0.5)  # open-rppg's score threshold
             box = blazeface_box(self._blazeface, image_bgr)

@@ -37,7 +37,7 @@ import numpy as np
 from smartmirror.face import FaceObservation
 from smartmirror.fatigue.features import LEFT_EYE_EAR, RIGHT_EYE_EAR, eye_aspect_ratio, mouth_aspect_ratio
 from smartmirror.vitals.heart import CONFIDENCE_GATE, HeartRateReading
-from smartmirror.vitals.signal import SKIN_CB_RANGE, SKIN_CR_RANGE, region_polygons
+from smartmirror.vitals.signal import SKIN_CB_RANGE, SKIN_CR_RANGE, region_polygons, uint8_median
 
 #: Face-detector confidence below which a frame counts as obstructed (MediaPipe's own detection threshold).
 MIN_PRESENCE_SCORE = 0.5
@@ -95,16 +95,18 @@ def skin_share(ycrcb: np.ndarray) -> float:
     (:data:`SKIN_MIN_CR`, :data:`SKIN_MIN_CR_MINUS_CB`): the second test keeps a face under a bluish white
     balance or a dim warm lamp, which the box alone rejects.
     """
-    pixels = np.asarray(ycrcb, dtype=np.float32).reshape(-1, 3)
+    pixels = np.asarray(ycrcb)
+    median = uint8_median if pixels.dtype == np.uint8 else np.median  # uint8 (a frame's YCrCb): histograms
+    pixels = pixels.reshape(-1, 3) if pixels.dtype == np.uint8 else pixels.astype(np.float32).reshape(-1, 3)
     if len(pixels) == 0:
         return 0.0
     luma = pixels[:, 0]
-    lit = (luma >= DARK_LUMA_FRACTION * np.median(luma)) & (luma <= GLARE_LUMA)
+    lit = (luma >= DARK_LUMA_FRACTION * median(luma)) & (luma <= GLARE_LUMA)
     if not lit.any():
         return 0.0
     cr, cb = pixels[:, 1], pixels[:, 2]
     skin = (cr >= SKIN_CR_RANGE[0]) & (cr <= SKIN_CR_RANGE[1]) & (cb >= SKIN_CB_RANGE[0]) & (cb <= SKIN_CB_RANGE[1])
-    cr_ref, cb_ref = np.median(cr[lit]), np.median(cb[lit])
+    cr_ref, cb_ref = median(cr[lit]), median(cb[lit])
     if cr_ref >= SKIN_MIN_CR and cr_ref - cb_ref >= SKIN_MIN_CR_MINUS_CB:
         skin |= (np.abs(cr - cr_ref) <= SKIN_CHROMA_RADIUS) & (np.abs(cb - cb_ref) <= SKIN_CHROMA_RADIUS)
     return float(np.count_nonzero(lit & skin) / len(pixels))

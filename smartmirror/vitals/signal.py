@@ -56,6 +56,18 @@ class RoiSample:
     skin_fraction: float
 
 
+def uint8_median(values: np.ndarray) -> float:
+    """``np.median`` of uint8 values, from their histogram instead of a sort (a few times faster on a face's
+    pixels); NaN when there are none."""
+    values = np.asarray(values)
+    if values.size == 0:
+        return float("nan")
+    cumulative = np.cumsum(np.bincount(values.ravel(), minlength=256))
+    n = values.size
+    low, high = np.searchsorted(cumulative, [(n - 1) // 2, n // 2], side="right")
+    return (int(low) + int(high)) / 2
+
+
 def region_polygons(landmarks_px: np.ndarray, regions: tuple[str, ...] = SKIN_REGIONS) -> list[np.ndarray]:
     """Sub-pixel (float32) convex outlines of the named regions from (478, 2+) landmark coordinates."""
     points = np.asarray(landmarks_px, dtype=np.float32)[:, :2]
@@ -128,7 +140,7 @@ def skin_roi_mean_rgb(
         return RoiSample(np.full(3, np.nan), 0, 0.0)
     ycrcb = cv2.cvtColor(crop, cv2.COLOR_BGR2YCrCb)
     luma = ycrcb[..., 0]
-    median_luma = float(np.median(luma[inside]))
+    median_luma = uint8_median(luma[inside])
     lit = (luma >= max(int(DARK_LUMA_FRACTION * median_luma), 1)) & (luma <= GLARE_LUMA)
     low = np.array([0, SKIN_CR_RANGE[0], SKIN_CB_RANGE[0]], np.uint8)
     high = np.array([255, SKIN_CR_RANGE[1], SKIN_CB_RANGE[1]], np.uint8)
@@ -172,7 +184,7 @@ def background_patches_rgb(image_bgr: np.ndarray, landmarks_px: np.ndarray) -> n
     for k, (x0, x1) in enumerate(((0, pw), (width - pw, width))):
         if face_y0 < ph and face_x0 < x1 and face_x1 > x0:
             continue
-        out[3 * k:3 * k + 3] = image_bgr[:ph, x0:x1].reshape(-1, 3).mean(axis=0)[::-1]
+        out[3 * k:3 * k + 3] = cv2.mean(image_bgr[:ph, x0:x1])[2::-1]
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +24,15 @@ def _crop_key(method: str) -> tuple:
 
 
 def video_traces(
-    path: str | Path, methods: list[str] | tuple[str, ...], *, max_frames: int | None = None
+    path: str | Path, methods: list[str] | tuple[str, ...], *, max_frames: int | None = None,
+    landmarks_every: int = 1,
 ) -> dict[str, VitalsTrace]:
     """One decode and one face-tracker pass feeding the traces of several methods.
 
     Methods that need the same per-frame data (all unsupervised methods: ROI colours; learned methods: face
     crops of their input size) share one trace; each trace is exactly what :func:`video_trace` gives for that
-    method alone.
+    method alone. ``landmarks_every``: FaceMesh on every this many frames, the landmarks interpolated between
+    (:meth:`smartmirror.pipeline.Pipeline.run`).
 
     Raises
     ------
@@ -46,32 +49,35 @@ def video_traces(
     for method in methods:
         if keys[method] not in specs:
             specs[keys[method]] = vitals_spec(method, name=f"vitals-{len(specs)}", live=False, max_seconds=1e9)
-    with Pipeline(specs.values()) as pipeline:
+    with Pipeline(specs.values(), landmarks_every=landmarks_every) as pipeline:
         for runner in pipeline.runners.values():
             if not runner.start():
                 if isinstance(runner.exception, ValueError):
                     raise VideoError("invalid_method", str(runner.exception)) from None
                 raise runner.exception or RuntimeError(runner.error)
-        for packet in Prefetcher(read_video_packets(path, max_frames=max_frames)):
-            pipeline.step(packet)
-            failed = next((r.exception for r in pipeline.runners.values() if r.exception is not None), None)
-            if failed is not None:
-                raise failed
+        frames = pipeline.run(Prefetcher(read_video_packets(path, max_frames=max_frames)), overlap=True)
+        with contextlib.closing(frames):
+            for _ in frames:
+                failed = next((r.exception for r in pipeline.runners.values() if r.exception is not None), None)
+                if failed is not None:
+                    raise failed
         traces = {key: pipeline.runners[spec.name].analyzer.trace() for key, spec in specs.items()}
         if pipeline.frames_with_face == 0:
             raise VideoError("no_face", f"No face found in any of the {pipeline.frames} frames of {Path(path).name}")
     return {method: traces[keys[method]] for method in methods}
 
 
-def video_trace(path: str | Path, *, method: str = DEFAULT_METHOD, max_frames: int | None = None) -> VitalsTrace:
-    """Decode a video, track the face and measure the skin ROI of every frame.
+def video_trace(path: str | Path, *, method: str = DEFAULT_METHOD, max_frames: int | None = None,
+                landmarks_every: int = 1) -> VitalsTrace:
+    """Decode a video, track the face and measure the skin ROI of every frame (``landmarks_every``: see
+    :func:`video_traces`).
 
     Raises
     ------
     VideoError
         The reader's codes, ``no_face`` when no frame shows a face, ``invalid_method`` for an unknown method.
     """
-    return video_traces(path, [method], max_frames=max_frames)[method]
+    return video_traces(path, [method], max_frames=max_frames, landmarks_every=landmarks_every)[method]
 
 
 def pulse_signal(trace: VitalsTrace, *, method: str = DEFAULT_METHOD) -> tuple[np.ndarray, np.ndarray]:
