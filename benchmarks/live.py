@@ -144,6 +144,7 @@ def run_once(frames: list[av.VideoFrame], *, seconds: float, warmup: float, fps:
     for thread in threads:
         thread.join(2)
     snapshot = engine.store.snapshot()
+    vitals = snapshot["vitals"].state if "vitals" in snapshot else None  # a VitalsState
     result = {
         "delivered_fps": sum(1 for t in delivered if t >= measured_from) / elapsed,
         "offered_fps": (offered[0] - offered_before) / elapsed,
@@ -155,8 +156,8 @@ def run_once(frames: list[av.VideoFrame], *, seconds: float, warmup: float, fps:
         "updates_per_s": {name: len(v) / elapsed for name, v in versions.items()},
         "frames_lost": dict(engine.frames_lost),
         "status": {name: e.status for name, e in snapshot.items()},
-        "heart_rate_bpm": (snapshot["vitals"].state or {}).get("heart_rate_bpm") if "vitals" in snapshot else None,
-        "pulse_method": (snapshot["vitals"].state or {}).get("method") if "vitals" in snapshot else None,
+        "heart_rate_bpm": getattr(vitals, "heart_rate_bpm", None),
+        "pulse_method": getattr(vitals, "method", None),
         "process_cpu_s_per_s": None,
         "analyzers": list(analyzers),
     }
