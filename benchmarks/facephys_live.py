@@ -63,7 +63,9 @@ def reference_over_pool(reference, t: float) -> float:
     if isinstance(reference, float):
         return reference
     ends = np.arange(max(10.0, t - 20.0), t + 1e-9, 1.0)
-    return float(np.nanmean(reference_heart_rates(reference, ends)))
+    rates = reference_heart_rates(reference, ends)
+    rates = rates[np.isfinite(rates)]
+    return float(rates.mean()) if len(rates) else float("nan")  # NaN: no usable contact PPG there
 
 
 def run_method(method: str, packets, faces, reference) -> dict:
@@ -96,8 +98,9 @@ def run_method(method: str, packets, faces, reference) -> dict:
             next_t += 1.0
             if t >= 15.0:
                 readings.append(state.heart_rate_bpm)
-                if state.heart_rate_bpm is not None:
-                    errors.append(abs(state.heart_rate_bpm - reference_over_pool(reference, packet.t)))
+                expected = reference_over_pool(reference, packet.t)
+                if state.heart_rate_bpm is not None and np.isfinite(expected):
+                    errors.append(abs(state.heart_rate_bpm - expected))
     n = len(packets)
     seconds = packets[-1].t - t0
     model_frames = 30.0 * seconds
