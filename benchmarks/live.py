@@ -1,6 +1,7 @@
 """Benchmark the live path with every analyzer on: frames/s delivered by the mirror and the callback's latency.
 
     .venv/bin/python benchmarks/live.py [--seconds 30] [--warmup 12] [--repeats 3] [--cores 2] [--json]
+        [--pulse-method facephys-rlap] [--clip VIDEO [--truth-bpm 71.1]]
 
 A 640x480, 30 frames/s synthetic pulse clip of the astronaut (72 bpm, made in memory first, not timed) is played
 in real time through the app's own queued video callback (``MirrorSession.queued_video_frames_callback``) the
@@ -9,6 +10,8 @@ worker thread hands the callback every frame queued since its last run (each rea
 drawn and returned). The engine behind it
 runs FaceMesh and the vitals, fatigue and emotion analyzers and the agent on their threads, on ``--cores`` CPU
 cores (``sched_setaffinity``). WebRTC's own VP8 encode/decode and the browser are not included.
+``--pulse-method`` runs the vitals with another live method (e.g. ``facephys-rlap``, streamed frame by frame);
+``--clip`` plays the first ``--clip-seconds`` of a real video instead (looped, at its own frame rate).
 
 Printed per run and as the median over runs:
 - delivered frames/s: callback outputs per second (target >= 25);
@@ -54,13 +57,26 @@ def make_frames(seconds: float) -> tuple[list[av.VideoFrame], float]:
     return frames, truth.heart_rate_bpm
 
 
+def clip_frames(path: str, seconds: float) -> tuple[list[av.VideoFrame], float]:
+    """The first ``seconds`` of a real video as yuv420p frames, and its frame rate."""
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate)
+        frames = []
+        for frame in container.decode(stream):
+            frames.append(frame.reformat(format="yuv420p"))
+            if len(frames) >= seconds * fps:
+                break
+    return frames, fps
+
+
 def run_once(frames: list[av.VideoFrame], *, seconds: float, warmup: float, fps: float = 30.0,
-             analyzers: tuple[str, ...] = ("vitals", "fatigue", "emotion")) -> dict:
+             analyzers: tuple[str, ...] = ("vitals", "fatigue", "emotion"), pulse_method: str | None = None) -> dict:
     """Play ``frames`` (looped) for ``warmup + seconds`` through the callback; measure the last ``seconds``."""
     from smartmirror.agent import InterventionAgent
 
     session = MirrorSession(engine_factory=lambda mode, keep: Engine(
-        [s for s in default_specs(mode) if s.name in analyzers], mode=mode,
+        [s for s in default_specs(mode, pulse_method=pulse_method) if s.name in analyzers], mode=mode,
         agent_factory=lambda: InterventionAgent(mode, seed=0)))
     engine = session.ensure_engine("wellness", False)
     slot: list[av.VideoFrame] = []  # frames queued since the worker last ran (streamlit-webrtc's in-queue)
@@ -128,6 +144,7 @@ def run_once(frames: list[av.VideoFrame], *, seconds: float, warmup: float, fps:
     for thread in threads:
         thread.join(2)
     snapshot = engine.store.snapshot()
+    vitals = snapshot["vitals"].state if "vitals" in snapshot else None  # a VitalsState
     result = {
         "delivered_fps": sum(1 for t in delivered if t >= measured_from) / elapsed,
         "offered_fps": (offered[0] - offered_before) / elapsed,
@@ -139,7 +156,9 @@ def run_once(frames: list[av.VideoFrame], *, seconds: float, warmup: float, fps:
         "updates_per_s": {name: len(v) / elapsed for name, v in versions.items()},
         "frames_lost": dict(engine.frames_lost),
         "status": {name: e.status for name, e in snapshot.items()},
-        "heart_rate_bpm": (snapshot["vitals"].state or {}).get("heart_rate_bpm") if "vitals" in snapshot else None,
+        "heart_rate_bpm": getattr(vitals, "heart_rate_bpm", None),
+        "pulse_method": getattr(vitals, "method", None),
+        "process_cpu_s_per_s": None,
         "analyzers": list(analyzers),
     }
     session.close()
@@ -159,32 +178,43 @@ def main() -> int:
                         help="torch intra-op threads, as app.py sets them (0: leave torch's default)")
     parser.add_argument("--analyzers", default="vitals,fatigue,emotion",
                         help="comma-separated analyzers to run (default all; for finding who costs what)")
+    parser.add_argument("--pulse-method", default=None, help="the vitals' live pulse method (default: the app's)")
+    parser.add_argument("--clip", default=None, help="a real video to play instead of the synthetic clip")
+    parser.add_argument("--truth-bpm", type=float, default=None, help="the clip's reference heart rate")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     tune_process_for_live(switch_interval_s=args.switch_interval_ms / 1000, torch_threads=args.torch_threads or None)
     available = sorted(os.sched_getaffinity(0))
     cores = available[: args.cores]
     os.sched_setaffinity(0, cores)
-    frames, truth_bpm = make_frames(args.clip_seconds)
+    if args.clip:
+        (frames, fps), truth_bpm = clip_frames(args.clip, args.clip_seconds), args.truth_bpm
+    else:
+        (frames, truth_bpm), fps = make_frames(args.clip_seconds), 30.0
     runs = []
     for k in range(args.repeats):
-        run = run_once(frames, seconds=args.seconds, warmup=args.warmup,
+        cpu_before, wall_before = time.process_time(), time.monotonic()
+        run = run_once(frames, seconds=args.seconds, warmup=args.warmup, fps=fps, pulse_method=args.pulse_method,
                        analyzers=tuple(a.strip() for a in args.analyzers.split(",") if a.strip()))
+        run["process_cpu_s_per_s"] = (time.process_time() - cpu_before) / (time.monotonic() - wall_before)
         runs.append(run)
         if not args.json:
             print(f"run {k + 1}: delivered {run['delivered_fps']:.1f} fps, callback p50 {run['callback_p50_ms']:.2f} ms"
                   f" p95 {run['callback_p95_ms']:.2f} ms, analysed {run['analysed_fps']:.1f} fps, updates/s "
                   + ", ".join(f"{n} {v:.1f}" for n, v in run["updates_per_s"].items())
-                  + f", heart rate {run['heart_rate_bpm']} (truth {truth_bpm:.1f})", flush=True)
+                  + f", heart rate {run['heart_rate_bpm']} (truth {truth_bpm}, method {run['pulse_method']})"
+                  + f", process CPU {run['process_cpu_s_per_s']:.2f} cores", flush=True)
     summary = {
         "switch_interval_ms": args.switch_interval_ms,
         "torch_threads": args.torch_threads or "default",
         "machine": {"cores_used": len(cores), "cores_available": len(available), "cpu": platform.processor()
                     or platform.machine(), "load_avg_1min": os.getloadavg()[0]},
-        "frame": "640x480 @ 30 fps offered",
+        "frame": f"{args.clip or 'synthetic 640x480'} @ {fps:g} fps offered",
+        "pulse_method": args.pulse_method or "default",
         "median": {
             key: statistics.median(r[key] for r in runs)
-            for key in ("delivered_fps", "callback_p50_ms", "callback_p95_ms", "analysed_fps")
+            for key in ("delivered_fps", "callback_p50_ms", "callback_p95_ms", "analysed_fps", "vitals_fps",
+                        "process_cpu_s_per_s")
         },
         "runs": runs,
         "truth_heart_rate_bpm": truth_bpm,
@@ -197,7 +227,9 @@ def main() -> int:
         load = summary["machine"]["load_avg_1min"]
         print(f"median of {len(runs)} runs on {len(cores)} cores (load average {load:.1f}):"
               f" delivered {m['delivered_fps']:.1f} frames/s (target >= 25), callback p95 {m['callback_p95_ms']:.2f} ms"
-              f" (target <= 5), p50 {m['callback_p50_ms']:.2f} ms, analysed {m['analysed_fps']:.1f} frames/s")
+              f" (target <= 5), p50 {m['callback_p50_ms']:.2f} ms, analysed {m['analysed_fps']:.1f} frames/s,"
+              f" vitals {m['vitals_fps']:.1f} frames/s, process CPU {m['process_cpu_s_per_s']:.2f} cores"
+              f" (pulse method {args.pulse_method or 'default'})")
     return 0
 
 

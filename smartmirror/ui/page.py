@@ -38,7 +38,7 @@ from smartmirror.ui.sources import (
     rtc_configuration,
     video_folder,
 )
-from smartmirror.vitals.methods import list_methods
+from smartmirror.vitals.methods import get_method, list_methods
 from smartmirror.vitals.rppg import DEFAULT_METHOD
 
 log = logging.getLogger(__name__)
@@ -104,11 +104,12 @@ def _sidebar() -> tuple[str, str, bool, bool, bool, bool, str | None]:
 
 
 def _pulse_method_picker() -> str | None:
-    """The live pulse method (only those fast enough for 30 fps on 2 cores); names the clip-report-only ones."""
+    """The live pulse method (only those fast enough for 30 fps on 2 cores; the first choice from the
+    ``pulse_method`` query parameter or SMARTMIRROR_PULSE_METHOD); names the clip-report-only ones."""
     live = list_methods(realtime_only=True)
     clip_only = sorted(set(list_methods()) - set(live))
-    choice = st.selectbox("Pulse method", live, index=live.index(DEFAULT_METHOD) if DEFAULT_METHOD in live else 0,
-                          key="pulse_method")
+    first = _initial("pulse_method", live, DEFAULT_METHOD if DEFAULT_METHOD in live else live[0])
+    choice = st.selectbox("Pulse method", live, index=live.index(first), key="pulse_method")
     if clip_only:
         st.caption(f"Learned methods ({', '.join(clip_only)}) can't keep up live on this CPU: they are used in clip "
                    "reports only (`smartmirror analyze --method NAME`).")
@@ -143,7 +144,7 @@ def _mirror(session: MirrorSession, source: str, mode: str) -> None:
         install_answer_bitrate()  # the browser's VP8 at 2.5-8 Mbit/s, so the pulse's colour survives (ui/sdp.py)
         webrtc_streamer(key="mirror-webcam", mode=WebRtcMode.SENDRECV,
                         media_stream_constraints={"video": {"width": 640, "height": 480}, "audio": False}, **common)
-        st.caption(pulse_source_caption(source))
+        st.caption(pulse_source_caption(source, session.pulse_method))
         return
     track_key, factory = _server_source(source, session)
     if factory is None:
@@ -153,19 +154,22 @@ def _mirror(session: MirrorSession, source: str, mode: str) -> None:
     track = session.track(track_key, factory)
     webrtc_streamer(key=f"mirror-{source}", mode=WebRtcMode.RECVONLY, source_video_track=track,
                     media_stream_constraints={"video": True, "audio": False}, **common)
-    st.caption(pulse_source_caption(source))
+    st.caption(pulse_source_caption(source, session.pulse_method))
     error = session.track_error(track_key)
     if error:
         st.error(f"The video source stopped: {error}")
 
 
-def pulse_source_caption(source: str) -> str:
-    """Where the heart rate's skin colour comes from, for the page (the browser path is lossy)."""
+def pulse_source_caption(source: str, method: str | None = None) -> str:
+    """Where the heart rate's skin colour comes from (the browser path is lossy) and which method reads it."""
+    spec = get_method(method or DEFAULT_METHOD)
+    reader = f" Pulse method: {spec.name}" + (f" - {spec.description}" if spec.description else "")
+    reader += ", a learned network run frame by frame." if spec.kind == "frames" else "."
     if source == "webcam":
         return (f"Pulse source: your browser's camera over WebRTC (VP8 asked for {MIN_KBIT_S / 1000:g}-"
                 f"{MAX_KBIT_S / 1000:g} Mbit/s so sub-1 % colour changes survive the encoder; a weak pulse is "
-                "shown as uncertain).")
-    return "Pulse source: the video frames themselves, read on this computer before any lossy encoding."
+                "shown as uncertain)." + reader)
+    return "Pulse source: the video frames themselves, read on this computer before any lossy encoding." + reader
 
 
 def _server_source(source: str, session: MirrorSession):

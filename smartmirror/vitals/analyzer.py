@@ -4,7 +4,8 @@ Per frame it only measures the skin ROI's mean colour, two background patches' c
 the face's presence, skin share and vertical position (well under a millisecond). About once per second of
 source time it reads the heart rate from the spectra of the last 30 s of windows
 (:func:`~smartmirror.vitals.pooled_rate.pooled_window_estimate`); every few seconds it refreshes HRV,
-respiration, SpO2 and stress from the current stretch of face data.
+respiration, SpO2 and stress from the current stretch of face data. A real-time learned method (FacePhys) runs
+live frame by frame on its own face crop (:mod:`smartmirror.vitals.streaming`); the readings then use its samples.
 Memory is bounded by ``max_seconds`` of per-frame numbers.
 """
 
@@ -36,6 +37,7 @@ from smartmirror.vitals.signal import (
     skin_roi_mean_rgb,
 )
 from smartmirror.vitals.state import HrvSummary, VitalsState, VitalsWarmup
+from smartmirror.vitals.streaming import LivePulse, can_stream
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +128,12 @@ class VitalsAnalyzer:
         self.skin_: deque[float] = deque()
         self.face_y_: deque[float] = deque()
         self.background_: deque[np.ndarray] = deque()
-        self.crops_: deque[np.ndarray | None] | None = deque() if self.method_.kind == "frames" else None
-        self.cropper_ = _learned_cropper(self.method_) if self.crops_ is not None else None
+        # a real-time learned method streams live (one network step per frame); otherwise crops wait for a batch run
+        streams = self.live and self.method_.realtime and can_stream(self.method_)
+        self.stream_ = LivePulse(self.method_.name, self.max_seconds, pipeline.MAX_GAP_S) if streams else None
+        learned = self.method_.kind == "frames"
+        self.crops_: deque[np.ndarray | None] | None = deque() if learned and self.stream_ is None else None
+        self.cropper_ = _learned_cropper(self.method_) if learned else None
         self.smoother_ = LandmarkSmoother()
         self.motion_ = quality.FaceMotionLiveness(window_s=30.0 if self.live else self.max_seconds)
         self.resting_ = stress.RestingHeartRate()
@@ -178,6 +184,7 @@ class VitalsAnalyzer:
                 face_y=np.fromiter(self.face_y_, dtype=np.float64, count=n),
                 crops=None if self.crops_ is None else list(self.crops_),
                 background_rgb=np.array(self.background_, dtype=np.float64).reshape(n, 6),
+                pulse_samples=None if self.stream_ is None else self.stream_.samples(),
             )
 
     # ------------------------------------------------------------------ per frame
@@ -198,12 +205,14 @@ class VitalsAnalyzer:
             self.smoother_.reset()
         else:
             sample = skin_roi_mean_rgb(packet.image, self.smoother_.update(face.landmarks_px))
-            if self.crops_ is not None and (crop is None or self.cropper_ is None):
+            if self.cropper_ is not None and crop is None:
                 crop = face_crop(packet.image, face, self.method_.input_size or (72, 72))
             skin = quality.roi_skin_fraction(packet.image, face)  # obstruction: this person's skin, any light
             background = background_patches_rgb(packet.image, face.landmarks_px)
             self._append(t, sample.rgb, float(face.presence_score), skin, face_vertical_position(face), crop,
                          background)
+            if self.stream_ is not None:
+                self.stream_.push(t, crop)
             if _DEBUG_PATH:  # the background's colours tell the codec's and the camera's share from the face's
                 _debug({"t": t, "rgb": [float(v) for v in sample.rgb],
                         "reused": bool(getattr(packet, "reused_face", False)),  # interpolated landmarks (live)

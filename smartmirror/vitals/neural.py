@@ -54,13 +54,13 @@ class PretrainedCfg:
     onnx_file: str | None = None  # the same network exported by scripts/export_facephys_onnx.py (faster)
 
 
-#: ``realtime``: the live vitals analyzer re-runs its method over the whole >= 10 s window every second (300+
-#: frames). FacePhys in onnxruntime costs ~2 ms of CPU per frame on a clip (benchmarks/facephys_speed.py), so
-#: ~0.6 s per second live on top of FaceMesh and the other analyzers; ME (torch) ~5 ms. So they stay clip-report
-#: methods in that analyzer; FacePhys can stream frame by frame (:meth:`OnnxPulseNet.step`, ~6 ms per frame).
+#: ``realtime``: offered live. Re-running a network over the live pool every second (900 frames) costs far too
+#: much, so a live learned method must stream: FacePhys does, through its ONNX export
+#: (:mod:`smartmirror.vitals.streaming`, ~2.4 ms of CPU per frame in chunks of 4 frames); it is registered as
+#: real-time only where weights/ holds that export. ME runs on fixed 160-frame chunks: clip reports only.
 PRETRAINED: dict[str, PretrainedCfg] = {
     "facephys-rlap": PretrainedCfg(
-        "facephys-rlap", "rppg_facephys_rlap.pt", "facephys", "open-rppg 0.1.1 FacePhys.rlap", False,
+        "facephys-rlap", "rppg_facephys_rlap.pt", "facephys", "open-rppg 0.1.1 FacePhys.rlap", True,
         "FacePhys (streaming state-space network, trained on RLAP), open-rppg port",
         onnx_file="rppg_facephys_rlap.onnx",
     ),
@@ -276,7 +276,8 @@ def _register_pretrained() -> None:
         if not (WEIGHTS_DIR / cfg.file).exists():
             log.info("learned pulse method %s unavailable: weights/%s missing", name, cfg.file)
             continue
-        register_method(PulseMethod(name=name, kind="frames", fn=_PULSE_FNS[name], realtime=cfg.realtime,
+        streams = cfg.onnx_file is not None and (WEIGHTS_DIR / cfg.onnx_file).exists()
+        register_method(PulseMethod(name=name, kind="frames", fn=_PULSE_FNS[name], realtime=cfg.realtime and streams,
                                     description=cfg.description, input_size=cfg.input_size))
 
 

@@ -50,6 +50,9 @@ class VitalsTrace:
     background_rgb : ndarray, shape (n, 6), optional
         R, G, B of the frame's two top corners (:func:`~smartmirror.vitals.signal.background_patches_rgb`; NaN
         where the face reached a corner), the scene reference regressed out of the skin colours.
+    pulse_samples : (ndarray, ndarray), optional
+        A "frames" method's pulse already run frame by frame (:mod:`smartmirror.vitals.streaming`): sample times
+        (s, ascending) and values. Used instead of running the method over ``crops``.
     """
 
     times_s: np.ndarray
@@ -59,6 +62,7 @@ class VitalsTrace:
     face_y: np.ndarray
     crops: list | None = None
     background_rgb: np.ndarray | None = None
+    pulse_samples: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def face_found(self) -> np.ndarray:
@@ -69,13 +73,15 @@ class VitalsTrace:
         return len(self.times_s)
 
     def since(self, t_s: float) -> VitalsTrace:
-        """The frames at ``t_s`` seconds or later."""
+        """The frames at ``t_s`` seconds or later (streamed pulse samples are kept whole: segments pick theirs
+        by time)."""
         pick = slice(int(np.searchsorted(self.times_s, t_s)), None)
         return VitalsTrace(
             times_s=self.times_s[pick], rgb=self.rgb[pick], presence=self.presence[pick],
             skin_fraction=self.skin_fraction[pick], face_y=self.face_y[pick],
             crops=None if self.crops is None else self.crops[pick],
             background_rgb=None if self.background_rgb is None else self.background_rgb[pick],
+            pulse_samples=self.pulse_samples,
         )
 
 
@@ -147,7 +153,10 @@ def measured_fps(times_s: np.ndarray) -> float | None:
 def _pulse_from_crops(method: str, crops: list[np.ndarray], times_s: np.ndarray, grid_s: np.ndarray) -> np.ndarray:
     spec = get_method(method)
     frames = np.stack(crops)
-    rate = measured_fps(times_s) or GRID_RATE_HZ
+    # the mean rate over the run (as the live stream re-times by the frames' own times), not the median interval:
+    # a container's millisecond timestamps (66/67 ms at 15 frames/s) put that 0.5 % off
+    span = float(times_s[-1] - times_s[0])
+    rate = (len(times_s) - 1) / span if span > 0 else GRID_RATE_HZ
     per_frame = np.asarray(spec.fn(frames, sampling_rate=rate), dtype=np.float64)
     return np.interp(grid_s, times_s, per_frame)
 
@@ -186,6 +195,18 @@ def build_segments(trace: VitalsTrace, method: str = DEFAULT_METHOD, *, min_seco
         seg_y = np.interp(seg_grid, trace.times_s[valid], trace.face_y[valid])
         if spec.kind == "trace":
             pulse = extract_pulse(seg_rgb, sampling_rate=GRID_RATE_HZ, method=method)
+        elif trace.pulse_samples is not None:  # streamed live: the segment ends where the stream has got to
+            times, values = trace.pulse_samples
+            step = 1.0 / GRID_RATE_HZ
+            inside_run = (times >= seg_grid[0] - step) & (times <= seg_grid[-1] + step)
+            if inside_run.sum() < 2:
+                continue
+            times, values = times[inside_run], values[inside_run]
+            keep = int(np.searchsorted(seg_grid, times[-1], side="right"))
+            if keep / GRID_RATE_HZ < min_seconds:
+                continue
+            seg_grid, seg_rgb, seg_y = seg_grid[:keep], seg_rgb[:keep], seg_y[:keep]
+            pulse = orient_and_scale(np.interp(seg_grid, times, values), seg_rgb, sampling_rate=GRID_RATE_HZ)
         else:
             near = (trace.times_s >= seg_grid[0] - MAX_GAP_S) & (trace.times_s <= seg_grid[-1] + MAX_GAP_S)
             in_segment = valid & near

@@ -1,0 +1,115 @@
+"""FacePhys live: the streamed pulse against the clip report's batch run, and the live reading, on a real recording.
+
+The recording is PhysRecorder's v01 webcam clip (MIT; tests/data/physrecorder_v01_15fps.mkv, 20 s at 15 frames/s,
+a finger oximeter read 71.1 beats/min: tests/data/physrecorder_v01_truth.json), through real FaceMesh, BlazeFace
+and the exported network.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smartmirror.vitals import face_crops, neural
+from smartmirror.vitals.analyzer import VitalsAnalyzer
+from smartmirror.vitals.methods import get_method, list_methods
+from smartmirror.vitals.streaming import StreamingPulse, can_stream
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def recording():
+    """(packets, FaceMesh faces, oximeter heart rate) of the real 20 s clip."""
+    from smartmirror.face import FaceTracker
+    from smartmirror.frames import read_video_packets
+
+    packets = list(read_video_packets(DATA / "physrecorder_v01_15fps.mkv"))
+    with FaceTracker() as tracker:
+        faces = [tracker.process(p.image) for p in packets]
+    truth = json.loads((DATA / "physrecorder_v01_truth.json").read_text())["heart_rate_bpm"]
+    return packets, faces, truth
+
+
+@pytest.fixture(scope="module")
+def crops(recording):
+    packets, faces, _ = recording
+    frames, has_face = face_crops.crop_faces(packets, faces)
+    assert has_face.all()
+    return frames
+
+
+def stream(frames: np.ndarray, times: np.ndarray, chunk_frames: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    streamer = StreamingPulse("facephys-rlap", chunk_frames=chunk_frames)
+    parts = [streamer.push(float(t), frame) for t, frame in zip(times, frames, strict=True)] + [streamer.flush()]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+@pytest.mark.parametrize("chunk_frames", [1, 4])
+def test_streamed_pulse_equals_the_batch_run_on_a_real_clip(recording, crops, chunk_frames):
+    """Frame by frame with the state carried (15 frames/s: each frame fills two of the network's 30/s slots), one
+    sample per frame at its own time, equal to the clip report's batch run over the same crops."""
+    packets, _, _ = recording
+    times = np.array([p.t for p in packets])
+    batch = neural.pretrained_pulse("facephys-rlap", crops, sampling_rate=(len(times) - 1) / (times[-1] - times[0]))
+    sample_times, streamed = stream(crops, times, chunk_frames)
+    np.testing.assert_array_equal(sample_times, times)
+    assert np.max(np.abs(streamed - batch)) < 1e-4 * batch.std()
+
+
+def test_a_break_in_the_face_run_starts_a_fresh_state(recording, crops):
+    """After more than half a second without a face the stream equals a fresh stream of the second run alone."""
+    packets, _, _ = recording
+    times = np.array([p.t for p in packets])
+    first, second = slice(0, 120), slice(150, None)
+    joined_times = np.concatenate([times[first], times[second]])  # a 2 s hole where the face was not seen
+    got_t, got = stream(np.concatenate([crops[first], crops[second]]), joined_times)
+    alone_t, alone = stream(crops[second], times[second])
+    tail = got_t >= times[150]
+    np.testing.assert_array_equal(got_t[tail], alone_t)
+    np.testing.assert_allclose(got[tail], alone, rtol=0, atol=1e-5 * alone.std())
+    carried_t, carried = stream(crops[120:], times[120:])  # without the hole the state carries on: not fresh
+    assert np.max(np.abs(carried[carried_t >= times[150]] - alone)) > 0.05 * alone.std()
+
+
+def test_live_facephys_reads_the_oximeter_rate_and_agrees_with_the_clip_report(recording):
+    packets, faces, truth = recording
+    live = VitalsAnalyzer(method="facephys-rlap")
+    assert live.stream_ is not None and live.crops_ is None  # streamed, no crops kept for a batch run
+    readings = []
+    for packet, face in zip(packets, faces, strict=True):
+        state = live.update(packet, face)
+        if state.heart_rate_bpm is not None:
+            readings.append(state.heart_rate_bpm)
+    assert state.method == "facephys-rlap"
+    assert readings, "no live reading in 20 s of a clear face"
+    assert abs(readings[-1] - truth) < 3.0  # measured 70.6 against the oximeter's 71.1
+    assert max(abs(r - truth) for r in readings) < 5.0
+    clip = VitalsAnalyzer(method="facephys-rlap", live=False)
+    for packet, face in zip(packets, faces, strict=True):
+        clip.update(packet, face)
+    assert clip.stream_ is None and clip.crops_ is not None  # the clip report keeps its batch run
+    live_report, clip_report = live.summary(), clip.summary()
+    assert abs(live_report["heart_rate_bpm"] - clip_report["heart_rate_bpm"]) < 1.0
+    assert abs(clip_report["heart_rate_bpm"] - truth) < 3.0
+
+
+def test_facephys_is_offered_live_and_me_is_not():
+    from smartmirror.api.routes.errors import ApiError, check_pulse_method
+    from smartmirror.api.settings import ApiSettings
+    from smartmirror.ui.page import pulse_source_caption
+
+    assert "facephys-rlap" in list_methods(realtime_only=True)
+    assert can_stream(get_method("facephys-rlap")) and not can_stream(get_method("pos"))
+    assert ApiSettings.from_env({"SMARTMIRROR_PULSE_METHOD": "facephys-rlap"}).pulse_method == "facephys-rlap"
+    check_pulse_method("facephys-rlap", live=True)
+    with pytest.raises(ApiError) as refused:
+        check_pulse_method("me-rlap", live=True)
+    assert refused.value.code == "pulse_method_not_realtime"
+    assert "Pulse method: facephys-rlap" in pulse_source_caption("webcam", "facephys-rlap")
+    assert "Pulse method: pos" in pulse_source_caption("demo", None)
+    with pytest.raises(ValueError, match="no ONNX export"):
+        StreamingPulse("me-rlap")
