@@ -269,6 +269,11 @@ class FaceTracker:
         self._last_score = 0.0
         self._last_detected = 0
 
+    @property
+    def ready(self) -> bool:
+        """Whether MediaPipe's graphs are built (they are on the first :meth:`process`)."""
+        return self._detector is not None and (self._mesh is not None or self._one_mesh is not None)
+
     def _face_mesh(self, max_num_faces: int):
         from smartmirror.mediapipe_import import mediapipe
 

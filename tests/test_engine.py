@@ -569,7 +569,7 @@ def test_the_face_tracker_is_ready_before_the_first_frame(clip_packets):
     engine = Engine([], tracker_factory=factory).start()
     try:
         deadline = time.monotonic() + 30
-        while not (trackers and trackers[0]._mesh is not None):  # the models are loaded with no frame submitted
+        while not (trackers and trackers[0].ready):  # the models are loaded with no frame submitted
             assert time.monotonic() < deadline, "the tracker was not built before the first frame"
             time.sleep(0.05)
         assert engine.frames_submitted == 0
