@@ -3,7 +3,7 @@
 Per frame it only measures the skin ROI's mean colour, two background patches' colours (the scene reference),
 the face's presence, skin share and vertical position (well under a millisecond). About once per second of
 source time it reads the heart rate from the spectra of the last 30 s of windows
-(:func:`~smartmirror.vitals.pooled_rate.pooled_window_estimate`); every few seconds it refreshes HRV,
+(:func:`~smartmirror.vitals.pooled_rate.pooled_runs_estimate`); every few seconds it refreshes HRV,
 respiration, SpO2 and stress from the current stretch of face data. A real-time learned method (FacePhys) runs
 live frame by frame on its own face crop (:mod:`smartmirror.vitals.streaming`); the readings then use its samples.
 Memory is bounded by ``max_seconds`` of per-frame numbers.

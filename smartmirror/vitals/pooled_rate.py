@@ -141,6 +141,6 @@ def pooled_dominance(best: SpectralPeak, peaks: list[SpectralPeak]) -> float:
 
 
 def pooled_reading(estimate: WindowEstimate) -> HeartRateReading:
-    """The live reading of a :func:`pooled_window_estimate`: its rate, gated on its confidence (no tracker: the
+    """The live reading of a :func:`pooled_runs_estimate`: its rate, gated on its confidence (no tracker: the
     30 s pool already carries the continuity, and a tracker started on an early artefact would hold it)."""
     return gated_reading(estimate.t_end_s, estimate.bpm, estimate)
