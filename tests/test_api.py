@@ -233,6 +233,18 @@ def test_session_lifecycle_through_rest_and_alias_paths(client):
     assert_error(client.delete(f"/session/{alias}"), 404, "session_not_found")
 
 
+def test_a_clip_report_only_server_method_is_not_used_for_live_sessions(start_server):
+    """SMARTMIRROR_PULSE_METHOD=me-rlap (too slow for live frames) still lets sessions start, on the vitals'
+    default method; a session that names a real-time method gets it, and naming me-rlap is refused."""
+    server = start_server(pulse_method="me-rlap")
+    with server.client() as client:
+        default = client.post("/sessions").json()["session_id"]
+        assert client.get(f"/sessions/{default}").json()["pulse_method"] is None
+        named = client.post("/sessions", json={"pulse_method": "chrom"}).json()["session_id"]
+        assert client.get(f"/sessions/{named}").json()["pulse_method"] == "chrom"
+        assert_error(client.post("/sessions", json={"pulse_method": "me-rlap"}), 422, "unknown_pulse_method")
+
+
 def test_health_status_metrics_and_docs(server, client, session_id, astronaut_bgr):
     client.post(f"/sessions/{session_id}/frames", json={"image_data": b64_jpeg(astronaut_bgr), "timestamp_s": 0})
     health = client.get("/health").json()

@@ -32,6 +32,7 @@ from smartmirror.api.routes.models import (
 )
 from smartmirror.api.routes.state import ApiState, api_state
 from smartmirror.api.sessions import FrameOrderError, FrameOutcome, Session, session_specs
+from smartmirror.vitals.methods import get_method
 
 router = APIRouter(tags=["sessions"])
 alias_router = APIRouter(tags=["compatibility aliases"])
@@ -43,10 +44,19 @@ FRAME_ERRORS = error_responses(400, 401, 404, 409, 410, 413, 415, 422, 504)
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
+def live_default_method(configured: str | None) -> str | None:
+    """A live session's pulse method when the client names none: SMARTMIRROR_PULSE_METHOD when it is fast enough
+    for live frames, else the vitals default (None). A clip-report-only method there (``me-rlap``) would re-run
+    its network over the session's whole pool every second; it still applies to the clip endpoints."""
+    if configured is None or get_method(configured).realtime:
+        return configured
+    return None
+
+
 def _create(state: ApiState, options: SessionCreate | None) -> SessionCreated:
     options = options or SessionCreate()
     check_pulse_method(options.pulse_method, live=True)
-    method = options.pulse_method or state.settings.pulse_method
+    method = options.pulse_method or live_default_method(state.settings.pulse_method)
     session = state.store.create(pulse_method=method, fatigue_mode=options.fatigue_mode)
     info = session.info(state.settings.session_expiry_s)
     return SessionCreated(session_id=session.session_id, message="Session created successfully",
