@@ -169,6 +169,17 @@ class AnalyzerRunner:
         if self.analyzer is not None:
             self.analyzer.reset()
 
+    def close(self) -> None:
+        """Release what the analyzer holds (its optional ``close()``: the vitals' face-crop detector, say); the
+        runner is unavailable afterwards. A failing ``close()`` is logged, not raised."""
+        analyzer, self.analyzer = self.analyzer, None
+        release = getattr(analyzer, "close", None)
+        if callable(release):
+            try:
+                release()
+            except Exception as exc:  # noqa: BLE001 - closing must not fail the caller's shutdown
+                log.warning("analyzer %s close failed: %s", self.name, error_text(exc))
+
     def summary(self) -> State | None:
         """The analyzer's clip-level summary (None when unavailable, never updated, or its summary raised)."""
         if self.analyzer is None or self.updates == 0:
@@ -391,6 +402,8 @@ class Pipeline:
         if self._own_tracker and self.tracker is not None:
             self.tracker.close()
             self.tracker = None
+        for runner in self.runners.values():
+            runner.close()
         self.runners = {}
 
     def __enter__(self) -> Pipeline:

@@ -174,3 +174,18 @@ def test_clip_report_rest_eval_and_live_give_the_same_summaries(clip):
     assert live["emotion"]["label"] == report["emotion"]["label"]
     for label, p in report["emotion"]["probabilities"].items():  # the live path may pick other frames
         assert live["emotion"]["probabilities"][label] == pytest.approx(p, abs=0.1), label
+
+
+def test_closing_a_pipeline_releases_what_its_analyzers_hold(clip):
+    """The learned pulse's face-crop detector (a MediaPipe BlazeFace graph) is released when the pipeline closes
+    (a REST session ending, a report done), not left to the garbage collector."""
+    from smartmirror.registry import vitals_spec
+
+    packets = list(read_video_packets(clip, max_frames=20))
+    with Pipeline([vitals_spec("facephys-rlap", live=True)]) as pipeline:
+        for packet in packets:
+            pipeline.step(packet)
+        runner = pipeline.runners["vitals"]
+        cropper = runner.analyzer.cropper_
+        assert cropper is not None and cropper._blazeface is not None  # made on the first frames
+    assert cropper._blazeface is None and runner.analyzer is None and pipeline.runners == {}

@@ -172,6 +172,11 @@ class VitalsAnalyzer:
             if self.crops_ is not None:
                 self.crops_.popleft()
 
+    def close(self) -> None:
+        """Release the learned methods' face-crop detector (MediaPipe's BlazeFace graph); made again on use."""
+        if self.cropper_ is not None:
+            self.cropper_.close()
+
     def trace(self) -> pipeline.VitalsTrace:
         """The per-frame data held now, as arrays (a consistent copy, safe from another thread)."""
         with self.lock_:
