@@ -274,11 +274,11 @@ class FaceTracker:
         """Whether MediaPipe's graphs are built (they are on the first :meth:`process`)."""
         return self._detector is not None and (self._mesh is not None or self._one_mesh is not None)
 
-    def _face_mesh(self, max_num_faces: int):
+    def _face_mesh(self, max_num_faces: int, static_image_mode: bool | None = None):
         from smartmirror.mediapipe_import import mediapipe
 
         return mediapipe().solutions.face_mesh.FaceMesh(
-            static_image_mode=self.static_image_mode,
+            static_image_mode=self.static_image_mode if static_image_mode is None else static_image_mode,
             max_num_faces=max_num_faces,
             refine_landmarks=True,
             min_detection_confidence=self.min_detection_confidence,
@@ -338,13 +338,7 @@ class FaceTracker:
             return None
         crop = np.ascontiguousarray(image_rgb[y0:y1, x0:x1])
         if self._crop_mesh is None:  # made on first need: most trackers never see a small face
-            from smartmirror.mediapipe_import import mediapipe
-
-            mp = mediapipe()
-            self._crop_mesh = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-                min_detection_confidence=self.min_detection_confidence,
-            )
+            self._crop_mesh = self._face_mesh(1, static_image_mode=True)
         faces = self._crop_mesh.process(crop).multi_face_landmarks or []
         if not faces:
             return None

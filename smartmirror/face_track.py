@@ -20,6 +20,7 @@ pose) follows a turning head one mesh interval late. The fatigue, emotion and id
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterable
 
@@ -253,6 +254,32 @@ SHAPE_ANALYZERS = frozenset({"emotion", "fatigue", "identity"})
 #: went from 2.70 to 3.10 bpm (one subject 6.4 -> 11.9; whole-clip error 1.41 -> 1.46), and ICA picked a slow
 #: component instead of the pulse on 2 more subjects. So the clip report keeps FaceMesh on every frame for now.
 FLOW_METHODS: frozenset[str] = frozenset()
+
+
+#: Longest stretch (seconds) between two tracked faces across which a skipped frame's landmarks are interpolated.
+MAX_INTERPOLATION_S = 1.0
+
+
+def between_faces(t: float, before: tuple[float, FaceObservation] | None, after: tuple[float, FaceObservation]
+                  ) -> FaceObservation:
+    """The face at time ``t`` of a frame the tracker skipped (live: busy; offline: ``landmarks_every``):
+    landmarks linearly interpolated between the tracked faces before and after it (the one after alone when
+    there is none before, or it is over :data:`MAX_INTERPOLATION_S` away).
+
+    A head that moves while the tracker is busy would otherwise leave the skin regions a few pixels off on the
+    skipped frames, and that jump is colour noise in the pulse (on a real recording, with FaceMesh on every other
+    frame: pulse SNR -0.9 dB interpolated vs -1.5 dB reusing the next face; -0.1 dB with every frame tracked).
+    """
+    t_after, face_after = after
+    if before is None or not t_after - MAX_INTERPOLATION_S <= before[0] < t <= t_after:
+        return face_after
+    t_before, face_before = before
+    if face_before.landmarks_px.shape != face_after.landmarks_px.shape:
+        return face_after
+    weight = (t - t_before) / (t_after - t_before)
+    landmarks = face_before.landmarks_px + weight * (face_after.landmarks_px - face_before.landmarks_px)
+    return dataclasses.replace(face_after, landmarks_px=landmarks.astype(face_after.landmarks_px.dtype),
+                               _masks={})
 
 
 #: Offline (the clip report, eval), vitals alone: FaceMesh on every this many frames by default, the landmarks

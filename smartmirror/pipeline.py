@@ -40,8 +40,8 @@ import numpy as np
 from smartmirror.analyzer import Analyzer, State
 from smartmirror.face import FaceObservation, FaceTracker
 from smartmirror.face_choice import FaceChoice, FacesTally, choose_face
+from smartmirror.face_track import MAX_INTERPOLATION_S, between_faces
 from smartmirror.frames import FramePacket, Prefetcher, SourceClock
-from smartmirror.live.tracked import MAX_INTERPOLATION_S, between_faces
 from smartmirror.registry import AnalyzerSpec, ordered
 
 log = logging.getLogger(__name__)
@@ -270,9 +270,7 @@ class Pipeline:
     def step(self, packet: FramePacket) -> FrameResult:
         """Track one frame and update every analyzer that is due."""
         packet = self.timed(packet)
-        started = time.perf_counter()
-        choice = self.track(packet)
-        face_s = time.perf_counter() - started
+        choice, face_s = self._timed_track(packet)
         result = self.analyze(packet, choice)
         result.timings_s["face"] = face_s
         return result
@@ -282,8 +280,8 @@ class Pipeline:
 
         With ``landmarks_every=n`` the tracker sees every n-th frame; the frames between are analysed once the
         next tracked frame is known, with the landmarks interpolated linearly on their timestamps
-        (:func:`smartmirror.live.tracked.between_faces`). They are tracked as well instead when the face is missing
-        at either end, the two are over :data:`smartmirror.live.tracked.MAX_INTERPOLATION_S` apart or the face
+        (:func:`smartmirror.face_track.between_faces`). They are tracked as well instead when the face is missing
+        at either end, the two are over :data:`smartmirror.face_track.MAX_INTERPOLATION_S` apart or the face
         moved more than :data:`MAX_INTERPOLATED_MOTION` inter-ocular distances. Results come up to n - 1 frames late.
 
         ``overlap=True`` runs the face tracker on a thread of its own, a few frames ahead of the analyzers (which

@@ -539,7 +539,7 @@ def test_queued_callback_hands_every_frame_to_the_engine_and_draws_the_newest(as
 
 def test_a_skipped_frame_gets_landmarks_between_the_tracked_faces_around_it(astronaut_bgr):
     from smartmirror.face import FaceTracker
-    from smartmirror.live.tracked import MAX_INTERPOLATION_S, between_faces
+    from smartmirror.face_track import MAX_INTERPOLATION_S, between_faces
 
     with FaceTracker(static_image_mode=True) as tracker:
         face = tracker.process(astronaut_bgr)

@@ -38,9 +38,10 @@ import numpy as np
 from smartmirror.agent.from_states import HeartRateBaseline, context_from_states, local_hour, sample_from_states
 from smartmirror.face import FaceObservation, FaceTracker
 from smartmirror.face_choice import choose_face
+from smartmirror.face_track import between_faces
 from smartmirror.frames import FrameBuffer, FramePacket, SourceClock
 from smartmirror.live.store import RateMeter, StateStore
-from smartmirror.live.tracked import MAX_SKIPPED_FRAMES, Overlay, TrackedPacket, between_faces
+from smartmirror.live.tracked import MAX_SKIPPED_FRAMES, Overlay, TrackedPacket
 from smartmirror.modes import MODES
 from smartmirror.pipeline import AnalyzerRunner, error_text
 from smartmirror.registry import AnalyzerSpec, analyzer_specs

@@ -270,10 +270,13 @@ class VitalsAnalyzer:
 
     def _update_heart_rate(self) -> None:
         trace = self._recent_trace(pooled_rate.LIVE_POOL_S + 2.0)
-        segments = [] if trace is None else pipeline.build_segments(trace, self.method)
-        if trace is None or not segments:
+        if trace is None:
             self.reading_ = None
-            self.waveform_ = [] if trace is None else self.waveform_
+            self.waveform_ = []
+            return
+        segments = pipeline.build_segments(trace, self.method)
+        if not segments:
+            self.reading_ = None
             return
         segment = segments[-1]
         tail = int(self.waveform_s * GRID_RATE_HZ)
