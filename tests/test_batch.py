@@ -166,6 +166,9 @@ def test_batch_inputs_and_errors(clips, tmp_path):
     run = _cli(analyze)
     both = run(str(clips / "clip0.avi"), "--workers", 2, "--scheduler", "tcp://127.0.0.1:1")
     assert both.exit_code == EXIT_BAD_INPUT and json.loads(both.stdout)["error"]["code"] == "invalid_argument"
+    rate = run(str(clips / "clip0.avi"), "--landmarks-every", 0, "--json")
+    assert rate.exit_code == EXIT_BAD_INPUT and json.loads(rate.stdout)["error"] == {
+        "code": "invalid_argument", "message": "--landmarks-every must be at least 1, got 0"}
     nothing = run(str(tmp_path / "*.mp4"))
     assert nothing.exit_code == EXIT_BAD_INPUT and json.loads(nothing.stdout)["error"]["code"] == "not_found"
     away = run(str(clips), "--scheduler", "tcp://127.0.0.1:9", "--sections", "")

@@ -89,7 +89,7 @@ def analyze(
     scheduler: SchedulerOption = None,
     retries: RetriesOption = 2,
     landmarks_every: Annotated[int | None, typer.Option(
-        "--landmarks-every", min=1, help="Vitals only: FaceMesh on every N-th frame, the landmarks interpolated "
+        "--landmarks-every", help="Vitals only: FaceMesh on every N-th frame, the landmarks interpolated "
                                          "between. Faster but less safe: blinks can be missed, and a photo's "
                                          "encoder flicker can pass for a pulse (README, clip report).")] = None,
 ) -> None:
@@ -104,6 +104,9 @@ def analyze(
     from smartmirror.frames import VideoError
     from smartmirror.report import analyze_video
 
+    if landmarks_every is not None and landmarks_every < 1:
+        fail(error_object("invalid_argument", f"--landmarks-every must be at least 1, got {landmarks_every}"),
+             json_out, EXIT_BAD_INPUT)
     chosen = tuple(part.strip() for part in sections.split(",") if part.strip())
     one_file = len(videos) == 1 and "://" not in videos[0] and not glob.has_magic(videos[0]) \
         and not Path(videos[0]).is_dir()
