@@ -90,12 +90,13 @@ def ensure_venv(path: Path, requirements: list[str]) -> Path | None:
 
 def make_clips(folder: Path, count: int, duration: float, codec: str) -> list[Path]:
     """``smartmirror synth --subjects count`` into ``folder`` unless it holds that many clips already."""
-    if len(list(folder.glob("subject*/truth.json"))) != count:
+    found = lambda: sorted({p.parent for p in [*folder.glob("truth.json"), *folder.glob("subject*/truth.json")]})  # noqa: E731
+    if len(found()) != count:  # one subject is rendered into the folder itself, several into subject*/
         print(f"rendering {count} clips of {duration:g} s into {folder} ...", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "smartmirror.cli.app", "synth", str(folder), "--subjects", str(count),
                         "--duration", str(duration), "--codec", codec], check=True, env=_env(project=True),
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    clips = sorted(p.parent for p in folder.glob("subject*/truth.json"))
+    clips = found()
     for clip in clips:  # the same stream in MP4 (vitallens's reader miscounts H.264 frames in AVI), AVI if it can't
         if not (clip / "vid.mp4").exists():
             done = subprocess.run(["ffmpeg", "-v", "quiet", "-y", "-i", str(clip / "vid.avi"), "-c", "copy",

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -40,7 +40,13 @@ import numpy as np
 from smartmirror.analyzer import Analyzer, State
 from smartmirror.face import FaceObservation, FaceTracker
 from smartmirror.face_choice import FaceChoice, FacesTally, choose_face
-from smartmirror.face_track import MAX_INTERPOLATION_S, between_faces
+from smartmirror.face_track import (
+    MAX_INTERPOLATION_S,
+    between_faces,
+    eye_luma,
+    eyes_changed_between,
+    smoothed_key_face,
+)
 from smartmirror.frames import FramePacket, Prefetcher, SourceClock
 from smartmirror.registry import AnalyzerSpec, ordered
 
@@ -53,6 +59,15 @@ _CLOCK_SLACK_S = 1e-6
 #: Between two tracked frames of :meth:`Pipeline.run`, the frames are tracked too (not interpolated) when the face's
 #: landmarks moved further than this share of the inter-ocular distance (median over the landmarks).
 MAX_INTERPOLATED_MOTION = 0.25
+
+
+@dataclass(frozen=True)
+class _Tracked:
+    """A frame :meth:`Pipeline.tracked` gave to the tracker: its time (s), face and eye luma (None without a face)."""
+
+    t: float
+    choice: FaceChoice
+    eye_luma: np.ndarray | None
 
 
 def error_text(error: BaseException) -> str:
@@ -307,44 +322,71 @@ class Pipeline:
                 packet = self.timed(packet)
                 yield packet, *self._timed_track(packet)
             return
-        before: tuple[float, FaceChoice] | None = None
-        pending: list[FramePacket] = []
+        given: _Tracked | None = None   # the last tracked frame given out (its face smoothed)
+        raw: _Tracked | None = None     # ... as the tracker saw it
+        waiting: tuple[list[FramePacket], _Tracked, FramePacket, float] | None = None  # the newest tracked frame,
+        pending: list[FramePacket] = []  # held until the next one (smoothing needs it), with the frames before it
         for packet in packets:
             packet = self.timed(packet)
-            if before is not None and len(pending) < self.landmarks_every - 1:
+            if waiting is not None and len(pending) < self.landmarks_every - 1:
                 pending.append(packet)
                 continue
             choice, face_s = self._timed_track(packet)
-            yield from self._between(before, (packet.t, choice), pending)
-            pending = []
-            yield packet, choice, face_s
-            before = (packet.t, choice)
+            key = _Tracked(packet.t, choice, None if choice.face is None
+                           else eye_luma(packet.image, choice.face.landmarks_px))
+            if waiting is not None:
+                given = yield from self._give(given, raw, waiting, key)
+                raw = waiting[1]
+            waiting, pending = (pending, key, packet, face_s), []
+        if waiting is not None:
+            yield from self._give(given, raw, waiting, None)
         for packet in pending:  # the clip ended between tracked frames
             yield packet, *self._timed_track(packet)
+
+    def _give(self, given: _Tracked | None, raw: _Tracked | None,
+              waiting: tuple[list[FramePacket], _Tracked, FramePacket, float], after: _Tracked | None
+              ) -> Generator[tuple[FramePacket, FaceChoice, float], None, _Tracked]:
+        """A tracked frame (``waiting``: the frames before it, itself, its packet and tracking seconds) with its
+        face smoothed over its tracked neighbours (``raw`` before it, ``after``), and the frames before it
+        interpolated from ``given`` (the last frame given out) to it; returns it as given."""
+        pending, key, packet, face_s = waiting
+        neighbours = [(k.t, k.choice.face) for k in (raw, after) if k is not None and k.choice.face is not None]
+        if key.choice.face is not None and len(neighbours) == 2:
+            key = replace(key, choice=replace(key.choice, face=smoothed_key_face(
+                neighbours[0], (key.t, key.choice.face), neighbours[1])))
+        yield from self._between(given, key, pending)
+        yield packet, key.choice, face_s
+        return key
 
     def _timed_track(self, packet: FramePacket) -> tuple[FaceChoice, float]:
         started = time.perf_counter()
         choice = self.track(packet)
         return choice, time.perf_counter() - started
 
-    def _between(self, before: tuple[float, FaceChoice] | None, after: tuple[float, FaceChoice],
-                 pending: list[FramePacket]) -> Iterator[tuple[FramePacket, FaceChoice, float]]:
+    def _between(self, before: _Tracked | None, after: _Tracked, pending: list[FramePacket]
+                 ) -> Iterator[tuple[FramePacket, FaceChoice, float]]:
         """The frames between two tracked ones: interpolated faces, or tracked where interpolation is unsafe."""
         if not pending:
             return
-        first, last = (None, None) if before is None else (before[1].face, after[1].face)
-        smooth = first is not None and last is not None and after[0] - before[0] <= MAX_INTERPOLATION_S \
+        first, last = (None, None) if before is None else (before.choice.face, after.choice.face)
+        smooth = first is not None and last is not None and after.t - before.t <= MAX_INTERPOLATION_S \
             and first.landmarks_px.shape == last.landmarks_px.shape
         if smooth:
             moved = np.linalg.norm(last.landmarks_px[:, :2] - first.landmarks_px[:, :2], axis=1)
             scale = max(first.inter_ocular_px, last.inter_ocular_px, 1.0)
             smooth = float(np.median(moved)) <= MAX_INTERPOLATED_MOTION * scale
-        for packet in pending:
-            if not smooth:
+        faces = []
+        if smooth:
+            faces = [between_faces(packet.t, (before.t, first), (after.t, last)) for packet in pending]
+            lumas = [((packet.t - before.t) / (after.t - before.t), eye_luma(packet.image, face.landmarks_px))
+                     for packet, face in zip(pending, faces, strict=True)]
+            smooth = not eyes_changed_between(first, last, before.eye_luma, after.eye_luma, lumas)
+        if not smooth:
+            for packet in pending:
                 yield packet, *self._timed_track(packet)
-                continue
-            face = between_faces(packet.t, (before[0], first), (after[0], last))
-            choice = FaceChoice(face, after[1].faces_seen, after[1].warning)
+            return
+        for packet, face in zip(pending, faces, strict=True):
+            choice = FaceChoice(face, after.choice.faces_seen, after.choice.warning)
             self.faces.add(choice)
             yield packet, choice, 0.0
 

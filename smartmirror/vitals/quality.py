@@ -28,6 +28,7 @@ A photo, a print or a still frame has neither, so ``liveness`` is False for it.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -37,7 +38,7 @@ import numpy as np
 from smartmirror.face import FaceObservation
 from smartmirror.fatigue.features import LEFT_EYE_EAR, RIGHT_EYE_EAR, eye_aspect_ratio, mouth_aspect_ratio
 from smartmirror.vitals.heart import CONFIDENCE_GATE, HeartRateReading
-from smartmirror.vitals.signal import SKIN_CB_RANGE, SKIN_CR_RANGE, region_polygons, uint8_median
+from smartmirror.vitals.signal import SKIN_CB_RANGE, SKIN_CR_RANGE, histogram_median, region_polygons, uint8_median
 
 #: Face-detector confidence below which a frame counts as obstructed (MediaPipe's own detection threshold).
 MIN_PRESENCE_SCORE = 0.5
@@ -82,8 +83,33 @@ def roi_skin_fraction(image_bgr: np.ndarray, face: FaceObservation | np.ndarray)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return 0.0
     inside = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
-    cv2.fillPoly(inside, [np.round(p - [x0, y0]).astype(np.int32) for p in polygons], 1)
-    return skin_share(cv2.cvtColor(image_bgr[y0:y1, x0:x1], cv2.COLOR_BGR2YCrCb)[inside > 0])
+    cv2.fillPoly(inside, [np.round(p - [x0, y0]).astype(np.int32) for p in polygons], 255)
+    return _masked_skin_share(cv2.cvtColor(image_bgr[y0:y1, x0:x1], cv2.COLOR_BGR2YCrCb), inside)
+
+
+def _masked_skin_share(ycrcb: np.ndarray, inside: np.ndarray) -> float:
+    """:func:`skin_share` of the pixels of an (h, w, 3) uint8 YCrCb image where ``inside`` (0/255) is set, with
+    OpenCV's masked histograms and ranges (the same value, several times faster than indexing the pixels out)."""
+    n = cv2.countNonZero(inside)
+    if n == 0:
+        return 0.0
+    channels = cv2.split(ycrcb)
+
+    def median(channel: int, mask: np.ndarray, count: int) -> float:
+        return histogram_median(cv2.calcHist([channels[channel]], [0], mask, [256], [0, 256]).ravel(), count)
+
+    lit = cv2.bitwise_and(cv2.inRange(channels[0], math.ceil(DARK_LUMA_FRACTION * median(0, inside, n)),
+                                      GLARE_LUMA), inside)
+    lit_count = cv2.countNonZero(lit)
+    if lit_count == 0:
+        return 0.0
+    skin = cv2.inRange(ycrcb, (0, SKIN_CR_RANGE[0], SKIN_CB_RANGE[0]), (255, SKIN_CR_RANGE[1], SKIN_CB_RANGE[1]))
+    cr_ref, cb_ref = median(1, lit, lit_count), median(2, lit, lit_count)
+    if cr_ref >= SKIN_MIN_CR and cr_ref - cb_ref >= SKIN_MIN_CR_MINUS_CB:
+        near = cv2.inRange(ycrcb, (0, math.ceil(cr_ref - SKIN_CHROMA_RADIUS), math.ceil(cb_ref - SKIN_CHROMA_RADIUS)),
+                           (255, math.floor(cr_ref + SKIN_CHROMA_RADIUS), math.floor(cb_ref + SKIN_CHROMA_RADIUS)))
+        skin = cv2.bitwise_or(skin, near)
+    return cv2.countNonZero(cv2.bitwise_and(lit, skin)) / n
 
 
 def skin_share(ycrcb: np.ndarray) -> float:

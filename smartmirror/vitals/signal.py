@@ -62,10 +62,7 @@ def uint8_median(values: np.ndarray) -> float:
     values = np.asarray(values)
     if values.size == 0:
         return float("nan")
-    cumulative = np.cumsum(np.bincount(values.ravel(), minlength=256))
-    n = values.size
-    low, high = np.searchsorted(cumulative, [(n - 1) // 2, n // 2], side="right")
-    return (int(low) + int(high)) / 2
+    return histogram_median(np.bincount(values.ravel(), minlength=256), values.size)
 
 
 def region_polygons(landmarks_px: np.ndarray, regions: tuple[str, ...] = SKIN_REGIONS) -> list[np.ndarray]:
@@ -134,24 +131,32 @@ def skin_roi_mean_rgb(
     coverage = fill(polygons)
     if holes:
         coverage = cv2.subtract(coverage, fill(holes))
-    inside = coverage > 127
-    pixel_count = int(np.count_nonzero(inside))
+    inside = cv2.compare(coverage, 127, cv2.CMP_GT)  # 0/255
+    pixel_count = cv2.countNonZero(inside)
     if pixel_count == 0:
         return RoiSample(np.full(3, np.nan), 0, 0.0)
     ycrcb = cv2.cvtColor(crop, cv2.COLOR_BGR2YCrCb)
-    luma = ycrcb[..., 0]
-    median_luma = uint8_median(luma[inside])
-    lit = (luma >= max(int(DARK_LUMA_FRACTION * median_luma), 1)) & (luma <= GLARE_LUMA)
+    luma = ycrcb[..., 0].copy()
+    median_luma = histogram_median(cv2.calcHist([luma], [0], inside, [256], [0, 256]).ravel(), pixel_count)
+    lit = cv2.inRange(luma, max(int(DARK_LUMA_FRACTION * median_luma), 1), GLARE_LUMA)  # 0/255
     low = np.array([0, SKIN_CR_RANGE[0], SKIN_CB_RANGE[0]], np.uint8)
     high = np.array([255, SKIN_CR_RANGE[1], SKIN_CB_RANGE[1]], np.uint8)
-    skin = cv2.inRange(ycrcb, low, high) > 0
-    weights = coverage.astype(np.float32) * lit
-    total = float(weights.sum())
+    skin = cv2.inRange(ycrcb, low, high)
+    weights = cv2.bitwise_and(coverage, lit)  # the anti-aliased coverage (0..255) of the lit pixels
+    total = float(cv2.sumElems(weights)[0])
     if total <= 0:
         return RoiSample(np.full(3, np.nan), pixel_count, 0.0)
-    bgr = weights.reshape(1, -1) @ crop.reshape(-1, 3).astype(np.float32) / total
-    skin_fraction = int(np.count_nonzero(skin & lit & inside)) / pixel_count
-    return RoiSample(bgr[0, ::-1].astype(np.float64), pixel_count, skin_fraction)
+    weighted = cv2.multiply(crop, cv2.merge([weights, weights, weights]), dtype=cv2.CV_32S)  # exact products
+    bgr = np.array(cv2.sumElems(weighted)[:3]) / total
+    skin_fraction = cv2.countNonZero(cv2.bitwise_and(cv2.bitwise_and(skin, lit), inside)) / pixel_count
+    return RoiSample(bgr[::-1].astype(np.float64), pixel_count, skin_fraction)
+
+
+def histogram_median(histogram: np.ndarray, n: int) -> float:
+    """The median of ``n`` uint8 values from their 256-bin histogram (as :func:`uint8_median`)."""
+    cumulative = np.cumsum(histogram)
+    low, high = np.searchsorted(cumulative, [(n - 1) // 2, n // 2], side="right")
+    return (int(low) + int(high)) / 2
 
 
 #: The scene reference: the frame's top-left and top-right corners, each this share of the width and height.
