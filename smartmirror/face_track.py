@@ -283,23 +283,6 @@ def between_faces(t: float, before: tuple[float, FaceObservation] | None, after:
                                _masks={})
 
 
-def smoothed_key_face(before: tuple[float, FaceObservation], face: tuple[float, FaceObservation],
-                      after: tuple[float, FaceObservation]) -> FaceObservation:
-    """A tracked face's landmarks averaged 1:2:1 with those of the tracked faces before and after it (offline,
-    landmarks at a lower rate): FaceMesh's pass-to-pass jitter, interpolated between passes a few frames apart,
-    would put its power into the pulse band (on the PhysRecorder webcam clip with FaceMesh on every 5th frame:
-    confidence 0.38 unsmoothed, below the gate). A face moving at a steady speed keeps its path. Unchanged when
-    a neighbour is over :data:`MAX_INTERPOLATION_S` away or has another number of landmarks.
-    """
-    (t_before, face_before), (t, current), (t_after, face_after) = before, face, after
-    shape = current.landmarks_px.shape
-    if (face_before.landmarks_px.shape != shape or face_after.landmarks_px.shape != shape
-            or t - t_before > MAX_INTERPOLATION_S or t_after - t > MAX_INTERPOLATION_S):
-        return current
-    landmarks = 0.25 * face_before.landmarks_px + 0.5 * current.landmarks_px + 0.25 * face_after.landmarks_px
-    return dataclasses.replace(current, landmarks_px=landmarks.astype(current.landmarks_px.dtype), _masks={})
-
-
 #: Between two tracked frames of an offline pass, the frames between are tracked too (not interpolated) when an
 #: eye's mean luma on one of them (inside the eye's outline where the interpolated landmarks put it) departs from
 #: the straight line between the tracked frames' by more than this many grey levels: a lid closing over the iris

@@ -25,14 +25,14 @@ The rules, each in one place:
 - **Timings:** per frame in :attr:`FrameResult.timings_s`, in total in :attr:`Pipeline.seconds`.
 - **Offline landmarks at a lower rate:** :meth:`Pipeline.run` with ``landmarks_every=n`` tracks every n-th frame
   and gives the frames between the landmarks interpolated on their timestamps (it sees the next tracked frame
-  before analysing them), tracking them too where the face appears, vanishes or moves fast.
+  before analysing them), tracking them too where the face appears, vanishes, moves fast or blinks.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -40,13 +40,7 @@ import numpy as np
 from smartmirror.analyzer import Analyzer, State
 from smartmirror.face import FaceObservation, FaceTracker
 from smartmirror.face_choice import FaceChoice, FacesTally, choose_face
-from smartmirror.face_track import (
-    MAX_INTERPOLATION_S,
-    between_faces,
-    eye_luma,
-    eyes_changed_between,
-    smoothed_key_face,
-)
+from smartmirror.face_track import MAX_INTERPOLATION_S, between_faces, eye_luma, eyes_changed_between
 from smartmirror.frames import FramePacket, Prefetcher, SourceClock
 from smartmirror.registry import AnalyzerSpec, ordered
 
@@ -296,8 +290,10 @@ class Pipeline:
         With ``landmarks_every=n`` the tracker sees every n-th frame; the frames between are analysed once the
         next tracked frame is known, with the landmarks interpolated linearly on their timestamps
         (:func:`smartmirror.face_track.between_faces`). They are tracked as well instead when the face is missing
-        at either end, the two are over :data:`smartmirror.face_track.MAX_INTERPOLATION_S` apart or the face
-        moved more than :data:`MAX_INTERPOLATED_MOTION` inter-ocular distances. Results come up to n - 1 frames late.
+        at either end, the two are over :data:`smartmirror.face_track.MAX_INTERPOLATION_S` apart, the face
+        moved more than :data:`MAX_INTERPOLATED_MOTION` inter-ocular distances, or the eyes may have blinked
+        between them (:func:`smartmirror.face_track.eyes_changed_between`: their openness changed, or an eye's
+        luma on a frame between left the line between the two). Results come up to n - 1 frames late.
 
         ``overlap=True`` runs the face tracker on a thread of its own, a few frames ahead of the analyzers (which
         run in the caller's thread), so tracking and analysis use two cores.
@@ -322,41 +318,22 @@ class Pipeline:
                 packet = self.timed(packet)
                 yield packet, *self._timed_track(packet)
             return
-        given: _Tracked | None = None   # the last tracked frame given out (its face smoothed)
-        raw: _Tracked | None = None     # ... as the tracker saw it
-        waiting: tuple[list[FramePacket], _Tracked, FramePacket, float] | None = None  # the newest tracked frame,
-        pending: list[FramePacket] = []  # held until the next one (smoothing needs it), with the frames before it
+        before: _Tracked | None = None
+        pending: list[FramePacket] = []
         for packet in packets:
             packet = self.timed(packet)
-            if waiting is not None and len(pending) < self.landmarks_every - 1:
+            if before is not None and len(pending) < self.landmarks_every - 1:
                 pending.append(packet)
                 continue
             choice, face_s = self._timed_track(packet)
-            key = _Tracked(packet.t, choice, None if choice.face is None
-                           else eye_luma(packet.image, choice.face.landmarks_px))
-            if waiting is not None:
-                given = yield from self._give(given, raw, waiting, key)
-                raw = waiting[1]
-            waiting, pending = (pending, key, packet, face_s), []
-        if waiting is not None:
-            yield from self._give(given, raw, waiting, None)
+            after = _Tracked(packet.t, choice, None if choice.face is None
+                             else eye_luma(packet.image, choice.face.landmarks_px))
+            yield from self._between(before, after, pending)
+            pending = []
+            yield packet, choice, face_s
+            before = after
         for packet in pending:  # the clip ended between tracked frames
             yield packet, *self._timed_track(packet)
-
-    def _give(self, given: _Tracked | None, raw: _Tracked | None,
-              waiting: tuple[list[FramePacket], _Tracked, FramePacket, float], after: _Tracked | None
-              ) -> Generator[tuple[FramePacket, FaceChoice, float], None, _Tracked]:
-        """A tracked frame (``waiting``: the frames before it, itself, its packet and tracking seconds) with its
-        face smoothed over its tracked neighbours (``raw`` before it, ``after``), and the frames before it
-        interpolated from ``given`` (the last frame given out) to it; returns it as given."""
-        pending, key, packet, face_s = waiting
-        neighbours = [(k.t, k.choice.face) for k in (raw, after) if k is not None and k.choice.face is not None]
-        if key.choice.face is not None and len(neighbours) == 2:
-            key = replace(key, choice=replace(key.choice, face=smoothed_key_face(
-                neighbours[0], (key.t, key.choice.face), neighbours[1])))
-        yield from self._between(given, key, pending)
-        yield packet, key.choice, face_s
-        return key
 
     def _timed_track(self, packet: FramePacket) -> tuple[FaceChoice, float]:
         started = time.perf_counter()

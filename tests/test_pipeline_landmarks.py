@@ -50,11 +50,8 @@ def test_landmarks_every_n_frames_are_the_trackers_and_the_frames_between_are_in
     assert [r.packet.index for r in results] == list(range(61))  # every frame, in order
     assert tracker.calls == 13  # frames 0, 5, ..., 60 (the synthetic face does not blink)
     keyframes = results[::5]
-    raw = [face.landmarks_px for face in tracker.faces]
-    for k, result in enumerate(keyframes):  # keyframes: the tracker's faces, averaged 1:2:1 with their neighbours'
-        expected = raw[k] if k in (0, 12) else 0.25 * raw[k - 1] + 0.5 * raw[k] + 0.25 * raw[k + 1]
-        np.testing.assert_allclose(result.face.landmarks_px, expected, atol=1e-4)
-    assert keyframes[0].face is tracker.faces[0]
+    for result, face in zip(keyframes, tracker.faces, strict=True):  # keyframes: exactly the tracker's faces
+        assert result.face is face
     for i, result in enumerate(results):
         if i % 5 == 0:
             continue
@@ -97,9 +94,8 @@ def test_frames_next_to_a_missing_face_are_tracked_and_the_others_interpolated(a
     tracker = BlinkingFaceTracker(astronaut_face, missing={8})
     with Pipeline([], tracker=tracker, landmarks_every=4) as pipeline:
         results = list(pipeline.run(_numbered_packets(14)))
-    # 0 and 4 tracked, 1-3 interpolated; 8 has no face: 5-7 tracked too, once 12 is (a tracked frame is given
-    # out when the next one is known: its face is smoothed with it); 9-11 tracked; 13 the tail
-    assert tracker.seen == [0, 4, 8, 12, 5, 6, 7, 9, 10, 11, 13]
+    # 0 and 4 tracked, 1-3 interpolated; 8 has no face: 5-7 tracked too; 12 tracked, 9-11 tracked; 13 the tail
+    assert tracker.seen == [0, 4, 8, 5, 6, 7, 12, 9, 10, 11, 13]
     assert [r.face is None for r in results] == [i == 8 for i in range(14)]
     for i in (1, 2, 3, 5, 9, 13):  # interpolated or tracked, each face sits where that frame's face is
         shift = results[i].face.landmarks_px[:, 0] - astronaut_face.landmarks_px[:, 0]
@@ -186,20 +182,4 @@ def test_a_blink_between_keyframes_is_tracked_frame_by_frame(astronaut_face):
     with Pipeline([], tracker=tracker, landmarks_every=4) as pipeline:
         results = list(pipeline.run(packets))
     assert [r.packet.index for r in results] == list(range(13))
-    assert tracker.seen == [0, 4, 8, 12, 5, 6, 7]  # 5-7 (the blink's interval) tracked; 1-3 and 9-11 interpolated
-
-
-def test_a_keyframe_is_smoothed_only_over_near_neighbours_with_the_same_landmarks(astronaut_face):
-    from smartmirror.face_track import MAX_INTERPOLATION_S, smoothed_key_face
-
-    def shifted(dx):
-        return dataclasses.replace(astronaut_face, landmarks_px=astronaut_face.landmarks_px + np.float32([dx, 0, 0]),
-                                   _masks={})
-
-    middle = smoothed_key_face((0.0, shifted(0)), (0.1, shifted(4)), (0.2, shifted(0)))
-    np.testing.assert_allclose(middle.landmarks_px - astronaut_face.landmarks_px, [[2, 0, 0]] * 478, atol=1e-4)
-    steady = smoothed_key_face((0.0, shifted(0)), (0.1, shifted(1)), (0.2, shifted(2)))  # a steady motion stays
-    np.testing.assert_allclose(steady.landmarks_px, shifted(1).landmarks_px, atol=1e-4)
-    far = (0.1 + MAX_INTERPOLATION_S + 0.01, shifted(0))
-    unchanged = smoothed_key_face((0.0, shifted(0)), (0.1, shifted(4)), far)
-    np.testing.assert_array_equal(unchanged.landmarks_px, shifted(4).landmarks_px)
+    assert tracker.seen == [0, 4, 8, 5, 6, 7, 12]  # 5-7 (the blink's interval) tracked; 1-3 and 9-11 interpolated
