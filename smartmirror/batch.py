@@ -101,7 +101,7 @@ def warm_models(methods: Iterable[str] = (), sections: Iterable[str] = ()) -> li
         try:
             from smartmirror.emotion import EmotionAnalyzer
 
-            EmotionAnalyzer().predictor  # noqa: B018 - the property loads the shared network
+            EmotionAnalyzer().predictor.load()  # the shared network (ONNX session, or torch's traced nets)
             loaded.append("emotion")
         except Exception as exc:  # the report runs without the section, as in-process
             log.warning("emotion model unavailable on this worker: %s", exc)

@@ -2,7 +2,8 @@
 
 :func:`analyzer_specs` is what every driver of :mod:`smartmirror.pipeline` builds its analyzers from, so the live
 page, a REST session, the clip report and eval run the same analyzers on the same schedule. Heavy third-party
-packages (torch for emotion, onnxruntime for identity) are imported inside the factories only.
+packages (onnxruntime for emotion and identity, torch for an emotion model other than the default) are imported
+inside the factories only.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def _fatigue(mode: str) -> Callable[[], Analyzer]:
 
 
 def _emotion() -> Analyzer:
-    from smartmirror.emotion.analyzer import EmotionAnalyzer  # torch: imported when the analyzer is built
+    from smartmirror.emotion.analyzer import EmotionAnalyzer  # its model (ORT or torch) loads when built
 
     return EmotionAnalyzer()
 

@@ -1,7 +1,8 @@
 """Emotion: a bundled ensemble (FER2013 mini-Xception + face-api.js FaceExpressionNet), "tired" from fatigue,
 valence/arousal, smoothing.
 
-Public names (importing them loads no torch; building an EmotionAnalyzer or loading a model does):
+Public names (importing them loads no torch; building an EmotionAnalyzer or loading a model loads the model:
+the default ensemble's ONNX export in onnxruntime, without torch, when weights/ holds it; torch otherwise):
 
 - ``EmotionAnalyzer``: the Analyzer for live frames and clip reports;
 - ``predict_face(face_image, model=None) -> dict[str, float]``: class probabilities for an already-cropped face;
@@ -10,8 +11,8 @@ Public names (importing them loads no torch; building an EmotionAnalyzer or load
 
 The networks and their registry need torch at import and live in their modules: ``create_model``,
 ``list_models``, ``load_model`` in :mod:`smartmirror.emotion.catalog` (every model by name), ``register_model``,
-``ModelCfg`` and the mini-Xception in :mod:`smartmirror.emotion.model`, ``NovelEmotionModel`` in
-:mod:`smartmirror.emotion.novel`.
+the mini-Xception in :mod:`smartmirror.emotion.model` (``ModelCfg``, the input contract, lives in the torch-free
+:mod:`smartmirror.emotion.cfg`), ``NovelEmotionModel`` in :mod:`smartmirror.emotion.novel`.
 """
 
 from smartmirror.emotion.analyzer import EmotionAnalyzer, predict_face

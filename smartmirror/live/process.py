@@ -16,13 +16,15 @@ APP_TORCH_THREADS = 1
 def tune_process_for_live(*, switch_interval_s: float = APP_SWITCH_INTERVAL_S,
                           torch_threads: int | None = APP_TORCH_THREADS) -> None:
     """Process-wide settings for the live app (``app.py`` and ``benchmarks/live.py`` call this; library code and
-    the clip report do not): a short GIL switch interval and few torch threads (see the constants above)."""
+    the clip report do not): a short GIL switch interval and few torch threads (see the constants above).
+
+    torch is not imported for this: the default emotion model runs on onnxruntime without it. Where torch is
+    already loaded its thread count is set here; the torch models loaded later run their inference on one thread
+    themselves (``EmotionPredictor``'s ``num_threads``, the pulse networks' ``_single_torch_thread``).
+    """
     import sys
 
     sys.setswitchinterval(switch_interval_s)
-    if torch_threads is not None:
-        try:
-            import torch
-        except ImportError:  # no torch: nothing to limit
-            return
+    torch = sys.modules.get("torch")
+    if torch_threads is not None and torch is not None:
         torch.set_num_threads(torch_threads)
