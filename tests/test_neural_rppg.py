@@ -233,6 +233,28 @@ def test_crop_faces_keeps_a_still_box_and_flags_missing_faces(astronaut_bgr, ast
     assert flags[5] and not flags[-1]
 
 
+def test_box_filter_noise_follows_the_frame_interval(astronaut_bgr, astronaut_face, monkeypatch):
+    """open-rppg scales the Kalman filter's process noise by the frame interval over 1/30 s: a 15 fps clip
+    updates with time scale 2, a 30 fps one with 1."""
+    k = face_crops._Kalman1D(100.0)
+    gain = (1.0 + 0.01 * 2.0**2) / (1.0 + 0.01 * 2.0**2 + 0.5)
+    assert k.update(110.0, time_scale=2.0) == pytest.approx(100.0 + gain * 10.0)
+    scales = []
+    update = face_crops._Kalman1D.update
+
+    def recording(self, measurement, time_scale=1.0):
+        scales.append(time_scale)
+        return update(self, measurement, time_scale)
+
+    monkeypatch.setattr(face_crops._Kalman1D, "update", recording)
+    for fps in (15.0, 30.0):
+        scales.clear()
+        packets = [FramePacket(t=i / fps, image=astronaut_bgr, index=i) for i in range(12)]
+        face_crops.crop_faces(packets, [astronaut_face] * 12, detector="landmarks")
+        assert len(scales) == 4 * 11  # four coordinates, every frame after the first
+        np.testing.assert_allclose(scales, 30.0 / fps)
+
+
 def test_weights_files_are_recorded_in_weights_readme():
     readme = (REPO / "weights" / "README.md").read_text()
     for cfg in neural.PRETRAINED.values():
@@ -244,6 +266,11 @@ def test_weights_files_are_recorded_in_weights_readme():
             digest = hashlib.sha256((REPO / "weights" / cfg.onnx_file).read_bytes()).hexdigest()
             row = next(line for line in readme.splitlines() if line.startswith(f"| {cfg.onnx_file} "))
             assert digest in row and "scripts/export_facephys_onnx.py" in row
+    from smartmirror.vitals.blazeface import BLAZEFACE_FILE
+
+    digest = hashlib.sha256((REPO / "weights" / BLAZEFACE_FILE).read_bytes()).hexdigest()
+    row = next(line for line in readme.splitlines() if line.startswith(f"| {BLAZEFACE_FILE} "))
+    assert digest in row and "open-rppg" in row and "rppg/weights/blaze_face.onnx" in row
 
 
 def test_state_pickle_loader_refuses_foreign_globals():
