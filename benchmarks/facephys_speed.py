@@ -50,7 +50,7 @@ run()
 wall, cpu = time.perf_counter() - w, time.process_time() - c
 stream = float("nan")
 if backend == "onnx":
-    net = neural.load_onnx("facephys-rlap")
+    net = neural.load_onnx("facephys-rlap", streaming=True)
     state, k = None, min(n, 300)
     c = time.process_time()
     for f in frames[:k]:

@@ -18,7 +18,11 @@ Two steps, two Python environments (the project never depends on the second one)
 3. In the same throwaway venv, the original end to end on a real recording (the committed PhysRecorder clip,
    MIT): ``rppg.Model("FacePhys.rlap").process_video`` with its own decoding, BlazeFace boxes, Kalman filter and
    crops; saved are its raw pulse at 30 frames/s, the crop box of every frame and its heart rate, no pixels
-   (tests/fixtures/open_rppg_physrecorder_10s.npz)::
+   (tests/fixtures/open_rppg_physrecorder_10s.npz). Its face detection runs synchronously here: open-rppg decides
+   whether a frame is a detection frame (every 5th) by reading a counter when its worker thread gets to the frame,
+   by which time the decoding thread has usually moved on, so which frames are measured (and so the boxes, the
+   pulse and the heart rate: 123.9 / 125.8 / 125.3 bpm in three runs on UBFC subject 11) changes from run to run.
+   Run synchronously it measures frames 0, 5, 10, ..., the rule it means and the one smartmirror follows::
 
        /tmp/openrppg-venv/bin/python scripts/open_rppg_reference.py real
 """
@@ -141,12 +145,40 @@ def make_reference(which: str, precision: str) -> None:
     np.savez_compressed(path, **results)
 
 
+class _SynchronousPool:
+    """A stand-in for open-rppg's face-detection thread pool that runs each task when it is submitted."""
+
+    def submit(self, task):
+        from concurrent.futures import Future
+
+        done = Future()
+        done.set_result(task())
+        return done
+
+    def shutdown(self, *args, **kwargs) -> None:
+        pass
+
+
+def _synchronous_face_detection(model) -> None:
+    """Make ``model`` (an ``rppg.Model``) detect faces on frames 0, 5, 10, ... every run (see the module doc)."""
+    enter = type(model).__enter__
+
+    def synchronous_enter(self):
+        entered = enter(self)
+        self.face_detection_pool.shutdown()
+        self.face_detection_pool = _SynchronousPool()
+        return entered
+
+    model.__class__ = type("SynchronousModel", (type(model),), {"__enter__": synchronous_enter})
+
+
 def make_real_reference() -> None:
     import importlib.metadata as md
 
     import rppg
 
     model = rppg.Model("FacePhys.rlap")
+    _synchronous_face_detection(model)
     boxes = []
     feed = model.update_face_resized
 

@@ -94,8 +94,8 @@ def warm_models(methods: Iterable[str] = (), sections: Iterable[str] = ()) -> li
         if spec.kind == "frames":
             from smartmirror.vitals import neural
 
-            if name in neural.PRETRAINED:
-                neural.load_pretrained(name)
+            if name in neural.PRETRAINED:  # the network the clips run: its ONNX session, else the PyTorch port
+                _ = neural.load_onnx(name) if neural.has_onnx(name) else neural.load_pretrained(name)
                 loaded.append(name)
     if "emotion" in set(sections):
         try:

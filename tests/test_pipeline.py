@@ -177,7 +177,7 @@ def test_clip_report_rest_eval_and_live_give_the_same_summaries(clip):
 
 
 def test_closing_a_pipeline_releases_what_its_analyzers_hold(clip):
-    """The learned pulse's face-crop detector (a MediaPipe BlazeFace graph) is released when the pipeline closes
+    """The learned pulse's face-crop detector (a BlazeFace onnxruntime session) is released when the pipeline closes
     (a REST session ending, a report done), not left to the garbage collector."""
     from smartmirror.registry import vitals_spec
 

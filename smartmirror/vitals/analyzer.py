@@ -173,7 +173,7 @@ class VitalsAnalyzer:
                 self.crops_.popleft()
 
     def close(self) -> None:
-        """Release the learned methods' face-crop detector (MediaPipe's BlazeFace graph); made again on use."""
+        """Release the learned methods' face-crop detector (open-rppg's BlazeFace session); made again on use."""
         if self.cropper_ is not None:
             self.cropper_.close()
 

