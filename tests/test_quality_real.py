@@ -80,6 +80,21 @@ def test_skin_test_holds_in_dim_and_coloured_light(webcam_frame, name, edit):
     assert quality.roi_skin_fraction(edit(image.astype(np.float64)), face) > 0.8, name
 
 
+@pytest.mark.parametrize("edit", [lambda im: im, lambda im: (im * 0.35).astype(np.uint8),
+                                  lambda im: np.clip(im * np.array([0.75, 0.95, 1.15]), 0, 255).astype(np.uint8)])
+def test_the_frames_skin_share_is_skin_share_of_the_roi_pixels(webcam_frame, edit):
+    """The per-frame obstruction test runs on OpenCV's masked histograms and ranges; it must equal
+    :func:`quality.skin_share` (the definition, in NumPy) of the forehead and cheek pixels, exactly."""
+    from smartmirror.vitals.signal import region_polygons
+
+    image, face = webcam_frame
+    image = edit(image.astype(np.float64)).astype(np.uint8)
+    inside = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(inside, [np.round(p).astype(np.int32) for p in region_polygons(face.landmarks_px)], 1)
+    pixels = cv2.cvtColor(image, cv2.COLOR_BGR2YCrCb)[inside > 0]
+    assert quality.roi_skin_fraction(image, face) == quality.skin_share(pixels)
+
+
 def test_darker_skin_in_dim_light_is_skin():
     """Forehead patches of darker-skinned subjects from India and Sierra Leone (bias-eval-rppg, real webcam
     video, median luma 50-120, Cr up to 171): skin; the same patches under a grey or blue cloth are not."""

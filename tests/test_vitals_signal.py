@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -73,6 +74,32 @@ def test_skin_roi_drops_hair_and_glare(astronaut_bgr, astronaut_face):
     assert np.all(np.abs(patches.rgb - clean.rgb) < 12)
     naive = spoiled[astronaut_face.region_mask("forehead")].mean(axis=0)[::-1]
     assert np.abs(naive - clean.rgb).max() > 40                        # while a plain mean would not
+
+
+def test_skin_roi_mean_is_the_coverage_weighted_mean_of_the_lit_pixels(astronaut_bgr, astronaut_face):
+    """The ROI's mean colour (OpenCV's masked histogram for the median luma, integer sums for the mean) against
+    its definition in float64 NumPy: the anti-aliased coverage of the face less eyes, brows and mouth, over the
+    pixels neither darker than DARK_LUMA_FRACTION of the ROI's median luma nor brighter than GLARE_LUMA."""
+    from smartmirror.vitals import signal
+
+    for image in (astronaut_bgr, (astronaut_bgr * 0.4).astype(np.uint8)):
+        polygons, holes = signal.face_skin_polygons(astronaut_face.landmarks_px)
+
+        def coverage_of(outlines, shape=image.shape[:2]):
+            mask = np.zeros(shape, np.uint8)
+            cv2.fillPoly(mask, [np.round(p * 16).astype(np.int32) for p in outlines], 255, lineType=cv2.LINE_AA,
+                         shift=4)
+            return mask.astype(np.float64)
+
+        coverage = np.clip(coverage_of(polygons) - coverage_of(holes), 0, 255)
+        luma = cv2.cvtColor(image, cv2.COLOR_BGR2YCrCb)[..., 0]
+        inside = coverage > 127
+        lit = (luma >= max(int(signal.DARK_LUMA_FRACTION * np.median(luma[inside])), 1)) & (luma <= signal.GLARE_LUMA)
+        weights = coverage * lit
+        expected = (weights[..., None] * image).sum(axis=(0, 1)) / weights.sum()
+        sample = skin_roi_mean_rgb(image, astronaut_face)
+        np.testing.assert_allclose(sample.rgb, expected[::-1], rtol=0, atol=1e-9)
+        assert sample.pixel_count == np.count_nonzero(inside)
 
 
 def test_landmark_smoother_follows_position_and_damps_jitter():
