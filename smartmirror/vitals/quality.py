@@ -36,9 +36,9 @@ import cv2
 import numpy as np
 
 from smartmirror.face import FaceObservation
-from smartmirror.fatigue.features import LEFT_EYE_EAR, RIGHT_EYE_EAR, eye_aspect_ratio, mouth_aspect_ratio
+from smartmirror.fatigue.features import eye_openness, mouth_aspect_ratio
 from smartmirror.vitals.heart import CONFIDENCE_GATE, HeartRateReading
-from smartmirror.vitals.signal import SKIN_CB_RANGE, SKIN_CR_RANGE, histogram_median, region_polygons, uint8_median
+from smartmirror.vitals.signal import SKIN_CB_RANGE, SKIN_CR_RANGE, masked_median, region_polygons, uint8_median
 
 #: Face-detector confidence below which a frame counts as obstructed (MediaPipe's own detection threshold).
 MIN_PRESENCE_SCORE = 0.5
@@ -93,18 +93,14 @@ def _masked_skin_share(ycrcb: np.ndarray, inside: np.ndarray) -> float:
     n = cv2.countNonZero(inside)
     if n == 0:
         return 0.0
-    channels = cv2.split(ycrcb)
-
-    def median(channel: int, mask: np.ndarray, count: int) -> float:
-        return histogram_median(cv2.calcHist([channels[channel]], [0], mask, [256], [0, 256]).ravel(), count)
-
-    lit = cv2.bitwise_and(cv2.inRange(channels[0], math.ceil(DARK_LUMA_FRACTION * median(0, inside, n)),
+    luma, cr, cb = cv2.split(ycrcb)
+    lit = cv2.bitwise_and(cv2.inRange(luma, math.ceil(DARK_LUMA_FRACTION * masked_median(luma, inside, n)),
                                       GLARE_LUMA), inside)
     lit_count = cv2.countNonZero(lit)
     if lit_count == 0:
         return 0.0
     skin = cv2.inRange(ycrcb, (0, SKIN_CR_RANGE[0], SKIN_CB_RANGE[0]), (255, SKIN_CR_RANGE[1], SKIN_CB_RANGE[1]))
-    cr_ref, cb_ref = median(1, lit, lit_count), median(2, lit, lit_count)
+    cr_ref, cb_ref = masked_median(cr, lit, lit_count), masked_median(cb, lit, lit_count)
     if cr_ref >= SKIN_MIN_CR and cr_ref - cb_ref >= SKIN_MIN_CR_MINUS_CB:
         near = cv2.inRange(ycrcb, (0, math.ceil(cr_ref - SKIN_CHROMA_RADIUS), math.ceil(cb_ref - SKIN_CHROMA_RADIUS)),
                            (255, math.floor(cr_ref + SKIN_CHROMA_RADIUS), math.floor(cb_ref + SKIN_CHROMA_RADIUS)))
@@ -222,9 +218,7 @@ class FaceMotionLiveness:
         """Consume one frame at ``t`` seconds."""
         if face is not None:
             landmarks = face.landmarks_px
-            ear = 0.5 * (eye_aspect_ratio(landmarks[list(LEFT_EYE_EAR), :2])
-                         + eye_aspect_ratio(landmarks[list(RIGHT_EYE_EAR), :2]))
-            self._samples.append((float(t), ear, mouth_aspect_ratio(landmarks)))
+            self._samples.append((float(t), eye_openness(landmarks), mouth_aspect_ratio(landmarks)))
         while self._samples and self._samples[0][0] < t - self.window_s:
             self._samples.popleft()
 

@@ -137,7 +137,7 @@ def skin_roi_mean_rgb(
         return RoiSample(np.full(3, np.nan), 0, 0.0)
     ycrcb = cv2.cvtColor(crop, cv2.COLOR_BGR2YCrCb)
     luma = ycrcb[..., 0].copy()
-    median_luma = histogram_median(cv2.calcHist([luma], [0], inside, [256], [0, 256]).ravel(), pixel_count)
+    median_luma = masked_median(luma, inside, pixel_count)
     lit = cv2.inRange(luma, max(int(DARK_LUMA_FRACTION * median_luma), 1), GLARE_LUMA)  # 0/255
     low = np.array([0, SKIN_CR_RANGE[0], SKIN_CB_RANGE[0]], np.uint8)
     high = np.array([255, SKIN_CR_RANGE[1], SKIN_CB_RANGE[1]], np.uint8)
@@ -150,6 +150,12 @@ def skin_roi_mean_rgb(
     bgr = np.array(cv2.sumElems(weighted)[:3]) / total
     skin_fraction = cv2.countNonZero(cv2.bitwise_and(cv2.bitwise_and(skin, lit), inside)) / pixel_count
     return RoiSample(bgr[::-1].astype(np.float64), pixel_count, skin_fraction)
+
+
+def masked_median(channel: np.ndarray, mask: np.ndarray, count: int) -> float:
+    """The median of a uint8 image's pixels where ``mask`` is set (``count`` of them), from OpenCV's masked
+    histogram (as :func:`uint8_median` of those pixels, without indexing them out)."""
+    return histogram_median(cv2.calcHist([channel], [0], mask, [256], [0, 256]).ravel(), count)
 
 
 def histogram_median(histogram: np.ndarray, n: int) -> float:
