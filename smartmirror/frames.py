@@ -42,11 +42,19 @@ class FramePacket:
         The frame in BGR order (OpenCV's convention).
     index : int
         Position of the frame in its source (decode order), for logs and ground-truth alignment.
+    skin_rgb : ndarray, shape (3,), optional
+        Mean R, G, B (0-255) of the lit skin inside ``skin_roi`` measured upstream on the raw frame, before lossy
+        encoding (the browser's skin meter, :mod:`smartmirror.ui.skin_meter`); NaN: the meter is on but has no
+        colour for this frame. None: the vitals measure ``image`` alone.
+    skin_roi : tuple, optional
+        (outlines, holes): the (n, 2) pixel polygons ``skin_rgb`` was measured inside.
     """
 
     t: float
     image: np.ndarray
     index: int = 0
+    skin_rgb: np.ndarray | None = None
+    skin_roi: tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]] | None = None
 
 
 class VideoError(CodedError):

@@ -27,6 +27,7 @@ it (``store.py``, ``tracked.py``, ``process.py``, :mod:`smartmirror.pipeline`, :
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -206,7 +207,7 @@ class Engine:
         """
         t = self.clock(packet.t)
         if t != packet.t:
-            packet = FramePacket(t=t, image=packet.image, index=packet.index)
+            packet = dataclasses.replace(packet, t=t)
         self.delivered_fps.tick()
         with self._inbox_cond:
             if self._inbox is not None:
@@ -278,8 +279,7 @@ class Engine:
                 continue
             for older in skipped:  # before the tracked frame: the buffer stays in time order
                 between = None if face is None else between_faces(older.t, previous_face, (packet.t, face))
-                self.buffer.push(TrackedPacket(t=older.t, image=older.image, index=older.index, face=between,
-                                               reused_face=True))
+                self.buffer.push(TrackedPacket.of(older, between, reused_face=True))
             previous_face = None if face is None else (packet.t, face)
             self._after_tracking(packet, face)
         if tracker is not None:
@@ -289,7 +289,7 @@ class Engine:
                 log.debug("tracker close failed", exc_info=True)
 
     def _after_tracking(self, packet: FramePacket, face: FaceObservation | None) -> None:
-        tracked = TrackedPacket(t=packet.t, image=packet.image, index=packet.index, face=face)
+        tracked = TrackedPacket.of(packet, face)
         self.buffer.push(tracked)
         self.tracked_fps.tick()
         height, width = packet.image.shape[:2]

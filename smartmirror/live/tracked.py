@@ -3,6 +3,7 @@ between the tracked frames around it (read only by analyzers that need every fra
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +23,12 @@ class TrackedPacket(FramePacket):
 
     face: FaceObservation | None = None
     reused_face: bool = False
+
+    @classmethod
+    def of(cls, packet: FramePacket, face: FaceObservation | None, *, reused_face: bool = False) -> TrackedPacket:
+        """``packet`` (every field it carries) with its face."""
+        fields = {f.name: getattr(packet, f.name) for f in dataclasses.fields(FramePacket)}
+        return cls(**fields, face=face, reused_face=reused_face)
 
 
 #: Frames the face tracker skipped that are kept for ``every_frame`` analyzers until the next tracked frame.

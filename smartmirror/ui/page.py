@@ -30,6 +30,7 @@ from smartmirror.ui.history import HistoryError, HistoryStore
 from smartmirror.ui.hold import ReadingHold
 from smartmirror.ui.sdp import MAX_KBIT_S, MIN_KBIT_S, install_answer_bitrate
 from smartmirror.ui.session import MirrorSession
+from smartmirror.ui.skin_meter import render_skin_meter, skin_meter_enabled
 from smartmirror.ui.sources import (
     ConfigError,
     bytes_packets,
@@ -142,9 +143,11 @@ def _mirror(session: MirrorSession, source: str, mode: str) -> None:
     session.demo = source == "demo"
     if source == "webcam":
         install_answer_bitrate()  # the browser's VP8 at 2.5-8 Mbit/s, so the pulse's colour survives (ui/sdp.py)
+        if skin_meter_enabled():
+            _skin_meter_fragment(session)  # first, so it is loaded when the webrtc component asks for the camera
         webrtc_streamer(key="mirror-webcam", mode=WebRtcMode.SENDRECV,
                         media_stream_constraints={"video": {"width": 640, "height": 480}, "audio": False}, **common)
-        st.caption(pulse_source_caption(source, session.pulse_method))
+        _pulse_source_fragment(session)
         return
     track_key, factory = _server_source(source, session)
     if factory is None:
@@ -160,16 +163,35 @@ def _mirror(session: MirrorSession, source: str, mode: str) -> None:
         st.error(f"The video source stopped: {error}")
 
 
-def pulse_source_caption(source: str, method: str | None = None) -> str:
-    """Where the heart rate's skin colour comes from (the browser path is lossy) and which method reads it."""
+@st.fragment(run_every=REFRESH_S)
+def _skin_meter_fragment(session: MirrorSession) -> None:
+    """The browser's skin meter (invisible, :mod:`smartmirror.ui.skin_meter`) with the newest skin mask."""
+    render_skin_meter(session.meter_mask())
+
+
+@st.fragment(run_every=REFRESH_S)
+def _pulse_source_fragment(session: MirrorSession) -> None:
+    """The line saying which pulse source is in use (the skin meter's, once its tagged frames arrive)."""
+    st.caption(pulse_source_caption("webcam", session.pulse_method, meter=session.meter_active()))
+
+
+def pulse_source_caption(source: str, method: str | None = None, *, meter: bool = False) -> str:
+    """Where the heart rate's skin colour comes from (the browser path is lossy unless the page's skin meter
+    measures the raw frames) and which method reads it."""
     spec = get_method(method or DEFAULT_METHOD)
     reader = f" Pulse method: {spec.name}" + (f" - {spec.description}" if spec.description else "")
     reader += ", a learned network run frame by frame." if spec.kind == "frames" else "."
-    if source == "webcam":
-        return (f"Pulse source: your browser's camera over WebRTC (VP8 asked for {MIN_KBIT_S / 1000:g}-"
-                f"{MAX_KBIT_S / 1000:g} Mbit/s so sub-1 % colour changes survive the encoder; a weak pulse is "
-                "shown as uncertain)." + reader)
-    return "Pulse source: the video frames themselves, read on this computer before any lossy encoding." + reader
+    if source != "webcam":
+        return "Pulse source: the video frames themselves, read on this computer before any lossy encoding." + reader
+    if meter and spec.kind != "frames":
+        return ("Pulse source: skin colour measured in this browser on the camera's raw frames, before the video "
+                "is encoded (SmartMirror's skin meter; the mask comes from this computer's face tracker, the "
+                "picture travels over WebRTC)." + reader)
+    why = ("it reads the face picture, which only arrives encoded" if spec.kind == "frames" and meter
+           else "the in-page skin meter is not measuring")
+    return (f"Pulse source: your browser's camera over WebRTC, {why} (VP8 asked for {MIN_KBIT_S / 1000:g}-"
+            f"{MAX_KBIT_S / 1000:g} Mbit/s so sub-1 % colour changes survive the encoder; a weak pulse is shown as "
+            "uncertain)." + reader)
 
 
 def _server_source(source: str, session: MirrorSession):

@@ -25,11 +25,17 @@ from smartmirror.fatigue.state import FatigueState
 from smartmirror.frames import FramePacket
 from smartmirror.live.engine import Engine, default_specs
 from smartmirror.paths import user_data_dir
+from smartmirror.ui.frame_tag import split_frame_tag, tag_rows_in
 from smartmirror.ui.history import HistoryError, HistoryStore
 from smartmirror.ui.overlay import mirror_view
+from smartmirror.ui.skin_meter import MeterMask, SkinMeterMasks
 from smartmirror.ui.sources import PacketVideoTrack
 
 log = logging.getLogger(__name__)
+
+#: After a tagged frame, untagged ones (a strip the encoder garbled) get no colour for this long, so the pulse
+#: never mixes the meter's raw colour with the encoded picture's (seconds).
+METER_HOLD_S = 3.0
 
 
 def _stop_engine(engine: Engine | None) -> None:
@@ -53,6 +59,9 @@ class MirrorSession:
         self.show_landmarks = True
         self.demo = False
         self.callback_ms: deque[float] = deque(maxlen=300)
+        self.meter_masks = SkinMeterMasks()
+        self.meter_frames = 0  # frames that came with the browser meter's tag
+        self._meter_seen: tuple[float, int] | None = None  # (monotonic time, frame height) of the last tagged frame
         self._tracks: dict[str, PacketVideoTrack] = {}
         self._lock = threading.Lock()
         self._finalizer = weakref.finalize(self, _stop_engine, None)
@@ -92,15 +101,47 @@ class MirrorSession:
 
     # --- the video callback -------------------------------------------------------------------------------------
 
+    def packet(self, frame: av.VideoFrame) -> FramePacket:
+        """The frame as a packet: its source time, the picture without the skin meter's strip, and the meter's
+        colour when the browser sent one (:mod:`smartmirror.ui.skin_meter`)."""
+        image = frame.to_ndarray(format="bgr24")
+        picture, tag = split_frame_tag(image)
+        if tag is not None:
+            self._meter_seen = (time.monotonic(), image.shape[0])
+            self.meter_frames += 1
+            mask = self.meter_masks.mask(tag.mask_version)
+            roi = None if mask is None else ((mask.outline,), mask.holes)
+            return FramePacket(t=frame.time, image=picture, skin_rgb=tag.skin_rgb, skin_roi=roi)
+        seen = self._meter_seen
+        if seen is not None and time.monotonic() - seen[0] < METER_HOLD_S:  # the meter is on, this tag was lost
+            if image.shape[0] == seen[1]:
+                image = image[: image.shape[0] - tag_rows_in(image.shape[0])]
+            return FramePacket(t=frame.time, image=image, skin_rgb=np.full(3, np.nan))
+        return FramePacket(t=frame.time, image=image)
+
+    def meter_active(self) -> bool:
+        """Whether the browser's skin meter tagged a frame in the last ``METER_HOLD_S`` seconds."""
+        seen = self._meter_seen
+        return seen is not None and time.monotonic() - seen[0] < METER_HOLD_S
+
+    def meter_mask(self) -> MeterMask | None:
+        """The skin mask the browser's meter should use now (from the tracker's newest face)."""
+        engine = self.engine
+        overlay = None if engine is None else engine.overlay()
+        if overlay is None:
+            return self.meter_masks.update(None, (0, 0))
+        return self.meter_masks.update(overlay.landmarks_xy, overlay.image_size)
+
     def video_frame_callback(self, frame: av.VideoFrame) -> av.VideoFrame:
         """streamlit-webrtc's callback: submit the frame with its source time, return the mirror with overlay."""
         start = time.perf_counter()
-        image = frame.to_ndarray(format="bgr24")
+        packet = self.packet(frame)
+        image = packet.image
         engine = self.engine
         lines: tuple[str, ...] = ()
         overlay = None
         if engine is not None:
-            engine.submit(FramePacket(t=frame.time, image=image))
+            engine.submit(packet)
             overlay = engine.overlay()
             lines = (f"{engine.delivered_fps.rate():.0f} fps shown | {engine.tracked_fps.rate():.0f} fps analysed",)
             alert = _driver_alert(engine)
@@ -119,7 +160,7 @@ class MirrorSession:
         engine = self.engine
         if engine is not None:
             for frame in frames[:-1]:
-                engine.submit(FramePacket(t=frame.time, image=frame.to_ndarray(format="bgr24")))
+                engine.submit(self.packet(frame))
         return [self.video_frame_callback(frames[-1])] if frames else []
 
     def callback_p95_ms(self) -> float | None:

@@ -34,6 +34,7 @@ from smartmirror.vitals.signal import (
     background_patches_rgb,
     bandpass,
     face_crop,
+    polygons_mean_rgb,
     skin_roi_mean_rgb,
 )
 from smartmirror.vitals.state import HrvSummary, VitalsState, VitalsWarmup
@@ -62,6 +63,27 @@ def _debug(record: dict[str, Any]) -> None:
 def _learned_cropper(method: Any) -> FaceCropper:
     """The learned methods' crop maker (:class:`smartmirror.vitals.face_crops.FaceCropper`)."""
     return FaceCropper(size=method.input_size) if method.input_size else FaceCropper()
+
+
+def with_raw_colour(packet: FramePacket, rgb_here: np.ndarray) -> np.ndarray:
+    """The skin colour of the frame's own ROI (``rgb_here``, measured on ``packet.image``) with what lossy
+    encoding took from it restored from the upstream measurement of the raw frame.
+
+    The upstream mask (``packet.skin_roi``) lags the face by up to a second, so its colour alone would carry the
+    head's motion; the encoded image keeps the motion's large colour changes but loses part of the pulse's
+    0.1-1 %. Per channel the result is ``rgb_here * raw(mask) / encoded(mask)``: the encoded frame measured inside
+    the upstream mask, against the raw frame inside the same mask. Without upstream data it is ``rgb_here``;
+    NaN when the meter is on but sent nothing usable for this frame.
+    """
+    if packet.skin_rgb is None:
+        return rgb_here
+    if packet.skin_roi is None or not np.all(np.isfinite(packet.skin_rgb)):
+        return np.full(3, np.nan)
+    outlines, holes = packet.skin_roi
+    encoded = polygons_mean_rgb(packet.image, outlines, holes).rgb
+    with np.errstate(divide="ignore", invalid="ignore"):
+        restored = rgb_here * np.asarray(packet.skin_rgb, dtype=np.float64) / encoded
+    return restored if np.all(np.isfinite(restored)) else np.full(3, np.nan)
 
 
 def face_vertical_position(face: FaceObservation) -> float:
@@ -209,17 +231,19 @@ class VitalsAnalyzer:
             self._append(t, np.full(3, np.nan), np.nan, np.nan, np.nan, None, np.full(6, np.nan))
             self.smoother_.reset()
         else:
-            sample = skin_roi_mean_rgb(packet.image, self.smoother_.update(face.landmarks_px))
+            rgb_here = skin_roi_mean_rgb(packet.image, self.smoother_.update(face.landmarks_px)).rgb
+            rgb = with_raw_colour(packet, rgb_here)
             if self.cropper_ is not None and crop is None:
                 crop = face_crop(packet.image, face, self.method_.input_size or (72, 72))
             skin = quality.roi_skin_fraction(packet.image, face)  # obstruction: this person's skin, any light
             background = background_patches_rgb(packet.image, face.landmarks_px)
-            self._append(t, sample.rgb, float(face.presence_score), skin, face_vertical_position(face), crop,
-                         background)
+            self._append(t, rgb, float(face.presence_score), skin, face_vertical_position(face), crop, background)
             if self.stream_ is not None:
                 self.stream_.push(t, crop)
             if _DEBUG_PATH:  # the background's colours tell the codec's and the camera's share from the face's
-                _debug({"t": t, "rgb": [float(v) for v in sample.rgb],
+                _debug({"t": t, "rgb": [float(v) for v in rgb],
+                        "rgb_here": [float(v) for v in rgb_here],  # without the browser's meter
+                        "meter": None if packet.skin_rgb is None else [float(v) for v in packet.skin_rgb],
                         "reused": bool(getattr(packet, "reused_face", False)),  # interpolated landmarks (live)
                         "background": [float(v) for v in background],
                         "wall": time.monotonic()})

@@ -7,6 +7,7 @@ traces are in **R, G, B** order (the registry's convention), although frames arr
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -107,12 +108,20 @@ def skin_roi_mean_rgb(
     (low when a hand, hair or a mask covers the face); the chrominance test does not select pixels for the mean,
     because compression moves the chroma of skin pixels across its edges from frame to frame, which flickers.
     """
-    height, width = image_bgr.shape[:2]
     landmarks = face.landmarks_px if isinstance(face, FaceObservation) else np.asarray(face)
     if regions is None:
         polygons, holes = face_skin_polygons(landmarks)
     else:
         polygons, holes = region_polygons(landmarks, regions), []
+    return polygons_mean_rgb(image_bgr, polygons, holes)
+
+
+def polygons_mean_rgb(image_bgr: np.ndarray, polygons: Sequence[np.ndarray], holes: Sequence[np.ndarray] = ()
+                      ) -> RoiSample:
+    """Mean colour of the lit skin inside ``polygons`` less ``holes`` ((n, 2) pixel outlines), by the rules of
+    :func:`skin_roi_mean_rgb` (which calls it with the face's polygons)."""
+    height, width = image_bgr.shape[:2]
+    polygons, holes = list(polygons), list(holes)
     points = np.concatenate(polygons)
     x0, y0 = np.clip(np.floor(points.min(axis=0)).astype(int) - 1, 0, [width - 1, height - 1])
     x1, y1 = np.clip(np.ceil(points.max(axis=0)).astype(int) + 2, 1, [width, height])
