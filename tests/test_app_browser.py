@@ -196,7 +196,7 @@ def _meter_state(page) -> dict:
     frame = page.frame_locator('iframe[title*="streamlit_webrtc"]')
     return frame.locator("body").evaluate(
         "() => { const m = window.smartmirrorMeter; return m ? {status: m.status, counter: m.counter, "
-        "measured: m.measured, errors: m.errors, mask: m.mask && m.mask.version, frame_ms: m.frameMs} : null; }")
+        "measured: m.measured, errors: m.errors, mask: m.mask, frame_ms: m.frameMs, thread: m.thread} : null; }")
 
 
 def _status(page) -> str:
@@ -321,7 +321,7 @@ def _assert_the_meter_measured_the_same_skin(page, trace_path: Path) -> None:
 
     state = _meter_state(page)
     print("skin meter at the end:", state)
-    assert state["status"] == "measuring" and state["errors"] == 0
+    assert state["status"] == "measuring" and state["errors"] == 0 and state["thread"] == "worker"
     assert state["measured"] >= 0.9 * state["counter"], state   # the first frames come before the first mask
     frames = [r for r in map(json.loads, trace_path.read_text().splitlines()) if "rgb_here" in r]
     metered = np.array([r["meter"] for r in frames if r["meter"] is not None], dtype=float)
