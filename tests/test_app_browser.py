@@ -177,7 +177,13 @@ def _start_mirror(page, app: App) -> float:
     """Click START in the webrtc component and wait for a tracked face; returns when (``time.monotonic()``)."""
     frame = page.frame_locator('iframe[title*="streamlit_webrtc"]')
     started = time.monotonic()
-    frame.get_by_role("button", name="START").click(timeout=START_DEADLINE_S * 1000)
+    try:
+        frame.get_by_role("button", name="START").click(timeout=START_DEADLINE_S / 2 * 1000)
+    except Exception:  # noqa: BLE001 - said loudly; a user would reload the page once too
+        print(f"START not clickable in {START_DEADLINE_S / 2:.0f} s (the webrtc component's frame: "
+              f"{_component_frames(page)}); reloading the page once\n{app.log_tail(2000)}")
+        page.reload(wait_until="domcontentloaded")
+        frame.get_by_role("button", name="START").click(timeout=START_DEADLINE_S / 2 * 1000)
     clicked = time.monotonic()
     deadline = started + START_DEADLINE_S
     while "face found" not in _status(page):
@@ -189,6 +195,12 @@ def _start_mirror(page, app: App) -> float:
     playing = frame.locator("video").evaluate("v => v.readyState >= 2 && v.videoWidth > 0")
     assert playing, "the mirror video element is not playing"
     return found_at
+
+
+def _component_frames(page) -> list[dict]:
+    """The page's component iframes: title and size (a component that never said it is ready stays 0 high)."""
+    return page.evaluate("() => Array.from(document.querySelectorAll('iframe')).map(f => ({title: f.title, "
+                         "width: f.clientWidth, height: f.clientHeight}))")
 
 
 def _meter_state(page) -> dict:

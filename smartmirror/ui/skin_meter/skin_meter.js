@@ -22,9 +22,11 @@
     window.parent.postMessage(Object.assign({ isStreamlitMessage: true, type }, extra || {}), "*");
   }
 
+  let rendered = false;
   window.addEventListener("message", (event) => {
     const data = event.data;
     if (!data || data.type !== "streamlit:render") return;
+    rendered = true;
     const args = data.args || {};
     if (args.settings) latest.settings = args.settings;
     latest.mask = args.mask || null;
@@ -33,8 +35,14 @@
       meter.setMask(latest.mask);
     });
   });
-  post("streamlit:componentReady", { apiVersion: 1 });
-  post("streamlit:setFrameHeight", { height: 0 });
+  // the handshake: sent again until the first render comes (a ready sent before the page listens is lost)
+  const ready = () => {
+    if (rendered) return;
+    post("streamlit:componentReady", { apiVersion: 1 });
+    post("streamlit:setFrameHeight", { height: 0 });
+    setTimeout(ready, 500);
+  };
+  ready();
 
   function inWorker(processor, generator, onStop) {
     const worker = new Worker(new URL("skin_meter_worker.js", document.baseURI));
