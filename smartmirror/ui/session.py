@@ -112,9 +112,8 @@ class MirrorSession:
             mask = self.meter_masks.mask(tag.mask_version)
             roi = None if mask is None else ((mask.outline,), mask.holes)
             return FramePacket(t=frame.time, image=picture, skin_rgb=tag.skin_rgb, skin_roi=roi)
-        seen = self._meter_seen
-        if seen is not None and time.monotonic() - seen[0] < METER_HOLD_S:  # the meter is on, this tag was lost
-            if image.shape[0] == seen[1]:
+        if self.meter_active():  # the meter is on and this frame's tag was lost
+            if image.shape[0] == self._meter_seen[1]:  # the strip is still there, unreadable
                 image = image[: image.shape[0] - tag_rows_in(image.shape[0])]
             return FramePacket(t=frame.time, image=image, skin_rgb=np.full(3, np.nan))
         return FramePacket(t=frame.time, image=image)

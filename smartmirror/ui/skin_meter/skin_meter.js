@@ -73,22 +73,10 @@
 
   function onPage(win, processor, generator, onStop) {
     const meter = core.createMeter({ OffscreenCanvas: win.OffscreenCanvas, VideoFrame: win.VideoFrame });
+    const tagging = meter.transformer(state);
     const transform = new win.TransformStream({
       transform(frame, controller) {
-        let tagged = null;
-        try {
-          tagged = meter.tagFrame(frame);
-        } catch (error) {
-          state.errors++;
-          state.status = `error: ${error}`;
-        }
-        if (tagged) {
-          frame.close();
-          controller.enqueue(tagged);
-          state.status = "measuring";
-        } else {
-          controller.enqueue(frame);
-        }
+        tagging.transform(frame, controller);
         Object.assign(state, { counter: meter.state.counter, measured: meter.state.measured,
           frameMs: meter.state.frameMs, mask: meter.state.mask && meter.state.mask.version });
       },

@@ -189,8 +189,32 @@
     }
 
 
+    // A TransformStream transformer: each frame out tagged, or as it came when tagging failed (counted in
+    // report.errors, the reason in report.status: the stream never stops for the meter).
+    function transformer(report) {
+      return {
+        transform(frame, controller) {
+          let tagged = null;
+          try {
+            tagged = tagFrame(frame);
+          } catch (error) {
+            report.errors++;
+            report.status = `error: ${error}`;
+          }
+          if (tagged) {
+            frame.close();
+            controller.enqueue(tagged);
+            report.status = "measuring";
+          } else {
+            controller.enqueue(frame);
+          }
+        },
+      };
+    }
+
     return {
       state,
+      transformer,
       setMask,
       setSettings: (settings) => { state.settings = settings; },
       tagFrame,

@@ -16,24 +16,7 @@ self.onmessage = (event) => {
   if (data.type === "mask") meter.setMask(data.mask);
   if (data.type === "settings") meter.setSettings(data.settings);
   if (data.type !== "start") return;
-  const transform = new TransformStream({
-    transform(frame, controller) {
-      let tagged = null;
-      try {
-        tagged = meter.tagFrame(frame);
-      } catch (error) {
-        report.errors++;
-        report.status = `error: ${error}`;
-      }
-      if (tagged) {
-        frame.close();
-        controller.enqueue(tagged);
-        report.status = "measuring";
-      } else {
-        controller.enqueue(frame);
-      }
-    },
-  });
+  const transform = new TransformStream(meter.transformer(report));
   report.status = "camera through the meter";
   data.readable.pipeThrough(transform).pipeTo(data.writable).catch(() => { report.status = "stopped"; post(); });
 };
