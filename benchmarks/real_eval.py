@@ -36,24 +36,28 @@ TRACE_SOURCES = ("smartmirror/vitals/signal.py", "smartmirror/vitals/analyzer.py
                  "smartmirror/vitals/neural.py", "smartmirror/pipeline.py", "smartmirror/live/tracked.py")
 
 
-def _trace_key(video: Path, with_crops: bool, landmarks_every: int = 1) -> str:
+def _trace_key(video: Path, with_crops: bool, landmarks_every: int = 1, tracker: str = "mesh") -> str:
     root = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256(f"{video.resolve()}|{video.stat().st_size}|{video.stat().st_mtime_ns}|{with_crops}"
-                            f"{'' if landmarks_every == 1 else f'|every {landmarks_every}'}".encode())
+                            f"{'' if landmarks_every == 1 else f'|every {landmarks_every}'}"
+                            f"{'' if tracker == 'mesh' else f'|{tracker}'}".encode())
     for source in TRACE_SOURCES:
         digest.update((root / source).read_bytes())
     return digest.hexdigest()[:16]
 
 
-def clip_trace(video: Path, *, crop_method: str | None, cache: Path | None, landmarks_every: int = 1):
-    """The clip's :class:`VitalsTrace` (decoded and tracked once; from ``cache`` when it holds this version)."""
+def clip_trace(video: Path, *, crop_method: str | None, cache: Path | None, landmarks_every: int = 1,
+               tracker: str = "mesh"):
+    """The clip's :class:`VitalsTrace` (decoded and tracked once; from ``cache`` when it holds this version);
+    ``tracker``: "mesh" (FaceMesh on every frame) or "flow" (:class:`smartmirror.face_track.FlowFaceTracker`)."""
+    from smartmirror.face_track import FlowFaceTracker
     from smartmirror.vitals.pipeline import VitalsTrace
     from smartmirror.vitals.rppg import DEFAULT_METHOD
-    from smartmirror.vitals.video import video_trace
+    from smartmirror.vitals.video import video_traces
 
     path = None
     if cache is not None:
-        key = _trace_key(video, crop_method is not None, landmarks_every)
+        key = _trace_key(video, crop_method is not None, landmarks_every, tracker)
         path = cache / f"{video.parent.name}_{video.stem}_{key}.npz"
         if path.exists():
             data = np.load(path)
@@ -63,7 +67,8 @@ def clip_trace(video: Path, *, crop_method: str | None, cache: Path | None, land
             if "background_rgb" in data:  # a trace cached before the scene reference is measured again
                 return VitalsTrace(data["times_s"], data["rgb"], data["presence"], data["skin_fraction"],
                                    data["face_y"], crops, data["background_rgb"])
-    trace = video_trace(video, method=crop_method or DEFAULT_METHOD, landmarks_every=landmarks_every)
+    trace = video_traces(video, [crop_method or DEFAULT_METHOD], landmarks_every=landmarks_every,
+                         tracker_factory=FlowFaceTracker if tracker == "flow" else None)[crop_method or DEFAULT_METHOD]
     if path is not None:
         cache.mkdir(parents=True, exist_ok=True)
         arrays = {k: getattr(trace, k) for k in ("times_s", "rgb", "presence", "skin_fraction", "face_y",
@@ -155,6 +160,8 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated clip names to keep (default: all)")
     parser.add_argument("--landmarks-every", type=int, default=1,
                         help="FaceMesh on every this many frames, landmarks interpolated between (default 1)")
+    parser.add_argument("--tracker", choices=("mesh", "flow"), default="mesh",
+                        help="FaceMesh on every frame (default) or the flow tracker (FaceMesh every 5th frame)")
     args = parser.parse_args()
 
     methods = list_methods() if args.methods == "all" else [get_method(m).name for m in args.methods.split(",")]
@@ -172,7 +179,7 @@ def main() -> None:
         try:
             truth = read_ground_truth(clip.truth)
             trace = clip_trace(clip.video, crop_method=crop_method, cache=args.cache,
-                               landmarks_every=args.landmarks_every)
+                               landmarks_every=args.landmarks_every, tracker=args.tracker)
         except (DatasetError, VideoError) as exc:
             print(f"{clip.name}: skipped ({exc.code}: {exc.message})", file=sys.stderr)
             continue

@@ -251,10 +251,13 @@ class FlowFaceTracker:
 SHAPE_ANALYZERS = frozenset({"emotion", "fatigue", "identity"})
 
 #: Pulse methods whose heart rate on real recordings is measured as no worse with the flow tracker than with
-#: FaceMesh on every frame (benchmarks/tracker_accuracy.py on UBFC-rPPG, 15 subjects). None yet: POS's window MAE
-#: went from 2.70 to 3.10 bpm (one subject 6.4 -> 11.9; whole-clip error 1.41 -> 1.46), and ICA picked a slow
-#: component instead of the pulse on 2 more subjects. So the clip report keeps FaceMesh on every frame for now.
-FLOW_METHODS: frozenset[str] = frozenset()
+#: FaceMesh on every frame (``benchmarks/real_eval.py DATASET --tracker flow`` against ``--tracker mesh``, UBFC-rPPG,
+#: 15 subjects). The learned methods read open-rppg's BlazeFace crop, not the mesh, so only their colour checks see
+#: the moved mesh: FacePhys window MAE 2.33 / clip error 0.80 bpm with either tracker, ME-rlap 2.36 / 0.80, ME-pure
+#: 4.60 / 1.50, coverage equal or 0.001 higher. The unsupervised methods read the mesh's skin regions and stay on
+#: FaceMesh: POS's window MAE went from 2.73 to 3.01 (clip error 1.34 either way), ICA's from 10.7 to 14.1,
+#: GREEN's from 7.7 to 12.7.
+FLOW_METHODS: frozenset[str] = frozenset({"facephys-rlap", "me-rlap", "me-pure"})
 
 
 #: Longest stretch (seconds) between two tracked faces across which a skipped frame's landmarks are interpolated.

@@ -52,12 +52,13 @@ class AnalyzerSpec:
 
 
 def vitals_spec(pulse_method: str | None = None, *, name: str = "vitals", live: bool = True,
-                max_seconds: float | None = None) -> AnalyzerSpec:
+                max_seconds: float | None = None, stream_pulse: bool | None = None) -> AnalyzerSpec:
     """The vitals analyzer's spec (every frame, skipped frames too); eval runs several, one per pulse input.
 
-    ``max_seconds`` bounds the per-frame data kept (default: the analyzer's five minutes).
+    ``max_seconds`` bounds the per-frame data kept (default: the analyzer's five minutes); ``stream_pulse``: see
+    :class:`smartmirror.vitals.analyzer.VitalsAnalyzer`.
     """
-    options: dict[str, Any] = {"live": live}
+    options: dict[str, Any] = {"live": live, "stream_pulse": stream_pulse}
     if pulse_method is not None:
         options["method"] = pulse_method
     if max_seconds is not None:
@@ -94,7 +95,7 @@ def _identity() -> Analyzer:
 
 def analyzer_specs(
     names: Iterable[str] = DEFAULT_ANALYZERS, *, mode: str = "wellness", pulse_method: str | None = None,
-    live: bool = True, rates_s: Mapping[str, float | None] | None = None,
+    live: bool = True, rates_s: Mapping[str, float | None] | None = None, stream_pulse: bool | None = None,
 ) -> list[AnalyzerSpec]:
     """The registered analyzers by name, with their standard rates and inputs.
 
@@ -111,6 +112,9 @@ def analyzer_specs(
         eval, which only need the summary.
     rates_s : mapping, optional
         Overrides of ``rate_s`` by name (the API's ``emotion_interval_s``).
+    stream_pulse : bool, optional
+        A streamable learned pulse method runs frame by frame (default: when ``live``; the clip report sets
+        True).
 
     Raises
     ------
@@ -119,7 +123,7 @@ def analyzer_specs(
     """
     check_mode(mode)
     registry = {
-        "vitals": vitals_spec(pulse_method, live=live),
+        "vitals": vitals_spec(pulse_method, live=live, stream_pulse=stream_pulse),
         "fatigue": AnalyzerSpec("fatigue", _fatigue(mode)),
         "emotion": AnalyzerSpec("emotion", _emotion, rate_s=EMOTION_RATE_S, needs=("fatigue",)),
         "identity": AnalyzerSpec("identity", _identity, rate_s=IDENTITY_RATE_S),

@@ -94,7 +94,8 @@ def analyze_video(
     if identity:
         names.append("identity")
     # the cheapest tracker that serves these analyzers and the pulse method (built on the first frame)
-    pipeline = Pipeline(analyzer_specs(names, pulse_method=method, live=False),
+    # a streamable learned pulse runs beside the tracking thread, not after it (stream_pulse)
+    pipeline = Pipeline(analyzer_specs(names, pulse_method=method, live=False, stream_pulse=True),
                         tracker_factory=lambda: tracker_for(names, vitals.analyzer.method_.name),
                         landmarks_every=landmarks_every_for(names, landmarks_every))
     vitals = pipeline.runners["vitals"]

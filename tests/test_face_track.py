@@ -127,4 +127,7 @@ def test_only_vitals_with_a_method_measured_on_real_video_get_the_flow_tracker()
         tracker = tracker_for(analyzers, method, flow_methods={"pos"})
         assert isinstance(tracker, FaceTracker) and not tracker.static_image_mode
     for method in ("pos", "ica", "chrom", "green"):  # the report's default: only what real recordings vouch for
-        assert isinstance(tracker_for((), method), FlowFaceTracker) == (method in FLOW_METHODS)
+        assert isinstance(tracker_for((), method), FaceTracker) and method not in FLOW_METHODS
+    for method in ("facephys-rlap", "me-rlap", "me-pure"):  # their pulse reads the detector's crop, not the mesh
+        assert isinstance(tracker_for(["vitals"], method), FlowFaceTracker)
+        assert isinstance(tracker_for(["vitals", "emotion"], method), FaceTracker)

@@ -97,6 +97,26 @@ def test_live_facephys_reads_the_oximeter_rate_and_agrees_with_the_clip_report(r
     assert abs(clip_report["heart_rate_bpm"] - truth) < 3.0
 
 
+def test_the_clip_report_streams_facephys_beside_tracking_and_reads_what_the_batch_run_reads(recording):
+    """``stream_pulse=True`` (the clip report): the network runs as the crops come, in the clip chunks, and the
+    summary flushes the last partial chunk; every key of the report equals the batch run's over kept crops."""
+    packets, faces, truth = recording
+    streamed = VitalsAnalyzer(method="facephys-rlap", live=False, stream_pulse=True)
+    batch = VitalsAnalyzer(method="facephys-rlap", live=False)
+    for packet, face in zip(packets, faces, strict=True):
+        streamed.update(packet, face)
+        batch.update(packet, face)
+    assert streamed.stream_ is not None and streamed.crops_ is None and batch.stream_ is None
+    assert streamed.stream_.stream.chunk_frames == neural.ONNX_CHUNK_FRAMES
+    waiting = len(streamed.stream_.stream.pending_)
+    assert 0 < waiting < neural.ONNX_CHUNK_FRAMES  # 300 frames at 15/s fill 600 slots: 24 wait for the summary
+    streamed_report, batch_report = streamed.summary(), batch.summary()
+    times, _ = streamed.stream_.samples()
+    assert times[-1] == packets[-1].t  # flushed: the last frame has its sample
+    assert streamed_report == batch_report
+    assert abs(streamed_report["heart_rate_bpm"] - truth) < 3.0
+
+
 def test_facephys_is_offered_live_and_me_is_not():
     from smartmirror.api.routes.errors import ApiError, check_pulse_method
     from smartmirror.api.settings import ApiSettings

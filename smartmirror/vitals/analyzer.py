@@ -38,7 +38,8 @@ from smartmirror.vitals.signal import (
     skin_roi_mean_rgb,
 )
 from smartmirror.vitals.state import HrvSummary, VitalsState, VitalsWarmup
-from smartmirror.vitals.streaming import LivePulse, can_stream
+from smartmirror.vitals.neural import ONNX_CHUNK_FRAMES
+from smartmirror.vitals.streaming import STREAM_CHUNK_FRAMES, LivePulse, can_stream
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,11 @@ class VitalsAnalyzer:
         Source-clock seconds between heart-rate updates and between HRV/respiration/SpO2 updates.
     waveform_s : float
         Seconds of pulse waveform returned in the live state (for plotting).
+    stream_pulse : bool, optional
+        Run a learned method that can stream (FacePhys) frame by frame as the crops come, instead of over the
+        kept crops when the summary is asked for. Default: when ``live``. The clip report sets True, so the
+        network runs on the analyzers' thread beside the tracking thread (the summary then only flushes the last
+        chunk); eval leaves it off, because it scores several methods on one trace's crops.
     """
 
     name = "vitals"
@@ -126,6 +132,7 @@ class VitalsAnalyzer:
         update_every_s: float = 1.0,
         slow_update_every_s: float = 5.0,
         waveform_s: float = 6.0,
+        stream_pulse: bool | None = None,
     ):
         self.method = method
         self.live = live
@@ -135,6 +142,7 @@ class VitalsAnalyzer:
         self.update_every_s = update_every_s
         self.slow_update_every_s = slow_update_every_s
         self.waveform_s = waveform_s
+        self.stream_pulse = stream_pulse
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -150,9 +158,15 @@ class VitalsAnalyzer:
         self.skin_: deque[float] = deque()
         self.face_y_: deque[float] = deque()
         self.background_: deque[np.ndarray] = deque()
-        # a real-time learned method streams live (one network step per frame); otherwise crops wait for a batch run
-        streams = self.live and self.method_.realtime and can_stream(self.method_)
-        self.stream_ = LivePulse(self.method_.name, self.max_seconds, pipeline.MAX_GAP_S) if streams else None
+        # a real-time learned method streams (live: a few frames a network step; a clip: ONNX_CHUNK_FRAMES);
+        # otherwise crops wait for a batch run
+        streams = (self.live if self.stream_pulse is None else self.stream_pulse) and self.method_.realtime \
+            and can_stream(self.method_)
+        self.stream_ = None
+        if streams:
+            self.stream_ = LivePulse(self.method_.name, self.max_seconds, pipeline.MAX_GAP_S,
+                                     chunk_frames=STREAM_CHUNK_FRAMES if self.live else ONNX_CHUNK_FRAMES,
+                                     for_clip=not self.live)
         learned = self.method_.kind == "frames"
         self.crops_: deque[np.ndarray | None] | None = deque() if learned and self.stream_ is None else None
         self.cropper_ = _learned_cropper(self.method_) if learned else None
@@ -382,6 +396,8 @@ class VitalsAnalyzer:
 
     def result(self) -> pipeline.VitalsResult | None:
         """The full clip result (readings, segments) for callers that need more than the report keys."""
+        if self.stream_ is not None and not self.live:  # a clip: its last frames wait for a full chunk
+            self.stream_.flush()
         trace = self.trace()
         if trace.frames == 0:
             return None

@@ -37,10 +37,14 @@ class StreamingPulse:
         Model frames per network call (:data:`STREAM_CHUNK_FRAMES`).
     max_gap_s : float
         Seconds without a face frame that end the run (the state starts afresh with the next face).
+    for_clip : bool
+        Use the clip session (:func:`smartmirror.vitals.neural.load_onnx`: no memory-reuse plan, 0.5 s of CPU
+        to start instead of 3.4) for a clip report that streams beside its tracking in larger chunks.
     """
 
-    def __init__(self, name: str, chunk_frames: int = STREAM_CHUNK_FRAMES, max_gap_s: float = 0.5):
-        network = load_onnx(name, streaming=True)
+    def __init__(self, name: str, chunk_frames: int = STREAM_CHUNK_FRAMES, max_gap_s: float = 0.5,
+                 for_clip: bool = False):
+        network = load_onnx(name, streaming=not for_clip)
         if network is None:
             raise ValueError(f"{name} cannot stream: it has no ONNX export in weights/")
         if chunk_frames < 1:
@@ -104,11 +108,13 @@ class StreamingPulse:
 class LivePulse:
     """The live analyzer's streamed pulse: a :class:`StreamingPulse` and its last ``keep_s`` seconds of samples.
 
-    :meth:`push` runs on the analyzer's thread; :meth:`samples` may be called from another one.
+    :meth:`push` and :meth:`flush` run on the analyzer's thread; :meth:`samples` may be called from another one.
+    ``chunk_frames`` and ``for_clip``: see :class:`StreamingPulse`.
     """
 
-    def __init__(self, name: str, keep_s: float, max_gap_s: float = 0.5):
-        self.stream = StreamingPulse(name, max_gap_s=max_gap_s)
+    def __init__(self, name: str, keep_s: float, max_gap_s: float = 0.5, *,
+                 chunk_frames: int = STREAM_CHUNK_FRAMES, for_clip: bool = False):
+        self.stream = StreamingPulse(name, chunk_frames=chunk_frames, max_gap_s=max_gap_s, for_clip=for_clip)
         self.keep_s = keep_s
         self._lock = threading.Lock()
         self._times: deque[float] = deque()
@@ -116,7 +122,15 @@ class LivePulse:
 
     def push(self, t: float, crop: np.ndarray | None) -> None:
         """Feed one frame's crop (None without a face) at time ``t`` (s); keeps the samples it finishes."""
-        times, values = self.stream.push(t, crop)
+        self._keep(t, *self.stream.push(t, crop))
+
+    def flush(self) -> None:
+        """Run the frames still waiting for a full chunk and keep their samples (the end of a clip)."""
+        times, values = self.stream.flush()
+        if len(times):
+            self._keep(float(times[-1]), times, values)
+
+    def _keep(self, t: float, times: np.ndarray, values: np.ndarray) -> None:
         with self._lock:
             self._times.extend(times.tolist())
             self._values.extend(values.tolist())

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,6 +15,10 @@ from smartmirror.registry import AnalyzerSpec, vitals_spec
 from smartmirror.vitals.pipeline import VitalsTrace, build_segments
 from smartmirror.vitals.rppg import DEFAULT_METHOD, PULSE_BAND_HZ
 from smartmirror.vitals.signal import GRID_RATE_HZ, bandpass
+
+if TYPE_CHECKING:
+    from smartmirror.face import FaceTracker
+    from smartmirror.face_track import FlowFaceTracker
 
 
 def _crop_key(method: str) -> tuple:
@@ -25,14 +31,15 @@ def _crop_key(method: str) -> tuple:
 
 def video_traces(
     path: str | Path, methods: list[str] | tuple[str, ...], *, max_frames: int | None = None,
-    landmarks_every: int = 1,
+    landmarks_every: int = 1, tracker_factory: Callable[[], FaceTracker | FlowFaceTracker] | None = None,
 ) -> dict[str, VitalsTrace]:
     """One decode and one face-tracker pass feeding the traces of several methods.
 
     Methods that need the same per-frame data (all unsupervised methods: ROI colours; learned methods: face
     crops of their input size) share one trace; each trace is exactly what :func:`video_trace` gives for that
     method alone. ``landmarks_every``: FaceMesh on every this many frames, the landmarks interpolated between
-    (:meth:`smartmirror.pipeline.Pipeline.run`).
+    (:meth:`smartmirror.pipeline.Pipeline.run`). ``tracker_factory`` builds the face tracker (default: FaceMesh on
+    every frame).
 
     Raises
     ------
@@ -49,7 +56,7 @@ def video_traces(
     for method in methods:
         if keys[method] not in specs:
             specs[keys[method]] = vitals_spec(method, name=f"vitals-{len(specs)}", live=False, max_seconds=1e9)
-    with Pipeline(specs.values(), landmarks_every=landmarks_every) as pipeline:
+    with Pipeline(specs.values(), landmarks_every=landmarks_every, tracker_factory=tracker_factory) as pipeline:
         for runner in pipeline.runners.values():
             if not runner.start():
                 if isinstance(runner.exception, ValueError):
