@@ -96,3 +96,40 @@ def test_stress_bases_and_bands():
     for value in (80, 64, 66, 90, 65, 63):
         resting.add(value)
     assert 63 <= resting.resting_bpm <= 65
+
+
+def _beats(seconds: float, bpm: float, seed: int) -> np.ndarray:
+    """Beat times (s) with a breathing swing and jitter, as a face's pulse gives them."""
+    rng = np.random.default_rng(seed)
+    times, t = [], 0.0
+    while t < seconds:
+        interval = 60.0 / bpm * (1 + 0.05 * np.sin(2 * np.pi * 0.25 * t)) + rng.normal(0, 0.02)
+        t += interval
+        times.append(t)
+    return np.array(times)
+
+
+@pytest.mark.parametrize("case", ["clean", "artefacts", "two_segments", "even", "three_intervals"])
+def test_time_domain_indices_equal_neurokit2s_hrv_time(case):
+    """SDNN, RMSSD and pNN50 without importing NeuroKit2: its own ``hrv_time`` on the same intervals is the
+    reference, including its rule for intervals that do not follow each other (an artefact or a gap between)."""
+    nk = pytest.importorskip("neurokit2")
+    beats = _beats(60.0, 72.0, seed=3)
+    if case == "clean":
+        ibi, ends = hrv.clean_intervals(beats)
+    elif case == "artefacts":  # a missed beat and an extra one: clean_intervals drops three intervals
+        noisy = np.sort(np.concatenate([np.delete(beats, 20), [beats[40] + 0.3]]))
+        ibi, ends = hrv.clean_intervals(noisy)
+        assert len(ibi) < len(noisy) - 1
+    elif case == "two_segments":  # as hrv_from_beats joins face segments: no interval bridges the gap
+        first, second = hrv.clean_intervals(beats[:30]), hrv.clean_intervals(beats[40:])
+        ibi, ends = np.concatenate([first[0], second[0]]), np.concatenate([first[1], second[1]])
+    elif case == "even":
+        ends = np.arange(1, 41) * 0.8
+        ibi = np.full(40, 800.0)
+    else:
+        ibi, ends = hrv.clean_intervals(beats[:4])
+    expected = nk.hrv_time({"RRI": ibi, "RRI_Time": ends})
+    got = hrv.time_domain(ibi, ends)
+    for value, key in zip(got, ("HRV_SDNN", "HRV_RMSSD", "HRV_pNN50"), strict=True):
+        np.testing.assert_allclose(value, float(expected[key].iloc[0]), rtol=1e-12, atol=1e-12, err_msg=key)

@@ -27,6 +27,7 @@ from smartmirror.frames import FramePacket
 from smartmirror.vitals import colour_signature, heart, hrv, pipeline, pooled_rate, quality, respiration, spo2, stress
 from smartmirror.vitals.face_crops import FaceCropper
 from smartmirror.vitals.methods import get_method
+from smartmirror.vitals.neural import ONNX_CHUNK_FRAMES
 from smartmirror.vitals.rppg import DEFAULT_METHOD
 from smartmirror.vitals.signal import (
     GRID_RATE_HZ,
@@ -38,7 +39,6 @@ from smartmirror.vitals.signal import (
     skin_roi_mean_rgb,
 )
 from smartmirror.vitals.state import HrvSummary, VitalsState, VitalsWarmup
-from smartmirror.vitals.neural import ONNX_CHUNK_FRAMES
 from smartmirror.vitals.streaming import STREAM_CHUNK_FRAMES, LivePulse, can_stream
 
 log = logging.getLogger(__name__)

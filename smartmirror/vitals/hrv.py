@@ -151,6 +151,36 @@ def stress_index(ibi_ms: np.ndarray, *, bin_ms: float = STRESS_INDEX_BIN_MS) -> 
     return float(amplitude_mode / (2.0 * mode_s * spread_s))
 
 
+#: Two intervals are successive when the time between their ends differs from the later one by at most this (ms),
+#: NeuroKit2's rule (``intervals_successive``, ``thresh_unequal``).
+SUCCESSIVE_TOLERANCE_MS = 10.0
+
+
+def time_domain(ibi_ms: np.ndarray, ends_s: np.ndarray) -> tuple[float, float, float]:
+    """SDNN (ms), RMSSD (ms) and pNN50 (%) of intervals (ms) ending at ``ends_s`` (s), NaN where undefined.
+
+    NeuroKit2 0.2.12's ``hrv_time`` definitions for finite intervals with their times (``tests/test_vitals_hrv.py``
+    checks them against it): SDNN with one degree of freedom; the successive differences only between intervals
+    that follow each other (the ends ``SUCCESSIVE_TOLERANCE_MS`` from one interval apart; none span a removed
+    artefact or a face gap) when some but not all do and the ends are not evenly spaced; pNN50 over that count
+    plus one. Computed here because importing NeuroKit2 costs 2.5 s of CPU per process (it loads scikit-learn and
+    pandas), most of a short clip's report; it is imported for LF/HF only (recordings of 2 minutes or more).
+    """
+    ibi = np.asarray(ibi_ms, dtype=np.float64)
+    ends = np.asarray(ends_s, dtype=np.float64)
+    differences = np.diff(ibi)
+    successive = np.abs(np.diff(ends) * 1000.0 - ibi[1:]) <= SUCCESSIVE_TOLERANCE_MS
+    evenly_spaced = len(np.unique(np.round(np.diff(ends), decimals=3))) == 1
+    if not successive.all() and successive.any() and not evenly_spaced:
+        differences = differences[successive]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # too few intervals: NaN, as NeuroKit2 gives
+        sdnn = float(np.nanstd(ibi, ddof=1))
+        rmssd = float(np.sqrt(np.nanmean(differences ** 2)))
+    pnn50 = float(np.sum(np.abs(differences) > 50.0) / (len(differences) + 1) * 100.0)
+    return sdnn, rmssd, pnn50
+
+
 def hrv_from_beats(beat_times_s: np.ndarray | list[np.ndarray], *, min_clean_s: float = MIN_CLEAN_S,
                    min_lf_hf_s: float = MIN_LF_HF_S) -> HRV:
     """HRV indices from beat times (seconds), or from a list of such arrays (separate face segments: no interval
@@ -163,20 +193,16 @@ def hrv_from_beats(beat_times_s: np.ndarray | list[np.ndarray], *, min_clean_s: 
     clean_s = float(ibi.sum() / 1000.0)
     if clean_s < min_clean_s or len(ibi) < 10:
         return HRV(None, None, None, None, None, round(clean_s, 1), len(beats))
-    import neurokit2 as nk
+    sdnn, rmssd, pnn50 = time_domain(ibi, ends)
+    lf_hf = None
+    if clean_s >= min_lf_hf_s:
+        import neurokit2 as nk
 
-    intervals = {"RRI": ibi, "RRI_Time": ends}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        time_domain = nk.hrv_time(intervals)
-        lf_hf = None
-        if clean_s >= min_lf_hf_s:
-            frequency = nk.hrv_frequency(intervals, psd_method="welch", normalize=False)
-            value = float(frequency["HRV_LFHF"].iloc[0])
-            lf_hf = round(value, 3) if np.isfinite(value) else None
-    sdnn = float(time_domain["HRV_SDNN"].iloc[0])
-    rmssd = float(time_domain["HRV_RMSSD"].iloc[0])
-    pnn50 = float(time_domain["HRV_pNN50"].iloc[0])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frequency = nk.hrv_frequency({"RRI": ibi, "RRI_Time": ends}, psd_method="welch", normalize=False)
+        value = float(frequency["HRV_LFHF"].iloc[0])
+        lf_hf = round(value, 3) if np.isfinite(value) else None
     index = stress_index(ibi)
     return HRV(
         sdnn_ms=round(sdnn, 1) if np.isfinite(sdnn) else None,
