@@ -1,6 +1,7 @@
 """Heart-rate accuracy on real recordings with contact-PPG ground truth, every pulse method, one decode per clip.
 
-Usage: ``python benchmarks/real_eval.py DATASET_DIR [--methods all] [--cache DIR] [--exclude subject13] [--json]``
+Usage: ``python benchmarks/real_eval.py DATASET_DIR [--methods all] [--cache DIR] [--exclude subject13]
+[--tracker mesh|flow] [--json]``
 
 DATASET_DIR is a UBFC-rPPG-style folder (``<subject>/vid.avi|mp4`` + ``ground_truth.txt`` or ``gtdump.xmp``) or the
 flat ``name.avi`` + ``name.txt`` layout (see :func:`smartmirror.vitals.ground_truth.find_clips`); research-only
@@ -9,7 +10,9 @@ datasets stay outside the repository (tests/data/README.md lists the public copi
 Per clip the video is decoded and FaceMesh-tracked **once** (:class:`smartmirror.vitals.analyzer.VitalsAnalyzer`
 collecting the skin-ROI colours and, when a learned method is asked for, the face crops); every method then runs
 :func:`smartmirror.vitals.pipeline.analyze_trace` on that one trace. ``--cache`` keeps the traces (keyed by the
-video and the source of the ROI code) so a second run only re-does the signal processing.
+video and the source of the ROI code) so a second run only re-does the signal processing. ``--tracker flow``
+tracks with :class:`smartmirror.face_track.FlowFaceTracker` instead (FaceMesh every 5th frame, optical flow
+between): how :data:`smartmirror.face_track.FLOW_METHODS` was chosen.
 
 Printed per method: per-subject and mean window HR MAE (10 s windows, 1 s step, against the contact PPG's spectral
 peak, :func:`smartmirror.vitals.accuracy.reference_heart_rates`), the share of windows with a reading above
@@ -33,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 #: Source files whose code shapes the trace (a cached trace is stale when one changes).
 TRACE_SOURCES = ("smartmirror/vitals/signal.py", "smartmirror/vitals/analyzer.py", "smartmirror/face.py",
+                 "smartmirror/face_track.py",
                  "smartmirror/vitals/neural.py", "smartmirror/pipeline.py", "smartmirror/live/tracked.py")
 
 

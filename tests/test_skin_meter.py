@@ -158,9 +158,11 @@ def test_the_page_names_the_pulse_source_it_actually_uses(monkeypatch):
 
     assert "raw frames, before the video is encoded" in pulse_source_caption("webcam", None, meter=True)
     assert "skin meter is not measuring" in pulse_source_caption("webcam", None, meter=False)
-    learned = pulse_source_caption("webcam", "facephys-rlap", meter=True)  # crops only arrive encoded
-    assert "over WebRTC" in learned and "raw frames" not in learned
+    for meter in (True, False):  # crops only arrive encoded
+        learned = pulse_source_caption("webcam", "facephys-rlap", meter=meter)
+        assert "over WebRTC" in learned and "raw frames" not in learned and "face picture" in learned
     assert "before any lossy encoding" in pulse_source_caption("demo", None, meter=True)
-    assert skin_meter_enabled()
+    assert skin_meter_enabled() and skin_meter_enabled("pos")
+    assert not skin_meter_enabled("facephys-rlap")  # it reads the picture: the meter would only cost the page
     monkeypatch.setenv("SMARTMIRROR_SKIN_METER", "0")
     assert not skin_meter_enabled()

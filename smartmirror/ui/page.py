@@ -143,7 +143,7 @@ def _mirror(session: MirrorSession, source: str, mode: str) -> None:
     session.demo = source == "demo"
     if source == "webcam":
         install_answer_bitrate()  # the browser's VP8 at 2.5-8 Mbit/s, so the pulse's colour survives (ui/sdp.py)
-        if skin_meter_enabled():
+        if skin_meter_enabled(session.pulse_method):
             _skin_meter_fragment(session)  # first, so it is loaded when the webrtc component asks for the camera
         webrtc_streamer(key="mirror-webcam", mode=WebRtcMode.SENDRECV,
                         media_stream_constraints={"video": {"width": 640, "height": 480}, "audio": False}, **common)
@@ -187,7 +187,7 @@ def pulse_source_caption(source: str, method: str | None = None, *, meter: bool 
         return ("Pulse source: skin colour measured in this browser on the camera's raw frames, before the video "
                 "is encoded (SmartMirror's skin meter; the mask comes from this computer's face tracker, the "
                 "picture travels over WebRTC)." + reader)
-    why = ("it reads the face picture, which only arrives encoded" if spec.kind == "frames" and meter
+    why = ("it reads the face picture, which only arrives encoded" if spec.kind == "frames"
            else "the in-page skin meter is not measuring")
     return (f"Pulse source: your browser's camera over WebRTC, {why} (VP8 asked for {MIN_KBIT_S / 1000:g}-"
             f"{MAX_KBIT_S / 1000:g} Mbit/s so sub-1 % colour changes survive the encoder; a weak pulse is shown as "

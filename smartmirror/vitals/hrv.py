@@ -4,9 +4,9 @@ Beats are the systolic peaks of the blood-volume-oriented pulse (:func:`smartmir
 timed to a fraction of a sample by a least-squares parabola over the peak. Intervals outside 40-200 beats/min
 or more than
 :data:`MAX_RELATIVE_DEVIATION` away from their neighbours' median are dropped (missed or extra beats).
-SDNN, RMSSD and pNN50 (NeuroKit2's ``hrv_time``) need :data:`MIN_CLEAN_S` of clean intervals; LF/HF
-(NeuroKit2's ``hrv_frequency``) needs :data:`MIN_LF_HF_S`; otherwise they are None. Baevsky's stress index is
-computed here (NeuroKit2 has none) with 50 ms bins.
+SDNN, RMSSD and pNN50 (by NeuroKit2's ``hrv_time`` definitions, :func:`time_domain`) need :data:`MIN_CLEAN_S`
+of clean intervals; LF/HF (NeuroKit2's ``hrv_frequency``) needs :data:`MIN_LF_HF_S`; otherwise they are None.
+Baevsky's stress index is computed here (NeuroKit2 has none) with 50 ms bins.
 """
 
 from __future__ import annotations
