@@ -1,7 +1,7 @@
 """Heart-rate accuracy on real recordings with contact-PPG ground truth, every pulse method, one decode per clip.
 
 Usage: ``python benchmarks/real_eval.py DATASET_DIR [--methods all] [--cache DIR] [--exclude subject13]
-[--tracker mesh|flow] [--json]``
+[--tracker mesh|flow] [--mesh-every 5] [--json]``
 
 DATASET_DIR is a UBFC-rPPG-style folder (``<subject>/vid.avi|mp4`` + ``ground_truth.txt`` or ``gtdump.xmp``) or the
 flat ``name.avi`` + ``name.txt`` layout (see :func:`smartmirror.vitals.ground_truth.find_clips`); research-only
@@ -11,8 +11,9 @@ Per clip the video is decoded and FaceMesh-tracked **once** (:class:`smartmirror
 collecting the skin-ROI colours and, when a learned method is asked for, the face crops); every method then runs
 :func:`smartmirror.vitals.pipeline.analyze_trace` on that one trace. ``--cache`` keeps the traces (keyed by the
 video and the source of the ROI code) so a second run only re-does the signal processing. ``--tracker flow``
-tracks with :class:`smartmirror.face_track.FlowFaceTracker` instead (FaceMesh every 5th frame, optical flow
-between): how :data:`smartmirror.face_track.FLOW_METHODS` was chosen.
+tracks with :class:`smartmirror.face_track.FlowFaceTracker` instead (FaceMesh every ``--mesh-every``-th frame,
+optical flow between): how :data:`smartmirror.face_track.FLOW_METHODS` and the learned methods' mesh interval
+(:data:`smartmirror.face_track.FLOW_MESH_EVERY`) were chosen.
 
 Printed per method: per-subject and mean window HR MAE (10 s windows, 1 s step, against the contact PPG's spectral
 peak, :func:`smartmirror.vitals.accuracy.reference_heart_rates`), the share of windows with a reading above
@@ -40,20 +41,23 @@ TRACE_SOURCES = ("smartmirror/vitals/signal.py", "smartmirror/vitals/analyzer.py
                  "smartmirror/vitals/neural.py", "smartmirror/pipeline.py", "smartmirror/live/tracked.py")
 
 
-def _trace_key(video: Path, with_crops: bool, landmarks_every: int = 1, tracker: str = "mesh") -> str:
+def _trace_key(video: Path, with_crops: bool, landmarks_every: int = 1, tracker: str = "mesh",
+               mesh_every: int = 5) -> str:
     root = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256(f"{video.resolve()}|{video.stat().st_size}|{video.stat().st_mtime_ns}|{with_crops}"
                             f"{'' if landmarks_every == 1 else f'|every {landmarks_every}'}"
-                            f"{'' if tracker == 'mesh' else f'|{tracker}'}".encode())
+                            f"{'' if tracker == 'mesh' else f'|{tracker}'}"
+                            f"{'' if tracker == 'mesh' or mesh_every == 5 else f'|mesh every {mesh_every}'}".encode())
     for source in TRACE_SOURCES:
         digest.update((root / source).read_bytes())
     return digest.hexdigest()[:16]
 
 
 def clip_trace(video: Path, *, crop_method: str | None, cache: Path | None, landmarks_every: int = 1,
-               tracker: str = "mesh"):
+               tracker: str = "mesh", mesh_every: int = 5):
     """The clip's :class:`VitalsTrace` (decoded and tracked once; from ``cache`` when it holds this version);
-    ``tracker``: "mesh" (FaceMesh on every frame) or "flow" (:class:`smartmirror.face_track.FlowFaceTracker`)."""
+    ``tracker``: "mesh" (FaceMesh on every frame) or "flow" (:class:`smartmirror.face_track.FlowFaceTracker`,
+    FaceMesh every ``mesh_every``-th frame)."""
     from smartmirror.face_track import FlowFaceTracker
     from smartmirror.vitals.pipeline import VitalsTrace
     from smartmirror.vitals.rppg import DEFAULT_METHOD
@@ -61,7 +65,7 @@ def clip_trace(video: Path, *, crop_method: str | None, cache: Path | None, land
 
     path = None
     if cache is not None:
-        key = _trace_key(video, crop_method is not None, landmarks_every, tracker)
+        key = _trace_key(video, crop_method is not None, landmarks_every, tracker, mesh_every)
         path = cache / f"{video.parent.name}_{video.stem}_{key}.npz"
         if path.exists():
             data = np.load(path)
@@ -72,7 +76,8 @@ def clip_trace(video: Path, *, crop_method: str | None, cache: Path | None, land
                 return VitalsTrace(data["times_s"], data["rgb"], data["presence"], data["skin_fraction"],
                                    data["face_y"], crops, data["background_rgb"])
     trace = video_traces(video, [crop_method or DEFAULT_METHOD], landmarks_every=landmarks_every,
-                         tracker_factory=FlowFaceTracker if tracker == "flow" else None)[crop_method or DEFAULT_METHOD]
+                         tracker_factory=(lambda: FlowFaceTracker(mesh_every=mesh_every)) if tracker == "flow"
+                         else None)[crop_method or DEFAULT_METHOD]
     if path is not None:
         cache.mkdir(parents=True, exist_ok=True)
         arrays = {k: getattr(trace, k) for k in ("times_s", "rgb", "presence", "skin_fraction", "face_y",
@@ -166,6 +171,8 @@ def main() -> None:
                         help="FaceMesh on every this many frames, landmarks interpolated between (default 1)")
     parser.add_argument("--tracker", choices=("mesh", "flow"), default="mesh",
                         help="FaceMesh on every frame (default) or the flow tracker (FaceMesh every 5th frame)")
+    parser.add_argument("--mesh-every", type=int, default=5,
+                        help="with --tracker flow: frames from one FaceMesh pass to the next (default 5)")
     args = parser.parse_args()
 
     methods = list_methods() if args.methods == "all" else [get_method(m).name for m in args.methods.split(",")]
@@ -183,7 +190,8 @@ def main() -> None:
         try:
             truth = read_ground_truth(clip.truth)
             trace = clip_trace(clip.video, crop_method=crop_method, cache=args.cache,
-                               landmarks_every=args.landmarks_every, tracker=args.tracker)
+                               landmarks_every=args.landmarks_every, tracker=args.tracker,
+                               mesh_every=args.mesh_every)
         except (DatasetError, VideoError) as exc:
             print(f"{clip.name}: skipped ({exc.code}: {exc.message})", file=sys.stderr)
             continue

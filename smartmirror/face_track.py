@@ -259,6 +259,13 @@ SHAPE_ANALYZERS = frozenset({"emotion", "fatigue", "identity"})
 #: GREEN's from 7.7 to 12.7.
 FLOW_METHODS: frozenset[str] = frozenset({"facephys-rlap", "me-rlap", "me-pure"})
 
+#: Frames from one FaceMesh pass to the next for each of :data:`FLOW_METHODS` (``real_eval.py --tracker flow
+#: --mesh-every N``, the same 15 subjects). Every 10th frame leaves FacePhys and ME-rlap as they are (window MAE
+#: 2.326 / 2.362 bpm, clip error 0.795 / 0.803, the same reading on every clip, coverage 0.001 lower) for 0.6-0.7 ms
+#: less CPU a frame; ME-pure's gate then let one of its two null clips through as a wrong reading (clip error 1.5
+#: -> 2.9 bpm), so it keeps every 5th.
+FLOW_MESH_EVERY: dict[str, int] = {"facephys-rlap": 10, "me-rlap": 10, "me-pure": 5}
+
 
 #: Longest stretch (seconds) between two tracked faces across which a skipped frame's landmarks are interpolated.
 MAX_INTERPOLATION_S = 1.0
@@ -356,9 +363,9 @@ def tracker_for(analyzers: Iterable[str], method: str, *,
 
     Vitals alone read mean skin colour, which needs the skin regions at every frame but not a fresh mesh:
     :class:`FlowFaceTracker`, for the methods in ``flow_methods`` (:data:`FLOW_METHODS`, those measured as
-    accurate with it). Any of :data:`SHAPE_ANALYZERS`, or another method, gets FaceMesh on every frame:
-    :class:`FaceTracker`.
+    accurate with it; FaceMesh every :data:`FLOW_MESH_EVERY` frames). Any of :data:`SHAPE_ANALYZERS`, or another
+    method, gets FaceMesh on every frame: :class:`FaceTracker`.
     """
     if SHAPE_ANALYZERS & set(analyzers) or method not in set(flow_methods):
         return FaceTracker(static_image_mode=False)
-    return FlowFaceTracker()
+    return FlowFaceTracker(mesh_every=FLOW_MESH_EVERY.get(method, 5))

@@ -128,6 +128,7 @@ def test_only_vitals_with_a_method_measured_on_real_video_get_the_flow_tracker()
         assert isinstance(tracker, FaceTracker) and not tracker.static_image_mode
     for method in ("pos", "ica", "chrom", "green"):  # the report's default: only what real recordings vouch for
         assert isinstance(tracker_for((), method), FaceTracker) and method not in FLOW_METHODS
-    for method in ("facephys-rlap", "me-rlap", "me-pure"):  # their pulse reads the detector's crop, not the mesh
+    for method, mesh_every in (("facephys-rlap", 10), ("me-rlap", 10), ("me-pure", 5)):  # the detector's crop
         assert isinstance(tracker_for(["vitals"], method), FlowFaceTracker)
+        assert tracker_for(["vitals"], method).mesh_every == mesh_every  # as measured on UBFC (FLOW_MESH_EVERY)
         assert isinstance(tracker_for(["vitals", "emotion"], method), FaceTracker)

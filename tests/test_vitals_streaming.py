@@ -108,6 +108,8 @@ def test_the_clip_report_streams_facephys_beside_tracking_and_reads_what_the_bat
         batch.update(packet, face)
     assert streamed.stream_ is not None and streamed.crops_ is None and batch.stream_ is None
     assert streamed.stream_.stream.chunk_frames == neural.ONNX_CHUNK_FRAMES
+    assert streamed.stream_.background  # the network runs on its own thread while the frames are measured
+    streamed.stream_.drain()
     waiting = len(streamed.stream_.stream.pending_)
     assert 0 < waiting < neural.ONNX_CHUNK_FRAMES  # 300 frames at 15/s fill 600 slots: 24 wait for the summary
     streamed_report, batch_report = streamed.summary(), batch.summary()
@@ -115,6 +117,24 @@ def test_the_clip_report_streams_facephys_beside_tracking_and_reads_what_the_bat
     assert times[-1] == packets[-1].t  # flushed: the last frame has its sample
     assert streamed_report == batch_report
     assert abs(streamed_report["heart_rate_bpm"] - truth) < 3.0
+
+
+def test_a_failure_on_the_network_thread_reaches_the_caller(crops):
+    """A crop the network cannot take fails on the worker thread; the next push (or the flush) raises it there,
+    and the worker ends."""
+    from smartmirror.vitals.streaming import LivePulse
+
+    pulse = LivePulse("facephys-rlap", keep_s=30.0, chunk_frames=neural.ONNX_CHUNK_FRAMES, for_clip=True,
+                      background=True)
+    for k in range(10):
+        pulse.push(k / 30, crops[k])
+    pulse.push(10 / 30, np.zeros((5, 5), np.uint8))  # not an (h, w, 3) image
+    with pytest.raises(ValueError):
+        for k in range(11, 60):
+            pulse.push(k / 30, crops[k])
+        pulse.flush()
+    pulse.flush()  # the worker is gone; the pulse is still usable
+    assert not pulse.background
 
 
 def test_facephys_is_offered_live_and_me_is_not():

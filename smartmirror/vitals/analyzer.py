@@ -116,8 +116,9 @@ class VitalsAnalyzer:
     stream_pulse : bool, optional
         Run a learned method that can stream (FacePhys) frame by frame as the crops come, instead of over the
         kept crops when the summary is asked for. Default: when ``live``. The clip report sets True, so the
-        network runs on the analyzers' thread beside the tracking thread (the summary then only flushes the last
-        chunk); eval leaves it off, because it scores several methods on one trace's crops.
+        network runs beside the tracking, on a worker thread of its own while the analyzer measures the next
+        frames (the summary then only waits for the last chunk); eval leaves it off, because it scores several
+        methods on one trace's crops.
     """
 
     name = "vitals"
@@ -166,7 +167,7 @@ class VitalsAnalyzer:
         if streams:
             self.stream_ = LivePulse(self.method_.name, self.max_seconds, pipeline.MAX_GAP_S,
                                      chunk_frames=STREAM_CHUNK_FRAMES if self.live else ONNX_CHUNK_FRAMES,
-                                     for_clip=not self.live)
+                                     for_clip=not self.live, background=not self.live)
         learned = self.method_.kind == "frames"
         self.crops_: deque[np.ndarray | None] | None = deque() if learned and self.stream_ is None else None
         self.cropper_ = _learned_cropper(self.method_) if learned else None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -109,26 +110,64 @@ class LivePulse:
     """The live analyzer's streamed pulse: a :class:`StreamingPulse` and its last ``keep_s`` seconds of samples.
 
     :meth:`push` and :meth:`flush` run on the analyzer's thread; :meth:`samples` may be called from another one.
-    ``chunk_frames`` and ``for_clip``: see :class:`StreamingPulse`.
+    ``chunk_frames`` and ``for_clip``: see :class:`StreamingPulse`. With ``background`` the network runs on a
+    worker thread of its own (the crops queue for it in order, at most ``max_queued`` frames, then :meth:`push`
+    waits), so a clip report's analyzer thread measures the next frames while a chunk runs (onnxruntime releases
+    the GIL); :meth:`flush` waits for the worker and raises what it raised. The samples are the same either way.
     """
 
     def __init__(self, name: str, keep_s: float, max_gap_s: float = 0.5, *,
-                 chunk_frames: int = STREAM_CHUNK_FRAMES, for_clip: bool = False):
+                 chunk_frames: int = STREAM_CHUNK_FRAMES, for_clip: bool = False, background: bool = False,
+                 max_queued: int = 256):
         self.stream = StreamingPulse(name, chunk_frames=chunk_frames, max_gap_s=max_gap_s, for_clip=for_clip)
         self.keep_s = keep_s
         self._lock = threading.Lock()
         self._times: deque[float] = deque()
         self._values: deque[float] = deque()
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="pulse-network") if background else None
+        self._queued = threading.BoundedSemaphore(max_queued)
+        self._jobs: deque[Future] = deque()
+
+    @property
+    def background(self) -> bool:
+        """Whether the network runs on a worker thread (until :meth:`flush`)."""
+        return self._worker is not None
 
     def push(self, t: float, crop: np.ndarray | None) -> None:
         """Feed one frame's crop (None without a face) at time ``t`` (s); keeps the samples it finishes."""
-        self._keep(t, *self.stream.push(t, crop))
+        if self._worker is None:
+            self._push_now(t, crop)
+            return
+        while self._jobs and self._jobs[0].done():
+            self._jobs.popleft().result()  # a failure in the worker surfaces here, not at the end
+        self._queued.acquire()
+        self._jobs.append(self._worker.submit(self._push_now, t, crop))
+
+    def drain(self) -> None:
+        """Wait until the worker has taken every crop pushed so far (at once without ``background``); raises what
+        it raised."""
+        while self._jobs:
+            self._jobs.popleft().result()
 
     def flush(self) -> None:
-        """Run the frames still waiting for a full chunk and keep their samples (the end of a clip)."""
+        """Run the frames still waiting for a full chunk and keep their samples (the end of a clip); the worker
+        thread ends (later pushes run on the caller's thread)."""
+        if self._worker is not None:
+            try:
+                self.drain()
+            finally:
+                self._worker.shutdown(wait=True, cancel_futures=True)
+                self._worker = None
         times, values = self.stream.flush()
         if len(times):
             self._keep(float(times[-1]), times, values)
+
+    def _push_now(self, t: float, crop: np.ndarray | None) -> None:
+        try:
+            self._keep(t, *self.stream.push(t, crop))
+        finally:
+            if self._worker is not None:
+                self._queued.release()
 
     def _keep(self, t: float, times: np.ndarray, values: np.ndarray) -> None:
         with self._lock:
