@@ -174,6 +174,8 @@ def main() -> None:
     parser.add_argument("--mesh-every", type=int, default=5,
                         help="with --tracker flow: frames from one FaceMesh pass to the next (default 5)")
     args = parser.parse_args()
+    if args.mesh_every < 1:
+        parser.error("--mesh-every must be at least 1")
 
     methods = list_methods() if args.methods == "all" else [get_method(m).name for m in args.methods.split(",")]
     crop_method = next((m for m in methods if get_method(m).kind == "frames"), None)

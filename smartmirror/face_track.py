@@ -256,15 +256,15 @@ SHAPE_ANALYZERS = frozenset({"emotion", "fatigue", "identity"})
 #: the moved mesh: FacePhys window MAE 2.33 / clip error 0.80 bpm with either tracker, ME-rlap 2.36 / 0.80, ME-pure
 #: 4.60 / 1.50, coverage equal or 0.001 higher. The unsupervised methods read the mesh's skin regions and stay on
 #: FaceMesh: POS's window MAE went from 2.73 to 3.01 (clip error 1.34 either way), ICA's from 10.7 to 14.1,
-#: GREEN's from 7.7 to 12.7.
-FLOW_METHODS: frozenset[str] = frozenset({"facephys-rlap", "me-rlap", "me-pure"})
-
-#: Frames from one FaceMesh pass to the next for each of :data:`FLOW_METHODS` (``real_eval.py --tracker flow
-#: --mesh-every N``, the same 15 subjects). Every 10th frame leaves FacePhys and ME-rlap as they are (window MAE
-#: 2.326 / 2.362 bpm, clip error 0.795 / 0.803, the same reading on every clip, coverage 0.001 lower) for 0.6-0.7 ms
-#: less CPU a frame; ME-pure's gate then let one of its two null clips through as a wrong reading (clip error 1.5
-#: -> 2.9 bpm), so it keeps every 5th.
+#: GREEN's from 7.7 to 12.7. The value is each method's frames from one FaceMesh pass to the next
+#: (``real_eval.py --tracker flow --mesh-every N``, the same 15 subjects). Every 10th frame leaves FacePhys and
+#: ME-rlap as they are (window MAE 2.326 / 2.362 bpm, clip error 0.795 / 0.803, the same reading on every clip,
+#: coverage 0.001 lower) for 0.6-0.7 ms less CPU a frame; ME-pure's gate then let one of its two null clips through
+#: as a wrong reading (clip error 1.5 -> 2.9 bpm), so it keeps every 5th.
 FLOW_MESH_EVERY: dict[str, int] = {"facephys-rlap": 10, "me-rlap": 10, "me-pure": 5}
+
+#: The pulse methods that track with the flow tracker in vitals-only reports (those of :data:`FLOW_MESH_EVERY`).
+FLOW_METHODS: frozenset[str] = frozenset(FLOW_MESH_EVERY)
 
 
 #: Longest stretch (seconds) between two tracked faces across which a skipped frame's landmarks are interpolated.

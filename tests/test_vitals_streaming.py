@@ -119,6 +119,26 @@ def test_the_clip_report_streams_facephys_beside_tracking_and_reads_what_the_bat
     assert abs(streamed_report["heart_rate_bpm"] - truth) < 3.0
 
 
+def test_the_network_thread_gives_the_same_samples_with_a_bounded_queue(recording, crops):
+    """On the worker thread, with at most 3 crops queued (push waits for the oldest), the samples are those of the
+    same stream run on the caller's thread."""
+    from smartmirror.vitals.streaming import LivePulse
+
+    packets, _, _ = recording
+    pulses = [LivePulse("facephys-rlap", keep_s=60.0, chunk_frames=neural.ONNX_CHUNK_FRAMES, for_clip=True,
+                        background=background, max_queued=3) for background in (False, True)]
+    for packet, crop in zip(packets[:120], crops[:120], strict=True):
+        for pulse in pulses:
+            pulse.push(packet.t, crop)
+        assert len(pulses[1]._jobs) <= 3
+    for pulse in pulses:
+        pulse.flush()
+    (times, values), (bg_times, bg_values) = (pulse.samples() for pulse in pulses)
+    assert len(times) == 120
+    np.testing.assert_array_equal(bg_times, times)
+    np.testing.assert_array_equal(bg_values, values)
+
+
 def test_a_failure_on_the_network_thread_reaches_the_caller(crops):
     """A crop the network cannot take fails on the worker thread; the next push (or the flush) raises it there,
     and the worker ends."""

@@ -125,8 +125,8 @@ class LivePulse:
         self._times: deque[float] = deque()
         self._values: deque[float] = deque()
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="pulse-network") if background else None
-        self._queued = threading.BoundedSemaphore(max_queued)
-        self._jobs: deque[Future] = deque()
+        self._max_queued = max_queued
+        self._jobs: deque[Future] = deque()  # the worker's, oldest first (it runs them in this order)
 
     @property
     def background(self) -> bool:
@@ -138,9 +138,9 @@ class LivePulse:
         if self._worker is None:
             self._push_now(t, crop)
             return
-        while self._jobs and self._jobs[0].done():
-            self._jobs.popleft().result()  # a failure in the worker surfaces here, not at the end
-        self._queued.acquire()
+        # finished jobs (a failure in the worker surfaces here, not at the end), then the oldest while the queue is full
+        while self._jobs and (self._jobs[0].done() or len(self._jobs) >= self._max_queued):
+            self._jobs.popleft().result()
         self._jobs.append(self._worker.submit(self._push_now, t, crop))
 
     def drain(self) -> None:
@@ -163,11 +163,7 @@ class LivePulse:
             self._keep(float(times[-1]), times, values)
 
     def _push_now(self, t: float, crop: np.ndarray | None) -> None:
-        try:
-            self._keep(t, *self.stream.push(t, crop))
-        finally:
-            if self._worker is not None:
-                self._queued.release()
+        self._keep(t, *self.stream.push(t, crop))
 
     def _keep(self, t: float, times: np.ndarray, values: np.ndarray) -> None:
         with self._lock:
