@@ -16,7 +16,7 @@ import pytest
 from smartmirror.face import FaceTracker
 from smartmirror.frames import FramePacket, read_video_packets
 from smartmirror.ui.frame_tag import COLOUR_SCALE, draw_frame_tag, split_frame_tag, strip_rows
-from smartmirror.ui.session import MirrorSession
+from smartmirror.ui.session import MirrorSession, received_bgr
 from smartmirror.ui.skin_meter import MOVE_PX, SkinMeterMasks
 from smartmirror.vitals.analyzer import with_raw_colour
 from smartmirror.vitals.signal import face_skin_polygons, polygons_mean_rgb, skin_roi_mean_rgb
@@ -150,6 +150,17 @@ def test_the_video_callback_splits_the_tag_from_the_picture(real_frames):
     assert lost.image.shape == (480, 640, 3) and np.isnan(lost.skin_rgb).all()
     unknown = session.packet(frame(draw_frame_tag(real_frames[3], 7, 200, colour), 9000))
     assert unknown.skin_roi is None and np.isnan(with_raw_colour(unknown, colour)).all()
+
+
+def test_a_received_i420_frame_is_read_with_the_meters_integers_and_other_formats_by_pyav(real_frames):
+    """VP8 frames arrive as I420: OpenCV's BT.601 studio-range integers (those of skin_meter_core.js, checked in
+    test_skin_meter_js.py), not libswscale's, which read the same bytes about a grey level lower."""
+    i420 = av.VideoFrame.from_ndarray(real_frames[0], format="bgr24").reformat(format="yuv420p")
+    expected = cv2.cvtColor(i420.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2BGR_I420)
+    np.testing.assert_array_equal(received_bgr(i420), expected)
+    assert np.abs(i420.to_ndarray(format="bgr24").astype(float) - expected).mean() > 0.3  # the two do differ
+    np.testing.assert_array_equal(received_bgr(av.VideoFrame.from_ndarray(real_frames[1], format="bgr24")),
+                                  real_frames[1])
 
 
 def test_the_page_names_the_pulse_source_it_actually_uses(monkeypatch):

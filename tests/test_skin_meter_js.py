@@ -11,13 +11,14 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
 
 from smartmirror.face import FaceTracker
 from smartmirror.frames import read_video_packets
-from smartmirror.ui.frame_tag import split_frame_tag, tag_bits
+from smartmirror.ui.frame_tag import split_frame_tag, strip_rows, tag_bits
 from smartmirror.ui.skin_meter import FRONTEND, SkinMeterMasks, meter_settings
 from smartmirror.vitals.signal import polygons_mean_rgb
 
@@ -69,33 +70,106 @@ def test_the_javascript_tag_bits_are_the_python_ones(meter_page):
         assert bits == expected[:len(bits)] and not any(expected[len(bits):])
 
 
-def test_the_javascript_meter_measures_the_mask_as_python_does_and_tags_the_frame(meter_page):
-    page, frame = meter_page
+TAG_FRAME_JS = """async ([format, width, height, fullRange, data, mask, settings]) => {
+    const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+    const init = { format, codedWidth: width, codedHeight: height, timestamp: 0 };
+    if (fullRange) init.colorSpace = { matrix: "smpte170m", primaries: "smpte170m", transfer: "smpte170m", fullRange: true };
+    const raw = new VideoFrame(bytes, init);
+    const meter = SmartMirrorMeterCore.createMeter({ OffscreenCanvas, VideoFrame });
+    meter.setSettings(settings);
+    meter.setMask(mask);
+    const tagged = await meter.tagFrame(raw);
+    raw.close();
+    const out = new Uint8Array(tagged.allocationSize());
+    const layout = await tagged.copyTo(out);
+    const result = { format: tagged.format, width: tagged.codedWidth, height: tagged.codedHeight, layout,
+                     colorSpace: tagged.colorSpace.toJSON() };
+    tagged.close();
+    let text = "";
+    for (let i = 0; i < out.length; i += 0x8000) text += String.fromCharCode(...out.subarray(i, i + 0x8000));
+    return { ...result, data: btoa(text) };
+}"""
+
+
+def _i420_planes(yuv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Y, U, V of an OpenCV-layout I420 array ((3/2 height, width))."""
+    height, width = yuv.shape[0] * 2 // 3, yuv.shape[1]
+    flat = yuv.reshape(-1)
+    y = flat[:height * width].reshape(height, width)
+    u = flat[height * width:height * width * 5 // 4].reshape(height // 2, width // 2)
+    v = flat[height * width * 5 // 4:].reshape(height // 2, width // 2)
+    return y, u, v
+
+
+def _tag_in_page(page, format_: str, width: int, height: int, data: bytes, mask, *, full_range: bool = False):
+    """The meter's tagFrame on a frame of these bytes: the tagged frame as an OpenCV-layout I420 array."""
+    out = page.evaluate(TAG_FRAME_JS, [format_, width, height, full_range, base64.b64encode(data).decode(),
+                                       mask.args(), meter_settings()])
+    assert out["format"] == "I420" and out["width"] == width
+    assert out["colorSpace"] == {"matrix": "smpte170m", "primaries": "smpte170m", "transfer": "smpte170m",
+                                 "fullRange": False}
+    raw = np.frombuffer(base64.b64decode(out["data"]), np.uint8)
+    frame_height = out["height"]
+    offsets = [plane["offset"] for plane in out["layout"]]
+    strides = [plane["stride"] for plane in out["layout"]]
+    y = raw[offsets[0]:].reshape(-1)[:strides[0] * frame_height].reshape(frame_height, strides[0])[:, :width]
+    chroma = [raw[o:o + s * frame_height // 2].reshape(frame_height // 2, s)[:, :width // 2]
+              for o, s in zip(offsets[1:], strides[1:], strict=True)]
+    return np.concatenate([y.reshape(-1), chroma[0].reshape(-1), chroma[1].reshape(-1)]).reshape(-1, width)
+
+
+@pytest.fixture(scope="module")
+def face_mask(meter_page):
+    """The clip's first frame as I420 bytes (as the camera sends it), and the skin mask of its face."""
+    with av.open(str(CLIP)) as container:
+        yuv = next(container.decode(video=0)).to_ndarray(format="yuv420p")
     with FaceTracker(static_image_mode=True) as tracker:
-        face = tracker.process(frame)
+        face = tracker.process(cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420))
     assert face is not None
-    mask = SkinMeterMasks().update(face.landmarks_px[:, :2], frame.shape[:2])
-    tagged_png = page.evaluate("""async ([mask, settings]) => {
-        const bitmap = await createImageBitmap(await (await fetch("frame.png")).blob());
-        const source = new OffscreenCanvas(bitmap.width, bitmap.height);
-        source.getContext("2d").drawImage(bitmap, 0, 0);
-        const meter = SmartMirrorMeterCore.createMeter({ OffscreenCanvas, VideoFrame });
-        meter.setSettings(settings);
-        meter.setMask(mask);
-        const raw = new VideoFrame(source, { timestamp: 0 });
-        const tagged = meter.tagFrame(raw);
-        raw.close();
-        const out = new OffscreenCanvas(tagged.displayWidth, tagged.displayHeight);
-        out.getContext("2d").drawImage(tagged, 0, 0);
-        tagged.close();
-        const bytes = new Uint8Array(await (await out.convertToBlob({ type: "image/png" })).arrayBuffer());
-        let text = "";
-        for (const byte of bytes) text += String.fromCharCode(byte);
-        return btoa(text);
-    }""", [mask.args(), meter_settings()])
-    image = cv2.imdecode(np.frombuffer(base64.b64decode(tagged_png), np.uint8), cv2.IMREAD_COLOR)
+    return yuv, SkinMeterMasks().update(face.landmarks_px[:, :2], (yuv.shape[0] * 2 // 3, yuv.shape[1]))
+
+
+def test_the_javascript_meter_passes_the_cameras_i420_through_and_measures_the_mask_as_python_does(
+        meter_page, face_mask):
+    page, _ = meter_page
+    yuv, mask = face_mask
+    height, width = yuv.shape[0] * 2 // 3, yuv.shape[1]
+    tagged = _tag_in_page(page, "I420", width, height, yuv.tobytes(), mask)
+    rows = strip_rows(height)
+    assert tagged.shape == ((height + rows) * 3 // 2, width)
+    for sent, received in zip(_i420_planes(yuv), _i420_planes(tagged), strict=True):
+        np.testing.assert_array_equal(received[:sent.shape[0]], sent)  # the camera's bytes, not a canvas's colours
+    image = cv2.cvtColor(tagged, cv2.COLOR_YUV2BGR_I420)  # as the app decodes it (ui.session.received_bgr)
     picture, tag = split_frame_tag(image)
     assert tag is not None and tag.counter == 0 and tag.mask_version == mask.version
-    np.testing.assert_array_equal(picture, frame)                      # the picture itself passes unchanged
-    python = polygons_mean_rgb(frame, (mask.outline,), mask.holes).rgb
+    np.testing.assert_array_equal(picture, cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420))
+    python = polygons_mean_rgb(picture, (mask.outline,), mask.holes).rgb
     assert np.abs(tag.skin_rgb - python).max() < 0.1, (tag.skin_rgb, python)  # anti-aliased edges differ a little
+
+
+def test_nv12_full_range_and_rgba_cameras_become_the_same_studio_range_i420(meter_page, face_mask):
+    page, _ = meter_page
+    yuv, mask = face_mask
+    height, width = yuv.shape[0] * 2 // 3, yuv.shape[1]
+    y, u, v = _i420_planes(yuv)
+    reference = _tag_in_page(page, "I420", width, height, yuv.tobytes(), mask)
+
+    nv12 = np.concatenate([y.reshape(-1), np.stack([u, v], axis=-1).reshape(-1)])
+    np.testing.assert_array_equal(_tag_in_page(page, "NV12", width, height, nv12.tobytes(), mask), reference)
+
+    def full(plane, studio_low, studio_span, centre):  # studio range -> full range, as an MJPEG camera sends it
+        scaled = (plane.astype(float) - studio_low) * 255 / studio_span + centre
+        return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
+
+    full_range = np.concatenate([full(y, 16, 219, 0).reshape(-1), full(u, 128, 224, 128).reshape(-1),
+                                 full(v, 128, 224, 128).reshape(-1)])
+    from_full = _tag_in_page(page, "I420", width, height, full_range.tobytes(), mask, full_range=True)
+    assert np.abs(from_full.astype(int) - reference).max() <= 1
+
+    bgr = cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420)
+    rgba = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA)
+    from_rgba = cv2.cvtColor(_tag_in_page(page, "RGBA", width, height, rgba.tobytes(), mask), cv2.COLOR_YUV2BGR_I420)
+    picture, tag = split_frame_tag(from_rgba)
+    assert tag is not None and np.all(np.isfinite(tag.skin_rgb))
+    difference = np.abs(picture.astype(int) - bgr)
+    assert difference.mean() < 1.5 and np.percentile(difference, 99) <= 6, (difference.mean(), difference.max())

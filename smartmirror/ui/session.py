@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import av
+import cv2
 import numpy as np
 
 from smartmirror.agent import AgentStore, InterventionAgent
@@ -41,6 +42,15 @@ METER_HOLD_S = 3.0
 def _stop_engine(engine: Engine | None) -> None:
     if engine is not None:
         engine.stop(timeout_s=2.0)
+
+
+def received_bgr(frame: av.VideoFrame) -> np.ndarray:
+    """A received WebRTC frame as BGR uint8: an I420 frame (VP8's) by OpenCV's BT.601 studio-range conversion,
+    the integers the browser's skin meter computes on the raw frame (``skin_meter_core.js``); anything else by
+    PyAV."""
+    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+        return cv2.cvtColor(frame.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2BGR_I420)
+    return frame.to_ndarray(format="bgr24")
 
 
 class MirrorSession:
@@ -104,7 +114,7 @@ class MirrorSession:
     def packet(self, frame: av.VideoFrame) -> FramePacket:
         """The frame as a packet: its source time, the picture without the skin meter's strip, and the meter's
         colour when the browser sent one (:mod:`smartmirror.ui.skin_meter`)."""
-        image = frame.to_ndarray(format="bgr24")
+        image = received_bgr(frame)
         picture, tag = split_frame_tag(image)
         if tag is not None:
             self._meter_seen = (time.monotonic(), image.shape[0])

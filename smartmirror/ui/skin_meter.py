@@ -8,7 +8,9 @@ denoiser) loses part of that before the frames reach Python. So with the browser
    (``MediaStreamTrackProcessor`` -> ``MediaStreamTrackGenerator``), so every raw frame passes through it;
 2. on each frame it takes the mean colour inside the skin ROI mask that this module sent it (the whole face less
    eyes, brows and mouth, from this computer's face tracker: the page runs no landmarker) and writes it, with the
-   mask's version, into a strip below the picture (:mod:`smartmirror.ui.frame_tag`);
+   mask's version, into a strip below the picture (:mod:`smartmirror.ui.frame_tag`). The frame it sends on is
+   I420 made from the camera's own bytes (a canvas frame would be encoded as BT.709 full range), and it reads
+   RGB from them with the integers Python decodes with (:func:`smartmirror.ui.session.received_bgr`);
 3. the video callback splits the strip off (the mirror, the tracker and every analyzer see the plain picture)
    and hands the colour to the vitals with the frame (``FramePacket.skin_rgb``).
 

@@ -75,8 +75,8 @@
     const meter = core.createMeter({ OffscreenCanvas: win.OffscreenCanvas, VideoFrame: win.VideoFrame });
     const tagging = meter.transformer(state);
     const transform = new win.TransformStream({
-      transform(frame, controller) {
-        tagging.transform(frame, controller);
+      async transform(frame, controller) {
+        await tagging.transform(frame, controller);
         Object.assign(state, { counter: meter.state.counter, measured: meter.state.measured,
           frameMs: meter.state.frameMs, mask: meter.state.mask && meter.state.mask.version });
       },
