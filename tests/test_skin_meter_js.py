@@ -73,7 +73,9 @@ def test_the_javascript_tag_bits_are_the_python_ones(meter_page):
 TAG_FRAME_JS = """async ([format, width, height, fullRange, data, mask, settings]) => {
     const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
     const init = { format, codedWidth: width, codedHeight: height, timestamp: 0 };
-    if (fullRange) init.colorSpace = { matrix: "smpte170m", primaries: "smpte170m", transfer: "smpte170m", fullRange: true };
+    if (fullRange) {
+        init.colorSpace = { matrix: "smpte170m", primaries: "smpte170m", transfer: "smpte170m", fullRange: true };
+    }
     const raw = new VideoFrame(bytes, init);
     const meter = SmartMirrorMeterCore.createMeter({ OffscreenCanvas, VideoFrame });
     meter.setSettings(settings);
