@@ -114,10 +114,10 @@ def _tag_in_page(page, format_: str, width: int, height: int, data: bytes, mask,
     frame_height = out["height"]
     offsets = [plane["offset"] for plane in out["layout"]]
     strides = [plane["stride"] for plane in out["layout"]]
-    y = raw[offsets[0]:].reshape(-1)[:strides[0] * frame_height].reshape(frame_height, strides[0])[:, :width]
-    chroma = [raw[o:o + s * frame_height // 2].reshape(frame_height // 2, s)[:, :width // 2]
-              for o, s in zip(offsets[1:], strides[1:], strict=True)]
-    return np.concatenate([y.reshape(-1), chroma[0].reshape(-1), chroma[1].reshape(-1)]).reshape(-1, width)
+    sizes = [(frame_height, width), (frame_height // 2, width // 2), (frame_height // 2, width // 2)]
+    planes = [raw[o:o + s * rows].reshape(rows, s)[:, :columns]
+              for o, s, (rows, columns) in zip(offsets, strides, sizes, strict=True)]
+    return np.concatenate([plane.reshape(-1) for plane in planes]).reshape(-1, width)
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +175,25 @@ def test_nv12_full_range_and_rgba_cameras_become_the_same_studio_range_i420(mete
     assert tag is not None and np.all(np.isfinite(tag.skin_rgb))
     difference = np.abs(picture.astype(int) - bgr)
     assert difference.mean() < 1.5 and np.percentile(difference, 99) <= 6, (difference.mean(), difference.max())
+
+
+def test_a_camera_format_the_meter_cannot_read_passes_untagged_and_is_counted(meter_page, face_mask):
+    """An I444 camera (no reader for it): the stream goes on with the frame as it came, the error is reported."""
+    page, _ = meter_page
+    yuv, mask = face_mask
+    height, width = yuv.shape[0] * 2 // 3, yuv.shape[1]
+    i444 = np.concatenate([_i420_planes(yuv)[0].reshape(-1), np.full(2 * height * width, 128, np.uint8)])
+    out = page.evaluate("""async ([width, height, data, mask]) => {
+        const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+        const raw = new VideoFrame(bytes, { format: "I444", codedWidth: width, codedHeight: height, timestamp: 0 });
+        const meter = SmartMirrorMeterCore.createMeter({ OffscreenCanvas, VideoFrame });
+        meter.setMask(mask);
+        const report = { status: "", errors: 0 };
+        const sent = [];
+        await meter.transformer(report).transform(raw, { enqueue: (frame) => sent.push(frame) });
+        const result = { count: sent.length, same: sent[0] === raw, format: sent[0].format, report };
+        sent.forEach((frame) => frame.close());
+        return result;
+    }""", [width, height, base64.b64encode(i444.tobytes()).decode(), mask.args()])
+    assert out["count"] == 1 and out["same"] and out["format"] == "I444"
+    assert out["report"]["errors"] == 1 and "unsupported camera pixel format I444" in out["report"]["status"]

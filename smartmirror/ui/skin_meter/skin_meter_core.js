@@ -168,8 +168,8 @@
     }
 
     // The strip in the luma plane: black (16) and white (235) cells under the picture, grey chroma.
-    function drawTag(picture, rows, bits) {
-      const { data, width, height } = picture;
+    function drawTag(picture, bits) {
+      const { data, width, height, rows } = picture;
       data.fill(16, height * width, picture.uOffset);
       bits.forEach((bit, i) => {
         if (!bit) return;
@@ -195,14 +195,15 @@
     const STUDIO_LUMA = Uint8Array.from({ length: 256 }, (_, v) => Math.round(16 + (v * 219) / 255));
     const STUDIO_CHROMA = Uint8Array.from({ length: 256 }, (_, v) => Math.round(128 + ((v - 128) * 224) / 255));
 
-    function planesOut(width, height, rows) {
+    function planesOut(width, height) {
+      const rows = Math.max(TAG.rows, Math.round(height / TAG.divisor)); // as frame_tag.strip_rows
       const frameHeight = height + rows + ((height + rows) % 2); // I420 wants an even height; a spare black row
       const chromaStride = Math.ceil(width / 2);
       const chromaRows = frameHeight / 2;
       const uOffset = width * frameHeight;
       const vOffset = uOffset + chromaStride * chromaRows;
-      return { width, height, frameHeight, chromaStride, chromaRows, uOffset, vOffset,
-        data: new Uint8Array(vOffset + chromaStride * chromaRows) };
+      return { width, height, rows, frameHeight, chromaStride, chromaRows, uOffset, vOffset,
+        data: new Uint8Array(vOffset + chromaStride * chromaRows), scratch: null };
     }
 
     function copyRows(from, fromOffset, fromStride, to, toOffset, toStride, length, rows) {
@@ -214,25 +215,26 @@
     // the camera's picture into out's planes, as studio-range BT.601 I420
     async function readPicture(frame, out) {
       const { width, height, chromaStride } = out;
-      const chromaWidth = chromaStride;
       const chromaHeight = Math.ceil(height / 2);
       const format = frame.format;
       if (format === "I420") {
         await frame.copyTo(out.data, { layout: [{ offset: 0, stride: width }, { offset: out.uOffset, stride: chromaStride },
           { offset: out.vOffset, stride: chromaStride }] });
       } else {
-        const scratch = new Uint8Array(frame.allocationSize());
+        const size = frame.allocationSize();
+        if (!out.scratch || out.scratch.length !== size) out.scratch = new Uint8Array(size);
+        const scratch = out.scratch;
         const layout = await frame.copyTo(scratch);
         if (format === "I420A" || format === "NV12") {
           copyRows(scratch, layout[0].offset, layout[0].stride, out.data, 0, width, width, height);
         }
         if (format === "I420A") {
-          copyRows(scratch, layout[1].offset, layout[1].stride, out.data, out.uOffset, chromaStride, chromaWidth, chromaHeight);
-          copyRows(scratch, layout[2].offset, layout[2].stride, out.data, out.vOffset, chromaStride, chromaWidth, chromaHeight);
+          copyRows(scratch, layout[1].offset, layout[1].stride, out.data, out.uOffset, chromaStride, chromaStride, chromaHeight);
+          copyRows(scratch, layout[2].offset, layout[2].stride, out.data, out.vOffset, chromaStride, chromaStride, chromaHeight);
         } else if (format === "NV12") {
           for (let r = 0; r < chromaHeight; r++) {
             const from = layout[1].offset + r * layout[1].stride;
-            for (let c = 0; c < chromaWidth; c++) {
+            for (let c = 0; c < chromaStride; c++) {
               out.data[out.uOffset + r * chromaStride + c] = scratch[from + 2 * c];
               out.data[out.vOffset + r * chromaStride + c] = scratch[from + 2 * c + 1];
             }
@@ -294,16 +296,15 @@
       const started = performance.now();
       const width = frame.visibleRect.width;
       const height = frame.visibleRect.height;
-      const rows = Math.max(TAG.rows, Math.round(height / TAG.divisor));
       if (!out || out.width !== width || out.height !== height) {
-        out = planesOut(width, height, rows);
+        out = planesOut(width, height);
         state.pending = state.maskArgs !== null; // rasterise again for this size
         state.mask = null;
       }
       await readPicture(frame, out);
       const rgb = measure(out);
       if (rgb) state.measured++;
-      drawTag(out, rows, tagBits(state.counter, state.mask ? state.mask.version : 0, rgb));
+      drawTag(out, tagBits(state.counter, state.mask ? state.mask.version : 0, rgb));
       state.counter = (state.counter + 1) & 0xffff;
       const init = { format: "I420", codedWidth: width, codedHeight: out.frameHeight, timestamp: frame.timestamp,
         colorSpace: STUDIO_BT601 };
