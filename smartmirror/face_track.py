@@ -1,4 +1,8 @@
-"""A cheaper face tracker for the pulse: the FaceMesh every few frames, optical flow in between.
+"""Cheaper face tracking for the pulse: FaceMesh every few frames, the frames between interpolated or followed.
+
+Offline, the clip report of the learned pulse methods takes FaceMesh on every few frames and interpolates the
+landmarks between on the frames' timestamps (:func:`between_faces`, :func:`landmarks_every_for`,
+:meth:`smartmirror.pipeline.Pipeline.run`); the live engine interpolates the frames its tracker had no time for.
 
 The pulse needs the skin regions at every frame, not a fresh 478-point mesh. :class:`FlowFaceTracker` runs
 MediaPipe FaceMesh (one face, refined landmarks, through :class:`smartmirror.face.FaceTracker`) on every
@@ -13,9 +17,9 @@ runs at once and is taken as it is; the face detector (the presence score and th
 ``detect_every`` frames.
 
 Between meshes the face keeps its shape: eyes do not blink, the mouth does not move, and the shape (so the head
-pose) follows a turning head one mesh interval late. The fatigue, emotion and identity analyzers therefore need
-:class:`~smartmirror.face.FaceTracker`; the pulse (mean colour of skin that moves with the head) does not
-(:func:`tracker_for` picks). ``benchmarks/tracker_accuracy.py`` measures both on real recordings.
+pose) follows a turning head one mesh interval late. It measured as accurate as interpolation for the learned
+methods but costs 2-3 ms of CPU a frame, so the report interpolates; ``benchmarks/real_eval.py --tracker flow`` and
+``benchmarks/tracker_accuracy.py`` measure it on real recordings.
 """
 
 from __future__ import annotations
@@ -250,21 +254,15 @@ class FlowFaceTracker:
 #: Analyzers that read the face's shape at every frame (eyelids, mouth, expression, pose), so need FaceMesh there.
 SHAPE_ANALYZERS = frozenset({"emotion", "fatigue", "identity"})
 
-#: Pulse methods whose heart rate on real recordings is measured as no worse with the flow tracker than with
-#: FaceMesh on every frame (``benchmarks/real_eval.py DATASET --tracker flow`` against ``--tracker mesh``, UBFC-rPPG,
-#: 15 subjects). The learned methods read open-rppg's BlazeFace crop, not the mesh, so only their colour checks see
-#: the moved mesh: FacePhys window MAE 2.33 / clip error 0.80 bpm with either tracker, ME-rlap 2.36 / 0.80, ME-pure
-#: 4.60 / 1.50, coverage equal or 0.001 higher. The unsupervised methods read the mesh's skin regions and stay on
-#: FaceMesh: POS's window MAE went from 2.73 to 3.01 (clip error 1.34 either way), ICA's from 10.7 to 14.1,
-#: GREEN's from 7.7 to 12.7. The value is each method's frames from one FaceMesh pass to the next
-#: (``real_eval.py --tracker flow --mesh-every N``, the same 15 subjects). Every 10th frame leaves FacePhys and
-#: ME-rlap as they are (window MAE 2.326 / 2.362 bpm, clip error 0.795 / 0.803, the same reading on every clip,
-#: coverage 0.001 lower) for 0.6-0.7 ms less CPU a frame; ME-pure's gate then let one of its two null clips through
-#: as a wrong reading (clip error 1.5 -> 2.9 bpm), so it keeps every 5th.
-FLOW_MESH_EVERY: dict[str, int] = {"facephys-rlap": 10, "me-rlap": 10, "me-pure": 5}
-
-#: The pulse methods that track with the flow tracker in vitals-only reports (those of :data:`FLOW_MESH_EVERY`).
-FLOW_METHODS: frozenset[str] = frozenset(FLOW_MESH_EVERY)
+#: Offline (the clip report), vitals alone, the learned pulse methods: FaceMesh on every this many frames, the
+#: landmarks interpolated on the frames' timestamps between (:meth:`smartmirror.pipeline.Pipeline.run`). The networks
+#: read open-rppg's BlazeFace crop, not the mesh; only their colour checks read the mesh's skin regions. Measured
+#: with ``benchmarks/real_eval.py DATASET --landmarks-every N`` on 15 UBFC-rPPG subjects against FaceMesh on every
+#: frame: every 10th frame leaves FacePhys and ME-rlap as they are (window MAE 2.33 / 2.36 bpm, clip error 0.80,
+#: no nulls, coverage 0.99), and ME-pure keeps every 5th. The flow tracker (:class:`FlowFaceTracker`) gave the
+#: same figures at 2-3 ms of CPU a frame more. The unsupervised methods read the mesh's skin regions and keep
+#: FaceMesh on every frame (:data:`VITALS_LANDMARKS_EVERY`).
+LEARNED_LANDMARKS_EVERY: dict[str, int] = {"facephys-rlap": 10, "me-rlap": 10, "me-pure": 5}
 
 
 #: Longest stretch (seconds) between two tracked faces across which a skipped frame's landmarks are interpolated.
@@ -340,32 +338,26 @@ def eyes_changed_between(first: FaceObservation, last: FaceObservation, luma_fir
     return False
 
 
-#: Offline (the clip report, eval), vitals alone: FaceMesh on every this many frames by default, the landmarks
-#: interpolated on the frames' timestamps between (:meth:`smartmirror.pipeline.Pipeline.run`). 1 (opt-in only):
-#: on 15 UBFC-rPPG subjects every 4th frame gave POS window MAE 2.71 bpm (every frame 2.73) but one head-motion
+#: Offline (the clip report, eval), vitals alone with an unsupervised method: FaceMesh on every this many frames by
+#: default, the landmarks interpolated on the frames' timestamps between (:meth:`smartmirror.pipeline.Pipeline.run`).
+#: 1 (more is opt-in): with every 5th frame POS's window MAE on 16 UBFC-rPPG subjects went from 5.0 to 8.5 bpm
+#: (subject 15 read at half its rate, subject 4 +5.7 bpm instead of +2.5). FaceMesh's frame-to-frame motion itself
+#: carries power at the heart rate (the skin regions follow the head's small beat-to-beat motion): replaying every
+#: frame's landmarks smoothed over 9 frames (Savitzky-Golay) took 9 % of green's and 15 % of red's power at the rate
+#: away on subject 10 and sent it and subject 9, whose spectra hold nearly as much at half the rate, to that half.
+#: On 15 subjects every 4th frame gave POS window MAE 2.71 bpm (every frame 2.73) but one head-motion
 #: subject's whole-clip reading off by +5.7 bpm instead of +2.5; and with every 2nd to 4th frame, a still photo's H.264
 #: clip (tests/test_quality_real.py) gets a confident 100-108 beats/min: interpolated landmarks take FaceMesh's
 #: frame-to-frame jitter out of the noise-floor band (its margin 8.6 -> 20.2 dB), so its encoder pulsing passes.
 VITALS_LANDMARKS_EVERY = 1
 
 
-def landmarks_every_for(analyzers: Iterable[str], asked: int | None = None) -> int:
+def landmarks_every_for(analyzers: Iterable[str], method: str | None = None, asked: int | None = None) -> int:
     """How often an offline pass takes fresh landmarks: every frame for any of :data:`SHAPE_ANALYZERS` (blinks,
-    expressions, pose), otherwise ``asked`` (default :data:`VITALS_LANDMARKS_EVERY`)."""
+    expressions, pose); otherwise ``asked``, or by default :data:`LEARNED_LANDMARKS_EVERY` for the pulse
+    ``method`` (its canonical name) and :data:`VITALS_LANDMARKS_EVERY` for the others."""
     if SHAPE_ANALYZERS & set(analyzers):
         return 1
-    return VITALS_LANDMARKS_EVERY if asked is None else max(1, int(asked))
-
-
-def tracker_for(analyzers: Iterable[str], method: str, *,
-                flow_methods: Iterable[str] = FLOW_METHODS) -> FaceTracker | FlowFaceTracker:
-    """The cheapest video tracker that serves these analyzers and this pulse method.
-
-    Vitals alone read mean skin colour, which needs the skin regions at every frame but not a fresh mesh:
-    :class:`FlowFaceTracker`, for the methods in ``flow_methods`` (:data:`FLOW_METHODS`, those measured as
-    accurate with it; FaceMesh every :data:`FLOW_MESH_EVERY` frames). Any of :data:`SHAPE_ANALYZERS`, or another
-    method, gets FaceMesh on every frame: :class:`FaceTracker`.
-    """
-    if SHAPE_ANALYZERS & set(analyzers) or method not in set(flow_methods):
-        return FaceTracker(static_image_mode=False)
-    return FlowFaceTracker(mesh_every=FLOW_MESH_EVERY.get(method, 5))
+    if asked is not None:
+        return max(1, int(asked))
+    return LEARNED_LANDMARKS_EVERY.get(method or "", VITALS_LANDMARKS_EVERY)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from smartmirror.face_track import landmarks_every_for, tracker_for
+from smartmirror.face_track import landmarks_every_for
 from smartmirror.frames import FramePacket, Prefetcher, VideoError, read_video_packets
 from smartmirror.pipeline import Pipeline
 from smartmirror.registry import analyzer_specs
@@ -73,10 +73,11 @@ def analyze_video(
         When set, the analysis stops at the next frame with ``VideoError("cancelled")``.
     landmarks_every : int, optional
         FaceMesh on every this many frames, the landmarks interpolated on the timestamps between
-        (:meth:`smartmirror.pipeline.Pipeline.run`): faster, for the vitals alone, and less safe (blinks can be
-        missed, and a still photo's encoder flicker passed for a pulse with 2; see
-        :data:`smartmirror.face_track.VITALS_LANDMARKS_EVERY`). Default 1; with emotion, fatigue or identity on,
-        always 1.
+        (:meth:`smartmirror.pipeline.Pipeline.run`): faster, for the vitals alone, and less safe with the
+        unsupervised methods (a still photo's encoder flicker passed for a pulse with 2; see
+        :data:`smartmirror.face_track.VITALS_LANDMARKS_EVERY`). Default: 1 for those, the measured interval of
+        :data:`smartmirror.face_track.LEARNED_LANDMARKS_EVERY` for the learned ones; with emotion, fatigue or
+        identity on, always 1.
 
     Raises
     ------
@@ -93,16 +94,15 @@ def analyze_video(
     names = ["vitals", *(name for name in ("fatigue", "emotion") if name in sections)]
     if identity:
         names.append("identity")
-    # the cheapest tracker that serves these analyzers and the pulse method (built on the first frame)
     # a streamable learned pulse runs beside the tracking thread, not after it (stream_pulse)
-    pipeline = Pipeline(analyzer_specs(names, pulse_method=method, live=False, stream_pulse=True),
-                        tracker_factory=lambda: tracker_for(names, vitals.analyzer.method_.name),
-                        landmarks_every=landmarks_every_for(names, landmarks_every))
+    pipeline = Pipeline(analyzer_specs(names, pulse_method=method, live=False, stream_pulse=True))
     vitals = pipeline.runners["vitals"]
     if not vitals.start():
         if isinstance(vitals.exception, ValueError):
             raise VideoError("invalid_method", str(vitals.exception)) from None
         raise vitals.exception or RuntimeError(vitals.error)
+    # FaceMesh as often as these analyzers and the pulse method need it, the landmarks interpolated between
+    pipeline.landmarks_every = landmarks_every_for(names, vitals.analyzer.method_.name, landmarks_every)
     packets = read_video_packets(path)  # a generator: the first checks run on the first next()
     if max_side_px is not None:
         packets = _downscaled(packets, max_side_px)

@@ -116,19 +116,3 @@ def test_rejects_bad_arrays_and_bad_settings():
             tracker.process(np.zeros((10, 10, 3), np.float32))
     with pytest.raises(ValueError):
         FlowFaceTracker(mesh_every=0)
-
-
-def test_only_vitals_with_a_method_measured_on_real_video_get_the_flow_tracker():
-    from smartmirror.face_track import FLOW_METHODS, tracker_for
-
-    assert isinstance(tracker_for(["vitals"], "pos", flow_methods={"pos"}), FlowFaceTracker)
-    assert isinstance(tracker_for((), "pos", flow_methods={"pos"}), FlowFaceTracker)
-    for analyzers, method in ((["emotion"], "pos"), (("fatigue", "vitals"), "pos"), (["identity"], "pos"), ((), "ica")):
-        tracker = tracker_for(analyzers, method, flow_methods={"pos"})
-        assert isinstance(tracker, FaceTracker) and not tracker.static_image_mode
-    for method in ("pos", "ica", "chrom", "green"):  # the report's default: only what real recordings vouch for
-        assert isinstance(tracker_for((), method), FaceTracker) and method not in FLOW_METHODS
-    for method, mesh_every in (("facephys-rlap", 10), ("me-rlap", 10), ("me-pure", 5)):  # the detector's crop
-        assert isinstance(tracker_for(["vitals"], method), FlowFaceTracker)
-        assert tracker_for(["vitals"], method).mesh_every == mesh_every  # as measured on UBFC (FLOW_MESH_EVERY)
-        assert isinstance(tracker_for(["vitals", "emotion"], method), FaceTracker)

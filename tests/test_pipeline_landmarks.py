@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from smartmirror.face import FaceTracker
-from smartmirror.face_track import landmarks_every_for
+from smartmirror.face_track import LEARNED_LANDMARKS_EVERY, landmarks_every_for
 from smartmirror.frames import FramePacket, Prefetcher, read_video_packets
 from smartmirror.pipeline import Pipeline
 from smartmirror.registry import analyzer_specs
@@ -142,8 +142,15 @@ def test_a_consumer_that_stops_early_stops_the_tracking_thread(clip):
 def test_report_with_keyframe_landmarks_reads_the_pulse_and_shape_analyzers_get_every_frame(clip):
     report = analyze_video(clip, sections=(), landmarks_every=5)
     assert report["heart_rate_bpm"] is not None and abs(report["heart_rate_bpm"] - 70) < 3
-    assert landmarks_every_for(["vitals"], 5) == 5 and landmarks_every_for(["vitals"]) == 1
-    assert landmarks_every_for(["vitals", "fatigue"], 5) == 1  # blinks need every frame's eyelids
+    assert landmarks_every_for(["vitals"], "pos", 5) == 5 and landmarks_every_for(["vitals"], "pos") == 1
+    assert landmarks_every_for(["vitals", "fatigue"], "pos", 5) == 1  # blinks need every frame's eyelids
+    # the learned methods read their detector's crop: FaceMesh at the interval measured on UBFC-rPPG
+    for method, every in (("facephys-rlap", 10), ("me-rlap", 10), ("me-pure", 5)):
+        assert landmarks_every_for(["vitals"], method) == LEARNED_LANDMARKS_EVERY[method] == every
+        assert landmarks_every_for(["vitals"], method, 1) == 1  # asked for: every frame
+        assert landmarks_every_for(["vitals", "emotion"], method) == 1
+    for method in ("pos", "chrom", "green", "ica"):  # the unsupervised methods read the mesh's skin regions
+        assert landmarks_every_for(["vitals"], method) == 1
     with pytest.raises(ValueError, match="landmarks_every"):
         Pipeline([], landmarks_every=0)
 

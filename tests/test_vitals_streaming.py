@@ -173,3 +173,28 @@ def test_facephys_is_offered_live_and_me_is_not():
     assert "Pulse method: pos" in pulse_source_caption("demo", None)
     with pytest.raises(ValueError, match="no ONNX export"):
         StreamingPulse("me-rlap")
+
+
+def test_the_clip_report_meshes_one_frame_in_ten_for_facephys_and_reads_what_every_frame_reads(monkeypatch):
+    """Vitals alone with FacePhys (which reads its detector's crop): FaceMesh on every 10th frame
+    (``LEARNED_LANDMARKS_EVERY``), the landmarks interpolated between, and the same reading as FaceMesh on every
+    frame, near the oximeter's."""
+    from smartmirror.face import FaceTracker
+    from smartmirror.face_track import LEARNED_LANDMARKS_EVERY
+    from smartmirror.report import analyze_video
+
+    calls = []
+    process = FaceTracker.process
+    monkeypatch.setattr(FaceTracker, "process", lambda self, image: calls.append(1) or process(self, image))
+    clip = DATA / "physrecorder_v01_15fps.mkv"
+    truth = json.loads((DATA / "physrecorder_v01_truth.json").read_text())["heart_rate_bpm"]
+    sparse = analyze_video(clip, method="facephys-rlap", sections=())
+    meshed, frames = len(calls), sparse["quality"]["frames"]
+    calls.clear()
+    dense = analyze_video(clip, method="facephys-rlap", sections=(), landmarks_every=1)
+    assert len(calls) == frames  # every frame meshed
+    # every 10th frame, and the frames around a blink or a fast move tracked too (this clip at 15 frames/s blinks
+    # and moves a lot in 0.67 s: 211 of 301 frames; a UBFC-rPPG subject at 30 frames/s: 290 of 1990)
+    assert frames / LEARNED_LANDMARKS_EVERY["facephys-rlap"] <= meshed < 0.8 * frames
+    assert abs(sparse["heart_rate_bpm"] - truth) < 3.0
+    assert abs(sparse["heart_rate_bpm"] - dense["heart_rate_bpm"]) < 1.0
