@@ -256,7 +256,9 @@ def _scene_flicker(times: np.ndarray, seed: int) -> np.ndarray:
     return envelope[:, None] * np.sin(phase)[:, None] * np.array([0.004, -0.003, 0.006])
 
 
-def test_the_background_regression_removes_a_scene_flicker_and_keeps_the_pulse():
+def test_the_background_regression_removes_a_scene_flicker_and_keeps_the_pulse(monkeypatch):
+    from smartmirror.vitals import rate_path
+
     config = SynthConfig(duration_s=30, heart_rate_bpm=72, seed=11)
     trace, truth = simulate_trace(config, roi_noise=0.0003)
     flicker = _scene_flicker(trace.times_s, seed=1)
@@ -269,6 +271,9 @@ def test_the_background_regression_removes_a_scene_flicker_and_keeps_the_pulse()
     flickering = VitalsTrace(trace.times_s, rgb, trace.presence, trace.skin_fraction, trace.face_y)
     referenced = VitalsTrace(trace.times_s, rgb, trace.presence, trace.skin_fraction, trace.face_y,
                              background_rgb=background)
+    # the flicker is not blood-coloured: the course searched again with the colour finds the pulse past it ...
+    assert analyze_trace(flickering).heart_rate.heart_rate_bpm == pytest.approx(truth.heart_rate_bpm, abs=2.0)
+    monkeypatch.setattr(rate_path, "RECOLOUR_BELOW", 0.0)  # ... power alone does not, until the scene is removed
     without = analyze_trace(flickering).heart_rate
     assert without.heart_rate_bpm is None or abs(without.heart_rate_bpm - truth.heart_rate_bpm) > 5.0
     with_background = analyze_trace(referenced).heart_rate
@@ -301,3 +306,43 @@ def test_background_patches_are_the_top_corners_unless_the_face_reaches_them():
     near_left = np.array([[40.0, 20.0], [200.0, 220.0]])   # a face in the top-left corner
     patches = background_patches_rgb(image, near_left)
     assert np.isnan(patches[:3]).all() and patches[3:].tolist() == [60, 50, 40]
+
+
+def test_a_stronger_course_that_is_not_blood_coloured_is_searched_again_with_the_colour(monkeypatch):
+    """A 110/min pulse beside a stronger colour change near 51/min whose colour is not blood's (red up, green down):
+    the power alone runs the whole-clip course along the flicker; the course searched again with each rate's
+    colour as evidence follows the pulse, and its colour makes it confident."""
+    from smartmirror.vitals import rate_path
+
+    times, rgb, truth = simulate_rgb_trace(SynthConfig(duration_s=60, heart_rate_bpm=110, hrv_sd_ms=5, seed=3),
+                                           roi_noise=0.0003)
+    phase = 2 * np.pi * np.cumsum(0.85 + 0.03 * np.sin(0.2 * times)) / GRID_RATE_HZ
+    rgb = rgb * (1 + 0.002 * np.sin(phase)[:, None] * np.array([1.0, -0.6, 0.3]))
+    pulse = extract_pulse(rgb, sampling_rate=GRID_RATE_HZ, method="pos")
+    path = rate_path.rate_path(pulse, rgb, sampling_rate=GRID_RATE_HZ)
+    assert path.mean_bpm == pytest.approx(truth.heart_rate_bpm, abs=1.0)
+    assert rate_path.path_confidence(path) >= heart.CONFIDENCE_GATE
+    monkeypatch.setattr(rate_path, "RECOLOUR_BELOW", 0.0)  # power alone: the flicker's course, and no confidence
+    power_only = rate_path.rate_path(pulse, rgb, sampling_rate=GRID_RATE_HZ)
+    assert power_only.mean_bpm == pytest.approx(51, abs=3.0)
+    assert rate_path.path_confidence(power_only) < heart.CONFIDENCE_GATE
+
+
+def test_the_colour_covariance_at_every_rate_is_pulse_covariance_at_each():
+    from smartmirror.vitals.colour_signature import (
+        covariance_spectrum,
+        pulse_covariance,
+        pulse_signature,
+        signature_scores,
+    )
+
+    times, rgb, truth = simulate_rgb_trace(SynthConfig(duration_s=10, heart_rate_bpm=90, seed=2), roi_noise=0.0005)
+    rates = np.array([55.0, 90.0, truth.heart_rate_bpm, 140.0])
+    covariances = covariance_spectrum(rgb, sampling_rate=GRID_RATE_HZ, bpm=rates)
+    scores = signature_scores(covariances)
+    for k, rate in enumerate(rates):
+        expected = pulse_covariance(rgb, sampling_rate=GRID_RATE_HZ, bpm=rate)
+        np.testing.assert_allclose(covariances[k], expected, rtol=1e-9, atol=1e-12 * np.abs(expected).max())
+        assert scores[k] == pytest.approx(pulse_signature(rgb, sampling_rate=GRID_RATE_HZ, bpm=rate).score, abs=1e-9)
+    assert scores[2] > 0.9  # blood at the rate
+    assert covariance_spectrum(rgb[:10], sampling_rate=GRID_RATE_HZ, bpm=rates) is None

@@ -77,6 +77,43 @@ def pulse_covariance(
     return np.real(selected.T @ np.conj(selected))
 
 
+def covariance_spectrum(rgb: np.ndarray, *, sampling_rate: float, bpm: np.ndarray, half_width_hz: float = 0.1
+                        ) -> np.ndarray | None:
+    """:func:`pulse_covariance` at every rate of ``bpm`` (beats/min) from one Fourier transform: shape
+    (len(bpm), 3, 3). None for too short or non-finite input."""
+    rgb = np.asarray(rgb, dtype=np.float64)
+    if len(rgb) < 16 or not np.all(np.isfinite(rgb)):
+        return None
+    from scipy.signal import detrend
+
+    channels = detrend(normalise_channels(rgb), axis=0) * np.hanning(len(rgb))[:, None]
+    nfft = 1 << int(np.ceil(np.log2(max(len(rgb), sampling_rate * 60.0 / 0.5))))
+    spectrum = np.fft.rfft(channels, n=nfft, axis=0)
+    freqs = np.fft.rfftfreq(nfft, d=1.0 / sampling_rate)
+    products = np.real(spectrum[:, :, None] * np.conj(spectrum[:, None, :]))
+    running = np.concatenate([np.zeros((1, 3, 3)), np.cumsum(products, axis=0)])
+    rates_hz = np.asarray(bpm, dtype=np.float64) / 60.0
+    low = np.searchsorted(freqs, rates_hz - half_width_hz, side="left")
+    high = np.searchsorted(freqs, rates_hz + half_width_hz, side="right")
+    return running[high] - running[low]
+
+
+def signature_scores(covariances: np.ndarray) -> np.ndarray:
+    """:attr:`PulseSignature.score` of each of (k, 3, 3) covariances (0 where one is empty), vectorised."""
+    covariances = np.asarray(covariances, dtype=np.float64)
+    in_plane = _PLANE @ covariances @ _PLANE.T
+    values, vectors = np.linalg.eigh(in_plane)
+    total = values.sum(axis=1)
+    signature = _PLANE @ PBV_SIGNATURE_RGB
+    direction_cos = np.abs(vectors[:, :, -1] @ signature) / float(np.linalg.norm(signature))
+    _, vectors3 = np.linalg.eigh(covariances)
+    colour_cos = np.abs(vectors3[:, :, -1] @ PBV_SIGNATURE_RGB) / float(np.linalg.norm(PBV_SIGNATURE_RGB))
+    anisotropy = values[:, -1] / np.where(total > 0, total, 1.0)
+    score = (np.clip((direction_cos - 0.6) / 0.3, 0.0, 1.0) * np.clip((colour_cos - 0.75) / 0.15, 0.0, 1.0)
+             * np.clip((anisotropy - 0.55) / 0.25, 0.0, 1.0))
+    return np.where(total > 0, score, 0.0)
+
+
 def signature_of_covariance(covariance: np.ndarray) -> PulseSignature | None:
     """The :class:`PulseSignature` of a pulse-frequency covariance (:func:`pulse_covariance`, or a sum of them)."""
     in_plane = _PLANE @ covariance @ _PLANE.T

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from smartmirror.vitals.colour_signature import PulseSignature, pulse_covariance, signature_of_covariance
+from smartmirror.vitals.colour_signature import (
+    PulseSignature,
+    covariance_spectrum,
+    pulse_covariance,
+    signature_of_covariance,
+    signature_scores,
+)
 from smartmirror.vitals.heart import CONFIDENCE_GATE, MIN_WINDOW_S, STEP_S, WINDOW_S, ClipHeartRate, HeartRateReading
 from smartmirror.vitals.noise_floor import floor_margin_score, path_floor_margins
 from smartmirror.vitals.signal import bandpass
@@ -24,6 +30,16 @@ PATH_GRID_BPM = np.arange(HR_BAND_BPM[0], HR_BAND_BPM[1] + 0.25, 0.5)
 #: How far the heart rate may move between windows one second apart in the path search (Gaussian sd, beats/min):
 #: real rates change by up to 1-2 beats/min per second (UBFC-rPPG's subjects climb from 90 to 130 in a minute).
 PATH_SD_BPM_PER_S = 3.0
+#: A path whose colour (:func:`path_colour_score` of its whole-path signature) is below this is searched again
+#: with each window's spectrum weighted by how blood-like the colour variation is at each rate
+#: (:func:`colour_weights`), and replaced when the new path's colour is clearly blood's: at least
+#: :data:`RECOLOURED_MIN` (on UBFC-rPPG the recovered courses score 1.0; a course of 0.76 that CHROM found on
+#: subject 9 was 29 beats/min off).
+RECOLOUR_BELOW = 0.5
+RECOLOURED_MIN = 0.8
+#: The weight of a rate whose colour variation is not blood-like at all in that search (a floor, so that a path
+#: can cross a window where the colour is unclear).
+COLOUR_WEIGHT_FLOOR = 0.02
 
 
 @dataclass(frozen=True)
@@ -104,6 +120,41 @@ def _half_path_is_real(spectra: np.ndarray, index: np.ndarray, *, neighbourhood_
                 and np.median(half_power / np.maximum(floor, 1e-300)) >= 4.0)
 
 
+def _viterbi(log_evidence: np.ndarray, log_step: np.ndarray) -> np.ndarray:
+    """The grid index (per window) of the best-scoring course: ``log_evidence`` (windows, grid) summed along it
+    plus ``log_step`` [to, from] between consecutive windows."""
+    score = log_evidence[0].copy()
+    back = np.zeros(log_evidence.shape, dtype=np.int64)
+    rows = np.arange(log_evidence.shape[1])
+    for k in range(1, len(log_evidence)):
+        candidates = score[None, :] + log_step          # [to, from]
+        back[k] = np.argmax(candidates, axis=1)
+        score = candidates[rows, back[k]] + log_evidence[k]
+    index = np.empty(len(log_evidence), dtype=np.int64)
+    index[-1] = int(np.argmax(score))
+    for k in range(len(log_evidence) - 1, 0, -1):
+        index[k - 1] = back[k, index[k]]
+    return index
+
+
+def _colour(covariance: np.ndarray | None) -> float:
+    """:func:`path_colour_score` of a whole-path covariance, its SNR part left out (0 without one)."""
+    return 0.0 if covariance is None else path_colour_score(signature_of_covariance(covariance), 0.0)
+
+
+def colour_weights(rgb: np.ndarray, times: np.ndarray, *, sampling_rate: float, t0_s: float) -> np.ndarray:
+    """(windows, :data:`PATH_GRID_BPM`) 0..1: how blood-like each window's colour variation is at each rate
+    (:attr:`~smartmirror.vitals.colour_signature.PulseSignature.score` of the colour covariance there)."""
+    window = min(int(round(WINDOW_S * sampling_rate)), len(rgb))
+    rows = []
+    for t_end in times:
+        end = int(round((t_end - t0_s) * sampling_rate)) + 1
+        covariances = covariance_spectrum(rgb[max(end - window, 0):end], sampling_rate=sampling_rate,
+                                          bpm=PATH_GRID_BPM)
+        rows.append(np.zeros(len(PATH_GRID_BPM)) if covariances is None else signature_scores(covariances))
+    return np.asarray(rows)
+
+
 def rate_path(pulse: np.ndarray, rgb: np.ndarray | None = None, *, sampling_rate: float, t0_s: float = 0.0,
               sd_bpm_per_s: float = PATH_SD_BPM_PER_S) -> RatePath | None:
     """The heart-rate course that best explains a whole pulse segment (offline; the clip report's rate).
@@ -112,39 +163,39 @@ def rate_path(pulse: np.ndarray, rgb: np.ndarray | None = None, *, sampling_rate
     as the evidence, a Gaussian step of ``sd_bpm_per_s`` per second as the prior): one noisy window, a motion burst
     or a strong harmonic in a few windows cannot pull the path away, because the path must stay continuous and
     collects the evidence of every window. The window-by-window tracker (:class:`heart.HeartRateTracker`) is the live
-    counterpart, which cannot look ahead. On 16 real UBFC-rPPG subjects (H.264, 75-210 kbit/s) the path's mean
-    is within 1.2 beats/min of the contact PPG on average (benchmarks/real_eval.py). None when the segment is
-    shorter than :data:`MIN_WINDOW_S`. With the segment's colours ``rgb`` (n, 3) the path also carries the colour
-    covariance at its rate (:attr:`RatePath.covariance`), which :func:`path_confidence` reads.
+    counterpart, which cannot look ahead. With the colours, a course that is not blood-coloured (under
+    :data:`RECOLOUR_BELOW`: a stronger motion, lighting or compression rhythm) is searched again with each
+    window's colour at each rate as evidence too (:func:`colour_weights`), and the new course replaces it when
+    its colour is clearly blood's (:data:`RECOLOURED_MIN`). On 16 real UBFC-rPPG subjects (H.264, 75-210
+    kbit/s) the path's mean is within 1.2 beats/min of the contact PPG on average (benchmarks/real_eval.py).
+    None when the segment is shorter than :data:`MIN_WINDOW_S`. With the segment's colours ``rgb`` (n, 3) the path
+    also carries the colour covariance at its rate (:attr:`RatePath.covariance`), which :func:`path_confidence`
+    reads.
     """
     times, spectra, raw = window_spectra(pulse, sampling_rate=sampling_rate, t0_s=t0_s)
     if len(times) == 0:
         return None
-    log_evidence = np.log(spectra + 1e-12)
     dt = float(np.median(np.diff(times))) if len(times) > 1 else STEP_S
     step = PATH_GRID_BPM[:, None] - PATH_GRID_BPM[None, :]
     log_step = -0.5 * (step / (sd_bpm_per_s * max(dt, 1e-3))) ** 2
-    score = log_evidence[0].copy()
-    back = np.zeros((len(times), len(PATH_GRID_BPM)), dtype=np.int64)
-    rows = np.arange(len(PATH_GRID_BPM))
-    for k in range(1, len(times)):
-        candidates = score[None, :] + log_step          # [to, from]
-        back[k] = np.argmax(candidates, axis=1)
-        score = candidates[rows, back[k]] + log_evidence[k]
-    index = np.empty(len(times), dtype=np.int64)
-    index[-1] = int(np.argmax(score))
-    for k in range(len(times) - 1, 0, -1):
-        index[k - 1] = back[k, index[k]]
+    index = _viterbi(np.log(spectra + 1e-12), log_step)
     bpm = PATH_GRID_BPM[index]
     covariance = None if rgb is None else path_covariance(rgb, times, bpm, sampling_rate=sampling_rate, t0_s=t0_s)
+    if rgb is not None and _colour(covariance) < RECOLOUR_BELOW:
+        # the strongest course is not blood-coloured (motion, lighting, compression at its rate): search again
+        # with the colour at each rate as evidence too, and keep that course when it is clearly blood-coloured
+        weights = colour_weights(rgb, times, sampling_rate=sampling_rate, t0_s=t0_s)
+        other = _viterbi(np.log(spectra + 1e-12) + np.log(weights + COLOUR_WEIGHT_FLOOR), log_step)
+        other_covariance = path_covariance(rgb, times, PATH_GRID_BPM[other], sampling_rate=sampling_rate, t0_s=t0_s)
+        if _colour(other_covariance) >= RECOLOURED_MIN:
+            index, bpm, covariance = other, PATH_GRID_BPM[other], other_covariance
     if _half_path_is_real(spectra, index):
         half = np.round((bpm / 2.0 - PATH_GRID_BPM[0]) / (PATH_GRID_BPM[1] - PATH_GRID_BPM[0])).astype(np.int64)
         half_covariance = None if rgb is None else path_covariance(rgb, times, PATH_GRID_BPM[half],
                                                                     sampling_rate=sampling_rate, t0_s=t0_s)
         # the colour arbitrates: blood changes colour the same way at its rate; low-frequency compression and
         # lighting noise that happens to sit at half the rate does not (on real UBFC clips it is grey)
-        if rgb is None or (path_colour_score(signature_of_covariance(half_covariance), 0.0)
-                           >= path_colour_score(signature_of_covariance(covariance), 0.0) - 0.1):
+        if rgb is None or _colour(half_covariance) >= _colour(covariance) - 0.1:
             index, bpm, covariance = half, PATH_GRID_BPM[half], half_covariance
     snr = np.array([pulse_snr_db(freqs, power, rate) for (freqs, power), rate in zip(raw, bpm, strict=True)])
     full = times - t0_s >= WINDOW_S - 1.5 / sampling_rate
