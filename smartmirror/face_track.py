@@ -344,7 +344,9 @@ def eyes_changed_between(first: FaceObservation, last: FaceObservation, luma_fir
 #: (subject 15 read at half its rate, subject 4 +5.7 bpm instead of +2.5). FaceMesh's frame-to-frame motion itself
 #: carries power at the heart rate (the skin regions follow the head's small beat-to-beat motion): replaying every
 #: frame's landmarks smoothed over 9 frames (Savitzky-Golay) took 9 % of green's and 15 % of red's power at the rate
-#: away on subject 10 and sent it and subject 9, whose spectra hold nearly as much at half the rate, to that half.
+#: away on subject 10 and sent it and subject 9, whose spectra hold nearly as much at half the rate, to that half
+#: (``benchmarks/landmark_replay.py``); since the clip course's colour search they keep their rate but read worse
+#: (window MAE 2.2 / 3.0 bpm -> 4.9 / 4.2 smoothed, 4.2 / 8.0 with every 5th frame, subject 9 then 7 bpm off).
 #: On 15 subjects every 4th frame gave POS window MAE 2.71 bpm (every frame 2.73) but one head-motion
 #: subject's whole-clip reading off by +5.7 bpm instead of +2.5; and with every 2nd to 4th frame, a still photo's H.264
 #: clip (tests/test_quality_real.py) gets a confident 100-108 beats/min: interpolated landmarks take FaceMesh's
