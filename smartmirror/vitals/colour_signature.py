@@ -49,10 +49,29 @@ class PulseSignature:
     @property
     def score(self) -> float:
         """0..1: how much this looks like blood (1 = the blood-volume direction, one clean source)."""
-        direction = np.clip((self.direction_cos - 0.6) / 0.3, 0.0, 1.0)
-        colour = np.clip((self.colour_cos - 0.75) / 0.15, 0.0, 1.0)
-        clean = np.clip((self.anisotropy - 0.55) / 0.25, 0.0, 1.0)
-        return float(direction * colour * clean)
+        return float(blood_likeness(self.direction_cos, self.colour_cos, self.anisotropy))
+
+
+def blood_likeness(direction_cos, colour_cos, anisotropy):
+    """0..1 (scalars or arrays alike) from a signature's direction cosine, colour cosine and anisotropy: the
+    :attr:`PulseSignature.score`."""
+    direction = np.clip((direction_cos - 0.6) / 0.3, 0.0, 1.0)
+    colour = np.clip((colour_cos - 0.75) / 0.15, 0.0, 1.0)
+    clean = np.clip((anisotropy - 0.55) / 0.25, 0.0, 1.0)
+    return direction * colour * clean
+
+
+def _channel_spectrum(rgb: np.ndarray, sampling_rate: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """(freqs Hz, rfft (f, 3)) of the normalised (AC/DC), detrended, Hann-windowed channels, at 0.5 beats/min
+    resolution or finer; None for too short or non-finite input."""
+    rgb = np.asarray(rgb, dtype=np.float64)
+    if len(rgb) < 16 or not np.all(np.isfinite(rgb)):
+        return None
+    from scipy.signal import detrend
+
+    channels = detrend(normalise_channels(rgb), axis=0) * np.hanning(len(rgb))[:, None]
+    nfft = 1 << int(np.ceil(np.log2(max(len(rgb), sampling_rate * 60.0 / 0.5))))
+    return np.fft.rfftfreq(nfft, d=1.0 / sampling_rate), np.fft.rfft(channels, n=nfft, axis=0)
 
 
 def pulse_covariance(
@@ -61,15 +80,10 @@ def pulse_covariance(
     """In-phase cross-spectral matrix (3, 3) of the normalised (AC/DC), detrended, Hann-windowed channels within
     ``half_width_hz`` of the rate: the channels' covariance at the pulse frequency only. None for too short or
     non-finite input."""
-    rgb = np.asarray(rgb, dtype=np.float64)
-    if len(rgb) < 16 or not np.all(np.isfinite(rgb)):
+    transformed = _channel_spectrum(rgb, sampling_rate)
+    if transformed is None:
         return None
-    from scipy.signal import detrend
-
-    channels = detrend(normalise_channels(rgb), axis=0) * np.hanning(len(rgb))[:, None]
-    nfft = 1 << int(np.ceil(np.log2(max(len(rgb), sampling_rate * 60.0 / 0.5))))
-    spectrum = np.fft.rfft(channels, n=nfft, axis=0)
-    freqs = np.fft.rfftfreq(nfft, d=1.0 / sampling_rate)
+    freqs, spectrum = transformed
     near = np.abs(freqs - bpm / 60.0) <= half_width_hz
     if not near.any():
         return None
@@ -81,15 +95,10 @@ def covariance_spectrum(rgb: np.ndarray, *, sampling_rate: float, bpm: np.ndarra
                         ) -> np.ndarray | None:
     """:func:`pulse_covariance` at every rate of ``bpm`` (beats/min) from one Fourier transform: shape
     (len(bpm), 3, 3). None for too short or non-finite input."""
-    rgb = np.asarray(rgb, dtype=np.float64)
-    if len(rgb) < 16 or not np.all(np.isfinite(rgb)):
+    transformed = _channel_spectrum(rgb, sampling_rate)
+    if transformed is None:
         return None
-    from scipy.signal import detrend
-
-    channels = detrend(normalise_channels(rgb), axis=0) * np.hanning(len(rgb))[:, None]
-    nfft = 1 << int(np.ceil(np.log2(max(len(rgb), sampling_rate * 60.0 / 0.5))))
-    spectrum = np.fft.rfft(channels, n=nfft, axis=0)
-    freqs = np.fft.rfftfreq(nfft, d=1.0 / sampling_rate)
+    freqs, spectrum = transformed
     products = np.real(spectrum[:, :, None] * np.conj(spectrum[:, None, :]))
     running = np.concatenate([np.zeros((1, 3, 3)), np.cumsum(products, axis=0)])
     rates_hz = np.asarray(bpm, dtype=np.float64) / 60.0
@@ -109,9 +118,7 @@ def signature_scores(covariances: np.ndarray) -> np.ndarray:
     _, vectors3 = np.linalg.eigh(covariances)
     colour_cos = np.abs(vectors3[:, :, -1] @ PBV_SIGNATURE_RGB) / float(np.linalg.norm(PBV_SIGNATURE_RGB))
     anisotropy = values[:, -1] / np.where(total > 0, total, 1.0)
-    score = (np.clip((direction_cos - 0.6) / 0.3, 0.0, 1.0) * np.clip((colour_cos - 0.75) / 0.15, 0.0, 1.0)
-             * np.clip((anisotropy - 0.55) / 0.25, 0.0, 1.0))
-    return np.where(total > 0, score, 0.0)
+    return np.where(total > 0, blood_likeness(direction_cos, colour_cos, anisotropy), 0.0)
 
 
 def signature_of_covariance(covariance: np.ndarray) -> PulseSignature | None:

@@ -178,14 +178,15 @@ def rate_path(pulse: np.ndarray, rgb: np.ndarray | None = None, *, sampling_rate
     dt = float(np.median(np.diff(times))) if len(times) > 1 else STEP_S
     step = PATH_GRID_BPM[:, None] - PATH_GRID_BPM[None, :]
     log_step = -0.5 * (step / (sd_bpm_per_s * max(dt, 1e-3))) ** 2
-    index = _viterbi(np.log(spectra + 1e-12), log_step)
+    log_power = np.log(spectra + 1e-12)
+    index = _viterbi(log_power, log_step)
     bpm = PATH_GRID_BPM[index]
     covariance = None if rgb is None else path_covariance(rgb, times, bpm, sampling_rate=sampling_rate, t0_s=t0_s)
     if rgb is not None and _colour(covariance) < RECOLOUR_BELOW:
         # the strongest course is not blood-coloured (motion, lighting, compression at its rate): search again
         # with the colour at each rate as evidence too, and keep that course when it is clearly blood-coloured
         weights = colour_weights(rgb, times, sampling_rate=sampling_rate, t0_s=t0_s)
-        other = _viterbi(np.log(spectra + 1e-12) + np.log(weights + COLOUR_WEIGHT_FLOOR), log_step)
+        other = _viterbi(log_power + np.log(weights + COLOUR_WEIGHT_FLOOR), log_step)
         other_covariance = path_covariance(rgb, times, PATH_GRID_BPM[other], sampling_rate=sampling_rate, t0_s=t0_s)
         if _colour(other_covariance) >= RECOLOURED_MIN:
             index, bpm, covariance = other, PATH_GRID_BPM[other], other_covariance
