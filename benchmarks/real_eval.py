@@ -1,7 +1,7 @@
 """Heart-rate accuracy on real recordings with contact-PPG ground truth, every pulse method, one decode per clip.
 
 Usage: ``python benchmarks/real_eval.py DATASET_DIR [--methods all] [--cache DIR] [--exclude subject13]
-[--tracker mesh|flow] [--mesh-every 5] [--json]``
+[--tracker mesh|plain-mesh|flow] [--mesh-every 5] [--json]``
 
 DATASET_DIR is a UBFC-rPPG-style folder (``<subject>/vid.avi|mp4`` + ``ground_truth.txt`` or ``gtdump.xmp``) or the
 flat ``name.avi`` + ``name.txt`` layout (see :func:`smartmirror.vitals.ground_truth.find_clips`); research-only
@@ -56,8 +56,10 @@ def _trace_key(video: Path, with_crops: bool, landmarks_every: int = 1, tracker:
 def clip_trace(video: Path, *, crop_method: str | None, cache: Path | None, landmarks_every: int = 1,
                tracker: str = "mesh", mesh_every: int = 5):
     """The clip's :class:`VitalsTrace` (decoded and tracked once; from ``cache`` when it holds this version);
-    ``tracker``: "mesh" (FaceMesh on every frame) or "flow" (:class:`smartmirror.face_track.FlowFaceTracker`,
-    FaceMesh every ``mesh_every``-th frame)."""
+    ``tracker``: "mesh" (FaceMesh on every frame), "plain-mesh" (the same without the refined eyes, lips and irises:
+    ``FaceTracker(refine_landmarks=False)``; measured, not used by the report) or "flow"
+    (:class:`smartmirror.face_track.FlowFaceTracker`, FaceMesh every ``mesh_every``-th frame)."""
+    from smartmirror.face import FaceTracker
     from smartmirror.face_track import FlowFaceTracker
     from smartmirror.vitals.pipeline import VitalsTrace
     from smartmirror.vitals.rppg import DEFAULT_METHOD
@@ -75,9 +77,10 @@ def clip_trace(video: Path, *, crop_method: str | None, cache: Path | None, land
             if "background_rgb" in data:  # a trace cached before the scene reference is measured again
                 return VitalsTrace(data["times_s"], data["rgb"], data["presence"], data["skin_fraction"],
                                    data["face_y"], crops, data["background_rgb"])
+    factories = {"flow": lambda: FlowFaceTracker(mesh_every=mesh_every),
+                 "plain-mesh": lambda: FaceTracker(refine_landmarks=False)}
     trace = video_traces(video, [crop_method or DEFAULT_METHOD], landmarks_every=landmarks_every,
-                         tracker_factory=(lambda: FlowFaceTracker(mesh_every=mesh_every)) if tracker == "flow"
-                         else None)[crop_method or DEFAULT_METHOD]
+                         tracker_factory=factories.get(tracker))[crop_method or DEFAULT_METHOD]
     if path is not None:
         cache.mkdir(parents=True, exist_ok=True)
         arrays = {k: getattr(trace, k) for k in ("times_s", "rgb", "presence", "skin_fraction", "face_y",
@@ -169,8 +172,9 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated clip names to keep (default: all)")
     parser.add_argument("--landmarks-every", type=int, default=1,
                         help="FaceMesh on every this many frames, landmarks interpolated between (default 1)")
-    parser.add_argument("--tracker", choices=("mesh", "flow"), default="mesh",
-                        help="FaceMesh on every frame (default) or the flow tracker (FaceMesh every 5th frame)")
+    parser.add_argument("--tracker", choices=("mesh", "plain-mesh", "flow"), default="mesh",
+                        help="FaceMesh on every frame (default), its plain mesh (no refined eyes, lips or irises) "
+                             "on every frame, or the flow tracker (FaceMesh every 5th frame)")
     parser.add_argument("--mesh-every", type=int, default=5,
                         help="with --tracker flow: frames from one FaceMesh pass to the next (default 5)")
     args = parser.parse_args()

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from smartmirror.face import REGIONS, SKIN_REGIONS, FaceTracker
+from smartmirror.face import LEFT_IRIS_CENTER, REGIONS, RIGHT_IRIS_CENTER, SKIN_REGIONS, FaceTracker
 
 
 def _skin_fraction(image_bgr: np.ndarray, mask: np.ndarray) -> float:
@@ -125,3 +125,20 @@ def test_rejects_bad_arrays():
             tracker.process(np.zeros((10, 10), np.uint8))
         with pytest.raises(ValueError):
             tracker.process(np.zeros((10, 10, 3), np.float32))
+
+
+def test_plain_mesh_gives_478_landmarks_with_irises_inside_the_eyes(astronaut_face, astronaut_bgr):
+    with FaceTracker(static_image_mode=True, refine_landmarks=False) as tracker:
+        plain = tracker.process(astronaut_bgr)
+    assert plain is not None and plain.landmarks_px.shape == (478, 3)
+    # the face's outline agrees with the refined mesh's within a pixel or two on this 512x512 portrait
+    oval = np.abs(plain.landmarks_px[:468, :2] - astronaut_face.landmarks_px[:468, :2])
+    assert np.median(oval) < 1.5
+    # each estimated iris centre lies inside its eye, near the refined mesh's measured one
+    for eye, centre in (("right_eye", RIGHT_IRIS_CENTER), ("left_eye", LEFT_IRIS_CENTER)):
+        outline = plain.region_polygon(eye).astype(np.float32)
+        assert cv2.pointPolygonTest(outline, tuple(map(float, plain.landmarks_px[centre, :2])), False) > 0
+        assert np.linalg.norm(plain.landmarks_px[centre, :2] - astronaut_face.landmarks_px[centre, :2]) < 2.0
+    assert plain.inter_ocular_px == pytest.approx(astronaut_face.inter_ocular_px, rel=0.1)
+    for name in SKIN_REGIONS:
+        assert _skin_fraction(astronaut_bgr, plain.region_mask(name)) > 0.8, name
