@@ -230,7 +230,8 @@ def with_estimated_irises(landmarks: np.ndarray) -> np.ndarray:
     for eye in ("right_eye", "left_eye"):
         outline = landmarks[list(REGIONS[eye])]
         centre = outline.mean(axis=0)
-        radius = IRIS_RADIUS_PER_EYE_WIDTH * float(np.linalg.norm(outline[0, :2] - outline[8, :2]))
+        corners = outline[0, :2], outline[8, :2]  # REGIONS' eye outlines start at one corner, reach the other at 8
+        radius = IRIS_RADIUS_PER_EYE_WIDTH * float(np.linalg.norm(corners[0] - corners[1]))
         rim = centre + np.array([[radius, 0, 0], [0, -radius, 0], [-radius, 0, 0], [0, radius, 0]], np.float32)
         irises.extend([centre[None], rim])
     return np.concatenate([landmarks, *irises]).astype(np.float32)
@@ -258,7 +259,8 @@ class FaceTracker:
     refine_landmarks : bool
         MediaPipe's attention mesh (True: eyes, lips and irises refined, 478 points) or its plain mesh (False:
         468 points, about a quarter less CPU a frame; the ten iris points are then estimated from the eye
-        outlines by :func:`with_estimated_irises`). The plain mesh is for the skin's colour alone (the vitals);
+        outlines by :func:`with_estimated_irises`). Nothing in the product uses the plain mesh: on real faces it
+        reads the default pulse method worse (``benchmarks/real_eval.py --tracker plain-mesh``, README), and
         what reads the eyes' or lips' shape (fatigue, emotion) wants the refined one.
     score_every : int
         Re-run the face detector for the presence score and the count of faces every this many frames in video
