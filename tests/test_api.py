@@ -372,6 +372,57 @@ def test_a_60_mb_body_is_refused_from_its_content_length_before_it_is_sent(serve
     assert list(server.upload_dir.iterdir()) == []
 
 
+def read_answer(sock: socket.socket, timeout_s: float = 10.0) -> bytes:
+    """Read one HTTP answer with a Content-Length body, without waiting for the connection to close."""
+    sock.settimeout(timeout_s)
+    data = b""
+    while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < int(
+            data.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0]):
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before the whole answer: {data!r}"
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("implementation", ["httptools", "h11"])
+def test_a_refused_upload_is_answered_in_full_while_the_client_goes_on_sending(implementation, monkeypatch):
+    """An early 413 closes lingering: the client may finish sending and then reads the whole answer, where an
+    immediate close made the kernel reset the connection (and a reset can destroy the answer before it is read).
+    A client that never stops sending is cut off after the lingering time."""
+    from smartmirror.api.routes import protocol
+
+    if implementation == "h11":
+        monkeypatch.setattr(protocol, "HttpToolsProtocol", None)
+    monkeypatch.setattr(protocol._LingeringClose, "linger_s", 1.5)
+    head = (b"POST /analyze-video HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: %d\r\n\r\n" % (8 * 2**20))
+    app = create_app(ApiSettings().with_overrides(max_upload_bytes=2**20))
+    with running_server(app) as url:
+        address = (urlsplit(url).hostname, urlsplit(url).port)
+        with socket.create_connection(address, timeout=10) as sock:
+            sock.sendall(head + b"x" * 2**19)
+            answer = read_answer(sock)
+            assert answer.startswith(b"HTTP/1.1 413") and b'"code":"payload_too_large"' in answer, answer
+            time.sleep(0.3)                                  # the server has answered: an immediate close is done
+            for _ in range(15):
+                sock.sendall(b"x" * 2**19)                   # the rest of the 8 MB: no reset
+            sock.shutdown(socket.SHUT_WR)
+            assert sock.recv(1024) == b""                    # then a clean close
+
+        with socket.create_connection(address, timeout=10) as sock:
+            sock.sendall(head + b"x" * 2**16)
+            assert read_answer(sock).startswith(b"HTTP/1.1 413")
+            answered, cut_off = time.monotonic(), None
+            while time.monotonic() - answered < 8:           # 2 MB/s for ever
+                try:
+                    sock.sendall(b"x" * 2**16)
+                except OSError:
+                    cut_off = time.monotonic() - answered
+                    break
+                time.sleep(0.03)
+            assert cut_off is not None and 1.0 < cut_off < 5, cut_off
+
+
 def test_a_body_without_length_is_cut_off_once_it_passes_the_limit(start_server):
     limited = start_server(max_upload_bytes=2 * 2**20)
     head = (b"POST /analyze-video HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
