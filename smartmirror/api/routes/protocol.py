@@ -39,9 +39,11 @@ class _LingeringTransport:
         self.lingering = False
 
     def close(self) -> None:
-        if self.lingering:
-            return
         transport = self._transport
+        if self.lingering:             # asked again (the server shuts down): no more waiting
+            self.cancel_timer()
+            transport.close()
+            return
         if transport.is_closing() or not transport.can_write_eof() or not self._body_pending():
             transport.close()
             return
