@@ -52,10 +52,6 @@ class _LingeringTransport:
         transport.resume_reading()     # discard the rest instead of leaving it unread
         self._close_timer = self._loop.call_later(self._linger_s, transport.close)
 
-    def abort(self) -> None:
-        self.cancel_timer()
-        self._transport.abort()
-
     def cancel_timer(self) -> None:
         if self._close_timer is not None:
             self._close_timer.cancel()
@@ -85,14 +81,8 @@ class _LingeringClose:
             return                     # the rest of a refused body
         super().data_received(data)
 
-    def eof_received(self) -> bool | None:
-        if self.transport.lingering:
-            self.transport.cancel_timer()
-            return None                # the client has sent everything: the transport closes now
-        return super().eof_received()
-
     def connection_lost(self, exc: Exception | None) -> None:
-        self.transport.cancel_timer()
+        self.transport.cancel_timer()  # the client closed (uvicorn's eof_received lets asyncio close at its EOF)
         super().connection_lost(exc)
 
 
